@@ -24,14 +24,26 @@ let package = Package(
                 exclude: [],
                 resources: [
                     .embedInCode("common.cl"),
+                    .embedInCode("conv.cl"),
+                    .embedInCode("pooling.cl"),
+                    .embedInCode("batchnorm.cl"),
+                    .embedInCode("elementwise.cl"),
+                    .embedInCode("loss.cl"),
+                    .embedInCode("optimizers.cl"),
+                    .embedInCode("reductions.cl"),
                 ]),
         .target(name: "CNNCore"),
         .target(name: "CPUBackend", dependencies: ["CNNCore"]),
         .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "Kernels"]),
         .target(name: "NN", dependencies: ["CNNCore"]),
-        .target(name: "Datasets", dependencies: ["CNNCore"]),
+        // libpng / libjpeg-turbo wrappers for image-folder datasets (Debian: libpng-dev, libjpeg62-turbo-dev).
+        .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "Datasets", dependencies: ["CNNCore", "CImageCodecs"]),
+        // Runs every primitive on a device and on the CPU reference; `cnn verify` and cnn-bench's gate.
+        .target(name: "Verification", dependencies: ["CNNCore", "CPUBackend"]),
         .target(name: "Training", dependencies: ["CNNCore", "NN", "Datasets", "CPUBackend", "OpenCLBackend"]),
-        .target(name: "SwiftCNN", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "NN", "Datasets", "Training"]),
+        .target(name: "SwiftCNN", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "NN", "Datasets", "Training", "Verification"]),
         .executableTarget(name: "cnn", dependencies: [
             "SwiftCNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -45,6 +57,7 @@ let package = Package(
         .testTarget(name: "OpenCLBackendTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend"]),
         .testTarget(name: "NNTests", dependencies: ["CNNCore", "CPUBackend", "NN"]),
         .testTarget(name: "DatasetsTests", dependencies: ["CNNCore", "Datasets"]),
+        .testTarget(name: "VerificationTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "TrainingTests", dependencies: ["SwiftCNN"]),
     ]
 )

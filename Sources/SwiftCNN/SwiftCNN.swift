@@ -6,3 +6,4 @@
 @_exported import NN
 @_exported import Datasets
 @_exported import Training
+@_exported import Verification

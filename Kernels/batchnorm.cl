@@ -1,0 +1,1 @@
+// batchnorm.cl — SwiftCNN OpenCL kernels (to be written)

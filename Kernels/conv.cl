@@ -1,0 +1,1 @@
+// conv.cl — SwiftCNN OpenCL kernels (to be written)

@@ -1,0 +1,1 @@
+// elementwise.cl — SwiftCNN OpenCL kernels (to be written)

@@ -1,0 +1,1 @@
+// loss.cl — SwiftCNN OpenCL kernels (to be written)

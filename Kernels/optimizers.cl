@@ -1,0 +1,1 @@
+// optimizers.cl — SwiftCNN OpenCL kernels (to be written)

@@ -1,0 +1,1 @@
+// pooling.cl — SwiftCNN OpenCL kernels (to be written)

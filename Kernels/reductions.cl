@@ -1,0 +1,1 @@
+// reductions.cl — SwiftCNN OpenCL kernels (to be written)

@@ -1,0 +1,2 @@
+#include "image_codecs.h"
+int swiftcnn_codecs_version(void) { return 1; }

@@ -1,0 +1,95 @@
+import CNNCore
+
+/// Batch normalisation over axis 1, PyTorch's `nn.BatchNorm2d` (x: (N, C, H, W)) and `nn.BatchNorm1d`
+/// (x: (N, C)). Training mode normalises with batch statistics and updates the running ones
+/// (momentum 0.1, unbiased variance); eval mode uses the running statistics.
+/// State dict: `weight` (C), `bias` (C), `running_mean` (C), `running_var` (C), `num_batches_tracked`.
+public final class BatchNorm: ActivationFusable {
+    public let features: Int
+    public let momentum: Float
+    public let epsilon: Float
+    public let spatial: Bool
+    public var fusedActivation: Activation = .identity
+    public var needsInputGradient = true
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: StateBuffer
+    public let runningVar: StateBuffer
+    /// PyTorch's `num_batches_tracked` (kept on the host; saved in checkpoints).
+    public var batchesTracked = 0
+
+    private var backend: (any Backend)!
+    private var x: Tensor?
+    private var y: Tensor?
+    private var saveMean: Tensor!
+    private var saveInvStd: Tensor!
+    private var yCache = TensorCache(), dxCache = TensorCache(), dyCache = TensorCache()
+
+    init(features: Int, momentum: Float, epsilon: Float, spatial: Bool) {
+        self.features = features; self.momentum = momentum; self.epsilon = epsilon; self.spatial = spatial
+        // BatchNorm parameters: PyTorch decays them too by default; `decay` stays true for parity.
+        weight = Parameter(shape: [features], initializer: .constant(1))
+        bias = Parameter(shape: [features], initializer: .constant(0))
+        runningMean = StateBuffer(shape: [features], initial: 0)
+        runningVar = StateBuffer(shape: [features], initial: 1)
+    }
+
+    public var summary: String {
+        "BatchNorm\(spatial ? "2d" : "1d")(\(features))" + (fusedActivation == .relu ? " + ReLU" : "")
+    }
+
+    public func build(_ b: LayerBuilder, input: Shape) throws -> Shape {
+        if spatial {
+            try require(input.rank == 3 && input[0] == features, "BatchNorm2d(\(features)) at '\(b.path)' expects (\(features), H, W) per sample, got \(input)")
+        } else {
+            try require(input.rank == 1 && input[0] == features, "BatchNorm1d(\(features)) at '\(b.path)' expects (\(features)) per sample, got \(input)")
+        }
+        backend = b.backend
+        b.register("weight", weight)
+        b.register("bias", bias)
+        b.register("running_mean", runningMean)
+        b.register("running_var", runningVar)
+        saveMean = try backend.makeTensor([features])
+        saveInvStd = try backend.makeTensor([features])
+        return input
+    }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
+        let y = try yCache.tensor(x.shape, on: backend)
+        if ctx.training {
+            try backend.batchNormForwardTraining(
+                x: x, gamma: weight.value, beta: bias.value, y: y, runningMean: runningMean.value, runningVar: runningVar.value,
+                saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, activation: fusedActivation)
+            batchesTracked += 1
+            self.x = x
+            self.y = y
+        } else {
+            try backend.batchNormForwardInference(
+                x: x, gamma: weight.value, beta: bias.value, runningMean: runningMean.value, runningVar: runningVar.value,
+                y: y, epsilon: epsilon, activation: fusedActivation)
+        }
+        return y
+    }
+
+    public func backward(_ dyIn: Tensor) throws -> Tensor? {
+        guard let x, let y else { throw CNNError.invalidArgument("BatchNorm.backward called before a training forward") }
+        var dy = dyIn
+        if fusedActivation == .relu {
+            dy = try dyCache.tensor(dyIn.shape, on: backend)
+            try backend.reluBackward(y: y, dy: dyIn, dx: dy)
+        }
+        let dx = try dxCache.tensor(x.shape, on: backend)
+        try backend.batchNormBackward(x: x, dy: dy, gamma: weight.value, saveMean: saveMean, saveInvStd: saveInvStd,
+                                      dx: dx, dGamma: weight.grad, dBeta: bias.grad)
+        return dx
+    }
+}
+
+/// `nn.BatchNorm2d(features)`: x (N, C, H, W).
+public func BatchNorm2d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) -> BatchNorm {
+    BatchNorm(features: features, momentum: momentum, epsilon: epsilon, spatial: true)
+}
+/// `nn.BatchNorm1d(features)`: x (N, C).
+public func BatchNorm1d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) -> BatchNorm {
+    BatchNorm(features: features, momentum: momentum, epsilon: epsilon, spatial: false)
+}

@@ -1,0 +1,110 @@
+import CNNCore
+import Foundation
+
+/// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian
+/// header length, a JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}`
+/// padded with spaces to a multiple of 8, then the raw little-endian tensor bytes.
+/// Supported dtypes: F32 and I64 (BatchNorm's num_batches_tracked).
+public enum SafeTensors {
+    public static func encode(_ entries: [(String, StateValue)], metadata: [String: String] = [:]) throws -> Data {
+        var header = "{"
+        var body = Data()
+        var first = true
+        func appendKey(_ s: String) { header += (first ? "" : ",") + jsonString(s) + ":"; first = false }
+        if !metadata.isEmpty {
+            appendKey("__metadata__")
+            header += "{" + metadata.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + jsonString($0.value) }.joined(separator: ",") + "}"
+        }
+        for (name, value) in entries {
+            try require(name != "__metadata__" && !name.isEmpty, "invalid tensor name '\(name)'")
+            let begin = body.count
+            let dtype: String
+            let shape: Shape
+            switch value {
+            case .float(let t):
+                dtype = "F32"; shape = t.shape
+                t.values.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+            case .int64(let s, let v):
+                dtype = "I64"; shape = s
+                try require(v.count == s.count, "tensor '\(name)': \(v.count) values for shape \(s)")
+                v.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 8)) }
+            }
+            appendKey(name)
+            header += "{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(begin),\(body.count)]}"
+        }
+        header += "}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var out = Data()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(contentsOf: Array(header.utf8))
+        out.append(body)
+        return out
+    }
+
+    public static func decode(_ data: Data, source: String) throws -> (entries: [(String, StateValue)], metadata: [String: String]) {
+        func bad(_ m: String) -> CNNError { CNNError.invalidData("\(source): not a valid safetensors file: \(m)") }
+        guard data.count >= 8 else { throw bad("only \(data.count) bytes") }
+        let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        guard n <= UInt64(data.count - 8), n < 100_000_000 else { throw bad("header length \(n) exceeds the file size \(data.count)") }
+        let headerData = data.subdata(in: 8..<(8 + Int(n)))
+        guard let obj = try? JSONSerialization.jsonObject(with: headerData), let dict = obj as? [String: Any] else {
+            throw bad("the JSON header does not parse")
+        }
+        let base = 8 + Int(n)
+        var metadata: [String: String] = [:]
+        if let m = dict["__metadata__"] as? [String: String] { metadata = m }
+        var entries: [(String, StateValue, Int)] = []
+        for (name, v) in dict where name != "__metadata__" {
+            guard let info = v as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shapeArr = info["shape"] as? [Int], let offs = info["data_offsets"] as? [Int], offs.count == 2 else {
+                throw bad("entry '\(name)' lacks dtype/shape/data_offsets")
+            }
+            let shape = Shape(shapeArr)
+            let (b, e) = (offs[0], offs[1])
+            let size = dtype == "F32" ? 4 : dtype == "I64" ? 8 : 0
+            guard size > 0 else { throw bad("tensor '\(name)' has dtype \(dtype); SwiftCNN reads F32 and I64 (save with float32 weights)") }
+            guard b >= 0, e >= b, base + e <= data.count, e - b == shape.count * size else {
+                throw bad("tensor '\(name)' \(dtype)\(shape): data_offsets [\(b), \(e)] do not match its size or the file (\(data.count) bytes)")
+            }
+            let bytes = data.subdata(in: (base + b)..<(base + e))
+            if size == 4 {
+                var vals = [Float](repeating: 0, count: shape.count)
+                vals.withUnsafeMutableBytes { dst in _ = bytes.copyBytes(to: dst) }
+                entries.append((name, .float(HostTensor(shape: shape, values: vals)), b))
+            } else {
+                var vals = [Int64](repeating: 0, count: shape.count)
+                vals.withUnsafeMutableBytes { dst in _ = bytes.copyBytes(to: dst) }
+                entries.append((name, .int64(shape: shape, values: vals), b))
+            }
+        }
+        return (entries.sorted { $0.2 < $1.2 }.map { ($0.0, $0.1) }, metadata)
+    }
+
+    public static func write(_ entries: [(String, StateValue)], metadata: [String: String] = [:], to url: URL) throws {
+        try AtomicFile.write(try encode(entries, metadata: metadata), to: url)
+    }
+
+    public static func read(_ url: URL) throws -> (entries: [(String, StateValue)], metadata: [String: String]) {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CNNError.io("cannot read \(url.path): no such file or not readable")
+        }
+        return try decode(data, source: url.path)
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for ch in s.unicodeScalars {
+            switch ch {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,384 @@
+import CNNCore
+import Foundation
+
+/// The pure-Swift backend: host memory, single-threaded plain loops.
+///
+/// Every primitive validates its arguments (`Validate`, built on CNNCore's `Check`), takes typed
+/// pointers at each tensor's offset and calls the reference function of the same name in
+/// `CPUBackend.Reference` (Sources/CPUBackend/Reference, one file per op family), instantiated with
+/// Float. The reference functions are the spec every other implementation is tested against.
+///
+/// Seam for a fast path: add `Fast/` functions, and switch the calls below to them when
+/// `usesReference` is false; `CPUBackend(reference: true)` must keep calling `Reference`.
+public final class CPUBackend: Backend {
+    /// The reference math, generic over `T: BinaryFloatingPoint` (the backend uses Float; tests run
+    /// the same code in Double). Layout of every buffer is stated in each function's doc comment.
+    public enum Reference {}
+
+    /// True when every primitive runs the reference functions. (No fast path exists yet, so
+    /// both settings run the reference today.)
+    public let usesReference: Bool
+    public private(set) var transferCounters = TransferCounters()
+    public let info: DeviceInfo
+
+    public init(reference: Bool = false) {
+        usesReference = reference
+        info = DeviceInfo(kind: .cpu, name: "Swift CPU", type: "Swift CPU (reference, 1 thread)",
+                          details: ["implementation": "reference"])
+    }
+
+    // MARK: Pointers
+
+    private func storage(_ t: Tensor, _ name: String, _ op: String) throws -> CPUStorage {
+        guard let s = t.storage as? CPUStorage else {
+            throw CNNError.invalidArgument("\(op): \(name) \(t.shape) lives in \(type(of: t.storage)), not in a CPUBackend; "
+                                           + "read it back to the host and upload it to this backend")
+        }
+        try require(s.dtype == t.dtype, "\(op): \(name) is a \(t.dtype) view of \(s.dtype) storage; views must keep their storage's dtype")
+        return s
+    }
+    /// Element 0 of float32 tensor t.
+    private func f(_ t: Tensor, _ name: String, _ op: String) throws -> UnsafeMutablePointer<Float> {
+        try Check.dtype(t, .float32, name, op)
+        return try storage(t, name, op).floats(t)
+    }
+    private func f(_ t: Tensor?, _ name: String, _ op: String) throws -> UnsafeMutablePointer<Float>? {
+        try t.map { try f($0, name, op) }
+    }
+    /// Element 0 of int32 tensor t.
+    private func i32(_ t: Tensor, _ name: String, _ op: String) throws -> UnsafeMutablePointer<Int32> {
+        try Check.dtype(t, .int32, name, op)
+        return try storage(t, name, op).int32s(t)
+    }
+
+    // MARK: Memory
+
+    public func makeTensor(_ shape: Shape, dtype: DType) throws -> Tensor {
+        Tensor(storage: CPUStorage(capacity: shape.count, dtype: dtype), shape: shape, dtype: dtype)
+    }
+
+    public func write(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) throws {
+        try Validate.transfer(tensor, count: values.count, dtype: .float32, "write")
+        let dst = try f(tensor, "tensor", "write")
+        if let src = values.baseAddress { dst.update(from: src, count: values.count) }
+        transferCounters.uploads += 1
+        transferCounters.uploadBytes += values.count * MemoryLayout<Float>.size
+    }
+
+    public func write(_ values: UnsafeBufferPointer<Int32>, to tensor: Tensor) throws {
+        try Validate.transfer(tensor, count: values.count, dtype: .int32, "write")
+        let dst = try i32(tensor, "tensor", "write")
+        if let src = values.baseAddress { dst.update(from: src, count: values.count) }
+        transferCounters.uploads += 1
+        transferCounters.uploadBytes += values.count * MemoryLayout<Int32>.size
+    }
+
+    public func read(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) throws {
+        try Validate.transfer(tensor, count: values.count, dtype: .float32, "read")
+        let src = try f(tensor, "tensor", "read")
+        if let dst = values.baseAddress { dst.update(from: src, count: values.count) }
+        transferCounters.downloads += 1
+        transferCounters.downloadBytes += values.count * MemoryLayout<Float>.size
+    }
+
+    public func read(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Int32>) throws {
+        try Validate.transfer(tensor, count: values.count, dtype: .int32, "read")
+        let src = try i32(tensor, "tensor", "read")
+        if let dst = values.baseAddress { dst.update(from: src, count: values.count) }
+        transferCounters.downloads += 1
+        transferCounters.downloadBytes += values.count * MemoryLayout<Int32>.size
+    }
+
+    public func copy(_ src: Tensor, to dst: Tensor) throws {
+        try Validate.copy(src, dst)
+        let (s, d) = (try storage(src, "src", "copy"), try storage(dst, "dst", "copy"))
+        let bytes = src.count * src.dtype.byteSize
+        (d.raw + dst.offset * dst.dtype.byteSize).copyMemory(from: s.raw + src.offset * src.dtype.byteSize, byteCount: bytes)
+    }
+
+    /// Work runs synchronously on the calling thread: nothing to wait for.
+    public func synchronize() throws {}
+
+    // MARK: GEMM
+
+    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float, c: Tensor, ldc: Int) throws {
+        let op = "gemm"
+        try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
+                          b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: op)
+        Reference.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                       a: try f(a, "A", op), lda: lda, b: try f(b, "B", op), ldb: ldb, beta: beta, c: try f(c, "C", op), ldc: ldc)
+    }
+
+    public func gemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                   a: Tensor, lda: Int, strideA: Int, b: Tensor, ldb: Int, strideB: Int,
+                                   beta: Float, c: Tensor, ldc: Int, strideC: Int, batch: Int) throws {
+        let op = "gemmStridedBatched"
+        try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
+                          b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch, op: op)
+        Reference.gemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                     a: try f(a, "A", op), lda: lda, strideA: strideA, b: try f(b, "B", op), ldb: ldb, strideB: strideB,
+                                     beta: beta, c: try f(c, "C", op), ldc: ldc, strideC: strideC, batch: batch)
+    }
+
+    // MARK: Convolution
+
+    public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
+        let op = "im2col"
+        try Validate.columns(x: x, cols: cols, g, op: op)
+        Reference.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g)
+    }
+
+    public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
+        let op = "col2im"
+        try Validate.columns(x: x, cols: cols, g, op: op)
+        Reference.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g)
+    }
+
+    public func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
+                              geometry g: Conv2DGeometry, activation: Activation) throws {
+        let op = "conv2DForward"
+        try Validate.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
+        Reference.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
+                                y: try f(y, "y", op), geometry: g, activation: activation)
+    }
+
+    public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
+        let op = "conv2DBackwardData"
+        try Validate.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
+        Reference.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
+    }
+
+    public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
+        let op = "conv2DBackwardFilter"
+        try Validate.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
+        Reference.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
+                                       dBias: try f(dBias, "dBias", op), geometry: g)
+    }
+
+    public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
+        let op = "biasAdd"
+        let (n, c, s) = try Validate.biasAdd(y: y, bias: bias)
+        Reference.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
+    }
+
+    public func biasGrad(dy: Tensor, dBias: Tensor) throws {
+        let op = "biasGrad"
+        let (n, c, s) = try Validate.biasGrad(dy: dy, dBias: dBias)
+        Reference.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s)
+    }
+
+    // MARK: Pooling
+
+    public func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, geometry g: Pool2DGeometry) throws {
+        let op = "maxPool2DForward"
+        try Validate.maxPool2DForward(x: x, y: y, argmax: argmax, g)
+        Reference.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
+    }
+
+    public func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
+        let op = "maxPool2DBackward"
+        try Validate.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
+        try Reference.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
+    }
+
+    public func avgPool2DForward(x: Tensor, y: Tensor, geometry g: Pool2DGeometry) throws {
+        let op = "avgPool2DForward"
+        try Validate.avgPool2DForward(x: x, y: y, g)
+        Reference.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g)
+    }
+
+    public func avgPool2DBackward(dy: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
+        let op = "avgPool2DBackward"
+        try Validate.avgPool2DBackward(dy: dy, dx: dx, g)
+        Reference.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g)
+    }
+
+    // MARK: BatchNorm
+
+    public func batchNormForwardTraining(x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor,
+                                         runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                         momentum: Float, epsilon: Float, activation: Activation) throws {
+        let op = "batchNormForwardTraining"
+        let (n, c, s) = try Validate.batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
+                               (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+            full: [(y, "y")],
+            outputs: [(y, "y"), (runningMean, "runningMean"), (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+            epsilon: epsilon, op: op)
+        try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
+        try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
+                    + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
+        Reference.batchNormForwardTraining(
+            x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
+            runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
+            saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+            batch: n, channels: c, spatial: s, momentum: momentum, epsilon: epsilon, activation: activation)
+    }
+
+    public func batchNormForwardInference(x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                                          y: Tensor, epsilon: Float, activation: Activation) throws {
+        let op = "batchNormForwardInference"
+        let (n, c, s) = try Validate.batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
+            full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: op)
+        Reference.batchNormForwardInference(
+            x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
+            runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
+            batch: n, channels: c, spatial: s, epsilon: epsilon, activation: activation)
+    }
+
+    public func batchNormBackward(x: Tensor, dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                  dx: Tensor, dGamma: Tensor, dBeta: Tensor) throws {
+        let op = "batchNormBackward"
+        let (n, c, s) = try Validate.batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
+            full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0, op: op)
+        Reference.batchNormBackward(
+            x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
+            saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+            dx: try f(dx, "dx", op), dGamma: try f(dGamma, "dGamma", op), dBeta: try f(dBeta, "dBeta", op),
+            batch: n, channels: c, spatial: s)
+    }
+
+    // MARK: Elementwise
+
+    public func relu(x: Tensor, y: Tensor) throws {
+        let op = "relu"
+        try Validate.unary(x, "x", y, "y", op: op)
+        Reference.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
+    }
+
+    public func reluBackward(y: Tensor, dy: Tensor, dx: Tensor) throws {
+        let op = "reluBackward"
+        try Validate.unary(dy, "dy", dx, "dx", op: op)
+        try Check.dtype(y, .float32, "y", op)
+        try Check.shape(y, dy.shape, "y", op)
+        try Validate.disjoint(dx, "dx", from: [(y, "y")], op)
+        Reference.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
+    }
+
+    public func dropoutForward(x: Tensor, y: Tensor, mask: Tensor, probability p: Float, seed: UInt64) throws {
+        let op = "dropoutForward"
+        try Validate.unary(x, "x", y, "y", op: op)
+        try Check.dtype(mask, .float32, "mask", op)
+        try Check.shape(mask, x.shape, "mask", op)
+        try Validate.disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
+        try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
+        try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
+        Reference.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
+                                 probability: p, seed: seed)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
+        let op = "add"
+        try binary(a, b, y, op)
+        Reference.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+    }
+
+    public func mul(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
+        let op = "mul"
+        try binary(a, b, y, op)
+        Reference.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+    }
+
+    private func binary(_ a: Tensor, _ b: Tensor, _ y: Tensor, _ op: String) throws {
+        try Validate.unary(a, "a", y, "y", op: op)
+        try Validate.unary(b, "b", y, "y", op: op)
+    }
+
+    public func scale(_ x: Tensor, by alpha: Float, y: Tensor) throws {
+        let op = "scale"
+        try Validate.unary(x, "x", y, "y", op: op)
+        Reference.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count)
+    }
+
+    public func axpy(alpha: Float, x: Tensor, y: Tensor) throws {
+        let op = "axpy"
+        try Validate.unary(x, "x", y, "y", op: op)
+        Reference.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count)
+    }
+
+    public func fill(_ t: Tensor, value: Float) throws {
+        Reference.fill(try f(t, "t", "fill"), value: value, count: t.count)
+    }
+
+    // MARK: Loss
+
+    public func softmax(x: Tensor, y: Tensor) throws {
+        let op = "softmax"
+        try Check.float([(x, "x"), (y, "y")], op)
+        let (n, k) = try Check.rows(x, op)
+        try Check.shape(y, x.shape, "y", op)
+        try Validate.disjoint(y, "y", from: [(x, "x")], op)
+        Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
+    }
+
+    public func softmaxCrossEntropy(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
+                                    losses: Tensor, dLogits: Tensor?, gradScale: Float) throws {
+        let op = "softmaxCrossEntropy"
+        let (n, k) = try Validate.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: labelSmoothing,
+                                                      losses: losses, dLogits: dLogits, gradScale: gradScale)
+        let t: Reference.LossTargets<Float>
+        switch targets {
+        case .labels(let labels): t = .labels(try i32(labels, "labels", op))
+        case .soft(let soft): t = .soft(try f(soft, "soft targets", op))
+        }
+        try Reference.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
+                                          labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
+                                          dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
+    }
+
+    // MARK: Optimizers
+
+    public func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper: SGDHyper) throws {
+        let op = "sgdStep"
+        try Validate.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
+        Reference.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
+                          momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
+    }
+
+    public func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper: AdamHyper, step: Int) throws {
+        let op = "adamStep"
+        try Validate.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
+        Reference.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
+                           v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
+    }
+
+    // MARK: Reductions
+
+    public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
+        let op = "sum"
+        try Validate.scalarOut(x, out, op: op)
+        Reference.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+    }
+
+    public func sumOfSquares(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
+        let op = "sumOfSquares"
+        try Validate.scalarOut(x, out, op: op)
+        Reference.sumOfSquares(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+    }
+
+    public func argmax(_ x: Tensor, into out: Tensor) throws {
+        let op = "argmax"
+        try Check.dtype(x, .float32, "x", op)
+        let (n, k) = try Check.rows(x, op)
+        try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
+        try Check.dtype(out, .int32, "out", op)
+        try Check.count(out, n, "out", op)
+        Reference.argmax(try f(x, "x", op), rows: n, classes: k, into: try i32(out, "out", op))
+    }
+
+    public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
+        let op = "countCorrect"
+        try Check.dtype(logits, .float32, "logits", op)
+        let (n, k) = try Check.rows(logits, op)
+        try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
+        try Check.dtype(labels, .int32, "labels", op)
+        try Check.count(labels, n, "labels", op)
+        try Validate.scalarOut(logits, out, op: op)
+        try Validate.disjoint(out, "out", from: [(labels, "labels")], op)
+        Reference.countCorrect(logits: try f(logits, "logits", op), labels: try i32(labels, "labels", op), rows: n, classes: k,
+                               into: try f(out, "out", op), accumulate: accumulate)
+    }
+}

@@ -1,0 +1,45 @@
+import CNNCore
+
+/// Host memory owned by `CPUBackend`: `capacity` elements of 4 bytes, 64-byte aligned (a cache
+/// line, and the widest SIMD register a later fast path may use), zero-filled, freed in deinit.
+///
+/// The memory is bound to the element type it was created for (`Float` for `.float32`,
+/// `Int32` for `.int32`); a view must use that dtype.
+public final class CPUStorage: BufferStorage {
+    /// Alignment of every allocation, in bytes.
+    public static let alignment = 64
+
+    public let capacity: Int
+    public let dtype: DType
+    /// The allocation: max(capacity, 1) * 4 bytes.
+    public let raw: UnsafeMutableRawPointer
+
+    /// A zero-filled buffer of `capacity` elements of `dtype`.
+    public init(capacity: Int, dtype: DType) {
+        precondition(capacity >= 0, "CPUStorage: negative capacity \(capacity)")
+        self.capacity = capacity
+        self.dtype = dtype
+        let elements = max(capacity, 1)
+        raw = UnsafeMutableRawPointer.allocate(byteCount: elements * dtype.byteSize, alignment: CPUStorage.alignment)
+        switch dtype {
+        case .float32: raw.bindMemory(to: Float.self, capacity: elements).initialize(repeating: 0, count: elements)
+        case .int32: raw.bindMemory(to: Int32.self, capacity: elements).initialize(repeating: 0, count: elements)
+        }
+    }
+
+    deinit { raw.deallocate() }
+
+    /// Element 0 of a float32 view `t` of this storage.
+    public func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
+        precondition(t.storage === self && t.dtype == .float32 && dtype == .float32,
+                     "CPUStorage.floats: \(t) is not a float32 view of this float32 storage")
+        return raw.assumingMemoryBound(to: Float.self) + t.offset
+    }
+
+    /// Element 0 of an int32 view `t` of this storage.
+    public func int32s(_ t: Tensor) -> UnsafeMutablePointer<Int32> {
+        precondition(t.storage === self && t.dtype == .int32 && dtype == .int32,
+                     "CPUStorage.int32s: \(t) is not an int32 view of this int32 storage")
+        return raw.assumingMemoryBound(to: Int32.self) + t.offset
+    }
+}

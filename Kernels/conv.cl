@@ -1,1 +1,113 @@
-// conv.cl — SwiftCNN OpenCL kernels (to be written)
+// conv.cl — convolution helpers: im2col / col2im (the GEMM itself is CLBlast's), bias add with a
+// fused activation, bias gradient, and the batch sum of per-image filter gradients.
+//
+// Layouts: x (N, C, H, W); cols (N, C*KH*KW, OH*OW) with row r = (c*KH + i)*KW + j and column
+// p = oh*OW + ow; y / dy (N, Cout, S) with S = OH*OW. Every tensor comes as (buffer, offset).
+// Deterministic: col2im is a gather (no atomics), sums run in a fixed order.
+
+// cols[n, (c,i,j), (oh,ow)] = x[n, c, oh*SH - PH + i, ow*SW - PW + j], 0 outside the image.
+// Launch: 1-D over total = N * C*KH*KW * OH*OW, one work-item per column element (coalesced writes).
+__kernel void im2col(__global const float* x, int xOff, __global float* cols, int colsOff,
+                     int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                     int OH, int OW, int total) {
+    int idx = get_global_id(0);
+    if (idx >= total) return;
+    int P = OH * OW;
+    int K = C * KH * KW;
+    int p = idx % P;
+    int r = (idx / P) % K;
+    int n = idx / (P * K);
+    int c = r / (KH * KW);
+    int i = (r / KW) % KH;
+    int j = r % KW;
+    int h = (p / OW) * SH - PH + i;
+    int w = (p % OW) * SW - PW + j;
+    float v = 0.0f;
+    if (h >= 0 && h < H && w >= 0 && w < W) v = x[xOff + ((n * C + c) * H + h) * W + w];
+    cols[colsOff + idx] = v;
+}
+
+// The adjoint of im2col, as a gather: x[n, c, h, w] = sum over the (i, j) whose window position
+// (oh, ow) covers (h, w), in ascending (i, j) order — the order the reference's scatter adds in.
+// Launch: 1-D over total = N*C*H*W, one work-item per input element. Overwrites x.
+__kernel void col2im(__global const float* cols, int colsOff, __global float* x, int xOff,
+                     int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                     int OH, int OW, int total) {
+    int idx = get_global_id(0);
+    if (idx >= total) return;
+    int w = idx % W;
+    int h = (idx / W) % H;
+    int c = (idx / (H * W)) % C;
+    int n = idx / (C * H * W);
+    int P = OH * OW;
+    int K = C * KH * KW;
+    float acc = 0.0f;
+    for (int i = 0; i < KH; i++) {
+        int th = h + PH - i;
+        if (th < 0 || th % SH != 0) continue;
+        int oh = th / SH;
+        if (oh >= OH) continue;
+        for (int j = 0; j < KW; j++) {
+            int tw = w + PW - j;
+            if (tw < 0 || tw % SW != 0) continue;
+            int ow = tw / SW;
+            if (ow >= OW) continue;
+            acc += cols[colsOff + (n * K + (c * KH + i) * KW + j) * P + oh * OW + ow];
+        }
+    }
+    x[xOff + idx] = acc;
+}
+
+// y = act(y + bias[c]) in place. y: (N, C, S). Launch: 1-D over total = N*C*S.
+__kernel void biasAdd(__global float* y, int yOff, __global const float* bias, int bOff,
+                      int C, int S, int total, int act) {
+    int idx = get_global_id(0);
+    if (idx >= total) return;
+    int c = (idx / S) % C;
+    y[yOff + idx] = swiftcnn_activate(y[yOff + idx] + bias[bOff + c], act);
+}
+
+// Partial bias gradients: partials[c * chunks + k] = sum of dy[:, c, :] over the flattened
+// (n, s) range [k*chunkLen, min((k+1)*chunkLen, N*S)).
+// Launch: 2-D, global (chunks*WG_SIZE, C), local (WG_SIZE, 1): work-group (k, c).
+__kernel void biasGradPartial(__global const float* dy, int dyOff, __global float* partials, int pOff,
+                              int N, int C, int S, int chunkLen) {
+    __local float buf[WG_SIZE];
+    int lid = get_local_id(0);
+    int k = get_group_id(0);
+    int c = get_group_id(1);
+    int chunks = get_num_groups(0);
+    int M = N * S;
+    int start = k * chunkLen;
+    int end = min(start + chunkLen, M);
+    float acc = 0.0f;
+    for (int j = start + lid; j < end; j += WG_SIZE) {
+        int n = j / S;
+        acc += dy[dyOff + (n * C + c) * S + (j - n * S)];
+    }
+    buf[lid] = acc;
+    swiftcnn_local_sum(buf, lid);
+    if (lid == 0) partials[pOff + c * chunks + k] = buf[0];
+}
+
+// dBias[c] = sum of partials[c * chunks + 0 .. chunks) in order. Launch: 1-D over C.
+__kernel void biasGradFinalize(__global const float* partials, int pOff, __global float* dBias, int dbOff,
+                               int C, int chunks) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    float acc = 0.0f;
+    for (int k = 0; k < chunks; k++) acc += partials[pOff + c * chunks + k];
+    dBias[dbOff + c] = acc;
+}
+
+// out[j] (=|+=) sum over n of partials[n * M + j], n ascending: the filter gradient summed over
+// the batch from per-image GEMM results. partials: (N, M), out: (M).
+// Launch: 1-D over M.
+__kernel void conv2DBackwardFilterSum(__global const float* partials, int pOff, __global float* out, int outOff,
+                                      int N, int M, int accumulate) {
+    int j = get_global_id(0);
+    if (j >= M) return;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) acc += partials[pOff + n * M + j];
+    out[outOff + j] = accumulate ? out[outOff + j] + acc : acc;
+}

@@ -1,0 +1,120 @@
+import CNNCore
+
+/// What `--device` asked for: `auto`, `cpu`, `opencl` or `opencl:P:D`.
+public enum DeviceRequest: Equatable, Sendable, CustomStringConvertible {
+    case auto
+    case cpu
+    case opencl
+    case openclDevice(platform: Int, device: Int)
+
+    /// Parses `auto|cpu|opencl|opencl:P:D` (case-insensitive, surrounding spaces ignored).
+    public static func parse(_ text: String) throws -> DeviceRequest {
+        let s = text.trimmingCharacters().lowercased()
+        switch s {
+        case "auto": return .auto
+        case "cpu": return .cpu
+        case "opencl": return .opencl
+        default: break
+        }
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0] == "opencl", let p = Int(parts[1]), let d = Int(parts[2]), p >= 0, d >= 0 {
+            return .openclDevice(platform: p, device: d)
+        }
+        throw CNNError.invalidArgument(
+            "--device: '\(text)' is not a device; use auto, cpu, opencl or opencl:P:D "
+                + "(platform and device numbers as listed by `cnn devices`, e.g. opencl:0:0)")
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .cpu: return "cpu"
+        case .opencl: return "opencl"
+        case let .openclDevice(p, d): return "opencl:\(p):\(d)"
+        }
+    }
+}
+
+/// The device a request resolved to, with one human-readable line saying why.
+/// The caller constructs the backend: `CPUBackend()` for `.cpu`, `OpenCLBackend(device:)` for `.opencl`.
+public enum DeviceChoice: Sendable, CustomStringConvertible {
+    case cpu(reason: String)
+    case opencl(OpenCLDeviceInfo, reason: String)
+
+    public var reason: String {
+        switch self {
+        case let .cpu(r): return r
+        case let .opencl(_, r): return r
+        }
+    }
+    public var description: String { reason }
+}
+
+/// Resolves `--device` on this machine. `auto` never fails: it takes the best GPU, else an
+/// OpenCL accelerator, else the CPU backend (an OpenCL CPU driver such as PoCL is not preferred
+/// over the Swift CPU backend), saying which and why. `opencl` and `opencl:P:D` throw a clear
+/// error when no such OpenCL device exists.
+public func selectDevice(_ spec: String) throws -> DeviceChoice {
+    try selectDevice(DeviceRequest.parse(spec), inventory: OpenCLDiscovery.inventory())
+}
+
+/// The same decision over a given inventory (tests pass made-up inventories).
+public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) throws -> DeviceChoice {
+    let devices = inventory.devices
+    switch request {
+    case .cpu:
+        return .cpu(reason: "device cpu: the Swift CPU backend, as requested")
+
+    case .auto:
+        if let reason = inventory.noPlatformReason {
+            return .cpu(reason: "device auto: \(reason) — using the Swift CPU backend")
+        }
+        if let gpu = best(devices.filter { $0.type == .gpu }) {
+            let n = devices.filter { $0.type == .gpu }.count
+            return .opencl(gpu, reason: "device auto: OpenCL GPU \(gpu.name) (\(gpu.selector), \(gpu.computeUnits) compute units"
+                           + (n > 1 ? ", the largest of \(n) GPUs)" : ")"))
+        }
+        if let acc = best(devices.filter { $0.type == .accelerator || $0.type == .custom }) {
+            return .opencl(acc, reason: "device auto: no OpenCL GPU; using the OpenCL accelerator \(acc.name) (\(acc.selector))")
+        }
+        if devices.isEmpty {
+            return .cpu(reason: "device auto: OpenCL platforms exist but expose no device — using the Swift CPU backend")
+        }
+        let found = devices.map { "\($0.name) [\($0.type.rawValue.uppercased()), \($0.platformName)]" }.joined(separator: "; ")
+        return .cpu(reason: "device auto: no OpenCL GPU or accelerator (found only \(found)) — using the Swift CPU backend; "
+                    + "pass --device opencl to run on the OpenCL CPU device anyway")
+
+    case .opencl:
+        if let reason = inventory.noPlatformReason {
+            throw CNNError.unsupported("--device opencl: \(reason). Use --device auto or --device cpu on this machine.")
+        }
+        guard let dev = best(devices) else {
+            throw CNNError.unsupported("--device opencl: the OpenCL platforms expose no device"
+                                       + (inventory.problems.isEmpty ? "" : " (\(inventory.problems.joined(separator: "; ")))")
+                                       + ". Use --device auto or --device cpu.")
+        }
+        return .opencl(dev, reason: "device opencl: \(dev.name) [\(dev.type.rawValue.uppercased())] (\(dev.selector)), "
+                       + "the best of \(devices.count) OpenCL device\(devices.count == 1 ? "" : "s")")
+
+    case let .openclDevice(p, d):
+        if let reason = inventory.noPlatformReason {
+            throw CNNError.unsupported("--device opencl:\(p):\(d): \(reason). Use --device auto or --device cpu.")
+        }
+        guard let dev = devices.first(where: { $0.platformIndex == p && $0.deviceIndex == d }) else {
+            let list = devices.map { "\($0.selector) \($0.name)" }.joined(separator: ", ")
+            throw CNNError.invalidArgument("--device opencl:\(p):\(d): no such OpenCL device; this machine has: "
+                                           + (list.isEmpty ? "none" : list))
+        }
+        return .opencl(dev, reason: "device opencl:\(p):\(d): \(dev.name) [\(dev.type.rawValue.uppercased())], as requested")
+    }
+}
+
+/// GPU before accelerator before CPU; then more compute units x clock; then more memory; then the
+/// lowest index (a stable choice).
+private func best(_ devices: [OpenCLDeviceInfo]) -> OpenCLDeviceInfo? {
+    devices.max { a, b in
+        let ka = (a.type.preference, a.computeUnits * max(a.maxClockMHz, 1), a.globalMemoryBytes, -a.platformIndex, -a.deviceIndex)
+        let kb = (b.type.preference, b.computeUnits * max(b.maxClockMHz, 1), b.globalMemoryBytes, -b.platformIndex, -b.deviceIndex)
+        return ka < kb
+    }
+}

@@ -1,0 +1,62 @@
+import CNNCore
+
+/// Reduction launchers (kernels in Kernels/reductions.cl): scalar sums are a local-memory partial
+/// pass over G work-groups, then one work-group sums the G partials (fixed order, deterministic).
+extension OpenCLBackend {
+    /// Work-groups of a scalar reduction over `n` items: at least 4 items per work-item, at most 256 groups.
+    private func reductionGroups(_ n: Int) -> Int {
+        max(1, min(256, (n + reduceWorkGroupSize * 4 - 1) / (reduceWorkGroupSize * 4)))
+    }
+
+    private func checkScalarOut(_ out: Tensor, _ op: String) throws {
+        try Check.dtype(out, .float32, "out", op)
+        try Check.count(out, 1, "out", op)
+    }
+
+    public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
+        try scalarSum("sum", x, out, accumulate, square: false)
+    }
+
+    public func sumOfSquares(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
+        try scalarSum("sumOfSquares", x, out, accumulate, square: true)
+    }
+
+    private func scalarSum(_ op: String, _ x: Tensor, _ out: Tensor, _ accumulate: Bool, square: Bool) throws {
+        try Check.dtype(x, .float32, "x", op)
+        try checkScalarOut(out, op)
+        let groups = reductionGroups(x.count)
+        let partials = try scratch(groups)
+        try launchReduction(.reductions, "sumPartial", groups: [groups],
+                            [.tensor(x), .tensor(partials), .int(x.count), .int(square ? 1 : 0)])
+        try finalize(partials, groups, out, accumulate)
+    }
+
+    private func finalize(_ partials: Tensor, _ count: Int, _ out: Tensor, _ accumulate: Bool) throws {
+        try launchReduction(.reductions, "sumFinalize", groups: [1],
+                            [.tensor(partials), .tensor(out), .int(count), .int(accumulate ? 1 : 0)])
+    }
+
+    public func argmax(_ x: Tensor, into out: Tensor) throws {
+        let (n, k) = try Check.rows(x, "argmax")
+        try Check.dtype(x, .float32, "x", "argmax")
+        try Check.dtype(out, .int32, "out", "argmax")
+        try Check.count(out, n, "out", "argmax")
+        try require(k > 0, "argmax: rows of \(x.shape) are empty")
+        try launch1D(.reductions, "argmax", count: n, [.tensor(x), .tensor(out), .int(n), .int(k)])
+    }
+
+    public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
+        let op = "countCorrect"
+        let (n, k) = try Check.rows(logits, op)
+        try Check.dtype(logits, .float32, "logits", op)
+        try Check.dtype(labels, .int32, "labels", op)
+        try Check.count(labels, n, "labels", op)
+        try checkScalarOut(out, op)
+        try require(k > 0, "\(op): rows of \(logits.shape) are empty")
+        let groups = max(1, min(256, (n + reduceWorkGroupSize - 1) / reduceWorkGroupSize))
+        let partials = try scratch(groups)
+        try launchReduction(.reductions, "countCorrectPartial", groups: [groups],
+                            [.tensor(logits), .tensor(labels), .tensor(partials), .int(n), .int(k)])
+        try finalize(partials, groups, out, accumulate)
+    }
+}

@@ -308,7 +308,7 @@ public final class CPUBackend: Backend {
     public func softmax(x: Tensor, y: Tensor) throws {
         let op = "softmax"
         try Check.float([(x, "x"), (y, "y")], op)
-        let (n, k) = try Check.rows(x, op)
+        let (n, k) = try Validate.rows(x, "x", op)
         try Check.shape(y, x.shape, "y", op)
         try Validate.disjoint(y, "y", from: [(x, "x")], op)
         Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
@@ -362,7 +362,7 @@ public final class CPUBackend: Backend {
     public func argmax(_ x: Tensor, into out: Tensor) throws {
         let op = "argmax"
         try Check.dtype(x, .float32, "x", op)
-        let (n, k) = try Check.rows(x, op)
+        let (n, k) = try Validate.rows(x, "x", op)
         try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
         try Check.dtype(out, .int32, "out", op)
         try Check.count(out, n, "out", op)
@@ -372,7 +372,7 @@ public final class CPUBackend: Backend {
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
         let op = "countCorrect"
         try Check.dtype(logits, .float32, "logits", op)
-        let (n, k) = try Check.rows(logits, op)
+        let (n, k) = try Validate.rows(logits, "logits", op)
         try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
         try Check.dtype(labels, .int32, "labels", op)
         try Check.count(labels, n, "labels", op)

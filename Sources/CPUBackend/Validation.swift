@@ -23,6 +23,19 @@ enum Validate {
         }
     }
 
+    /// (N, C, S) of an (N, C, *) tensor, naming the argument when the rank is too small.
+    static func channels(_ t: Tensor, _ name: String, _ op: String) throws -> (n: Int, c: Int, s: Int) {
+        try require(t.shape.rank >= 2, "\(op): \(name) must be an (N, C, ...) tensor, got \(t.shape)")
+        let (n, c, s) = try Check.channels(t, op)
+        return (n, c, s)
+    }
+
+    /// (N, K) of a matrix, naming the argument when it is not rank 2.
+    static func rows(_ t: Tensor, _ name: String, _ op: String) throws -> (n: Int, k: Int) {
+        try require(t.shape.rank == 2, "\(op): \(name) must be an (N, K) matrix, got \(t.shape)")
+        return try Check.rows(t, op)
+    }
+
     static func finite(_ v: Float, _ name: String, _ op: String) throws {
         try require(v.isFinite, "\(op): \(name) must be finite, got \(v)")
     }
@@ -101,7 +114,7 @@ enum Validate {
     static func biasAdd(y: Tensor, bias: Tensor) throws -> (n: Int, c: Int, s: Int) {
         let op = "biasAdd"
         try Check.float([(y, "y"), (bias, "bias")], op)
-        let (n, c, s) = try Check.channels(y, op)
+        let (n, c, s) = try channels(y, "y", op)
         try Check.count(bias, c, "bias", op)
         try disjoint(y, "y", from: [(bias, "bias")], op)
         return (n, c, s)
@@ -111,7 +124,7 @@ enum Validate {
     static func biasGrad(dy: Tensor, dBias: Tensor) throws -> (n: Int, c: Int, s: Int) {
         let op = "biasGrad"
         try Check.float([(dy, "dy"), (dBias, "dBias")], op)
-        let (n, c, s) = try Check.channels(dy, op)
+        let (n, c, s) = try channels(dy, "dy", op)
         try Check.count(dBias, c, "dBias", op)
         try disjoint(dBias, "dBias", from: [(dy, "dy")], op)
         return (n, c, s)
@@ -159,7 +172,7 @@ enum Validate {
     static func batchNorm(x: Tensor, perChannel: [(Tensor, String)], full: [(Tensor, String)],
                           outputs: [(Tensor, String)], epsilon: Float, op: String) throws -> (n: Int, c: Int, s: Int) {
         try Check.dtype(x, .float32, "x", op)
-        let (n, c, s) = try Check.channels(x, op)
+        let (n, c, s) = try channels(x, "x", op)
         for (t, name) in perChannel {
             try Check.dtype(t, .float32, name, op)
             try Check.count(t, c, name, op)
@@ -190,7 +203,7 @@ enum Validate {
                                     losses: Tensor, dLogits: Tensor?, gradScale: Float) throws -> (n: Int, k: Int) {
         let op = "softmaxCrossEntropy"
         try Check.dtype(logits, .float32, "logits", op)
-        let (n, k) = try Check.rows(logits, op)
+        let (n, k) = try rows(logits, "logits", op)
         try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
         let target: Tensor
         switch targets {

@@ -1,0 +1,128 @@
+import CNNCore
+import Foundation
+
+/// CIFAR-10 in the official binary layout (`cifar-10-batches-bin/`).
+///
+/// A batch file is a sequence of 3073-byte records: 1 label byte (0...9), then 3072 pixel bytes
+/// — 1024 R, 1024 G, 1024 B, each plane 32x32 row-major. That is exactly `ImageDataset`'s
+/// (C, H, W) layout, so records are copied, not converted. `batches.meta.txt` names the classes,
+/// one a line.
+public enum CIFAR10 {
+    public static let side = 32
+    public static let imageBytes = 3 * 32 * 32
+    public static let recordSize = 1 + imageBytes
+    public static let trainingFiles = (1...5).map { "data_batch_\($0).bin" }
+    public static let testFile = "test_batch.bin"
+    public static let metaFile = "batches.meta.txt"
+    /// The official class names, used when `batches.meta.txt` is absent.
+    public static let defaultClassNames = ["airplane", "automobile", "bird", "cat", "deer",
+                                           "dog", "frog", "horse", "ship", "truck"]
+    public static let folderName = "cifar-10-batches-bin"
+    public static let downloadURL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    public static let archiveName = "cifar-10-binary.tar.gz"
+    public static let archiveMD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+
+    public enum Part: String, Sendable, CaseIterable {
+        case train  // data_batch_1..5: 50,000 images
+        case test   // test_batch: 10,000 images
+        public var files: [String] { self == .train ? CIFAR10.trainingFiles : [CIFAR10.testFile] }
+    }
+
+    /// Reads `part` from `directory` (a `cifar-10-batches-bin` folder); at most `limit` images,
+    /// taken from the first files in order (data_batch_1 first).
+    public static func load(_ part: Part, directory: String, limit: Int? = nil) throws -> ImageDataset {
+        if let limit { try require(limit > 0, "CIFAR-10 limit must be positive, got \(limit)") }
+        let names = try readClassNames(directory: directory)
+        var pixels: [UInt8] = []
+        var labels: [Int32] = []
+        for file in part.files {
+            let remaining = limit.map { $0 - labels.count } ?? Int.max
+            if remaining <= 0 { break }
+            let path = (directory as NSString).appendingPathComponent(file)
+            let batch = try readBatch(path: path, limit: remaining == Int.max ? nil : remaining)
+            pixels += batch.pixels
+            labels += batch.labels
+        }
+        return try ImageDataset(pixels: pixels, labels: labels, classNames: names,
+                                channels: 3, height: side, width: side, source: directory)
+    }
+
+    /// Reads one batch file: pixels (N, 3, 32, 32) and labels (N), at most `limit` records.
+    ///
+    /// Throws when the file is missing (saying where the files go), when its size is not a
+    /// whole number of records (naming the byte offset where the incomplete record starts), and
+    /// when a label byte is above 9 (naming the record and its byte offset).
+    public static func readBatch(path: String, limit: Int? = nil) throws -> (pixels: [UInt8], labels: [Int32]) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+            throw CNNError.io("CIFAR-10 batch file \(path) does not exist. " + whereToPutFiles)
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CNNError.io("cannot open CIFAR-10 batch file \(path) for reading: check its permissions")
+        }
+        defer { try? handle.close() }
+        let size = Int(try handle.seekToEnd())
+        try handle.seek(toOffset: 0)
+        if size == 0 {
+            throw CNNError.invalidData("CIFAR-10 batch file \(path) is empty (0 bytes); expected records of \(recordSize) bytes. Re-download or re-extract it.")
+        }
+        let whole = size / recordSize
+        if size % recordSize != 0 {
+            throw CNNError.invalidData("CIFAR-10 batch file \(path) is truncated: record \(whole) starts at byte offset \(whole * recordSize) "
+                + "but only \(size % recordSize) of its \(recordSize) bytes are there (file size \(size) is not a multiple of \(recordSize)). "
+                + "Re-download or re-extract the file.")
+        }
+        let n = min(whole, limit ?? whole)
+        let data = try handle.read(upToCount: n * recordSize) ?? Data()
+        guard data.count == n * recordSize else {
+            throw CNNError.io("CIFAR-10 batch file \(path): read \(data.count) of \(n * recordSize) bytes (file changed while reading?)")
+        }
+        var pixels = [UInt8](repeating: 0, count: n * imageBytes)
+        var labels = [Int32](repeating: 0, count: n)
+        var badRecord: Int? = nil
+        data.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
+            pixels.withUnsafeMutableBytes { dst in
+                for r in 0..<n {
+                    let label = src[r * recordSize]
+                    if label > 9 { badRecord = r; return }
+                    labels[r] = Int32(label)
+                    dst.baseAddress!.advanced(by: r * imageBytes)
+                        .copyMemory(from: src.baseAddress!.advanced(by: r * recordSize + 1), byteCount: imageBytes)
+                }
+            }
+        }
+        if let r = badRecord {
+            throw CNNError.invalidData("CIFAR-10 batch file \(path): record \(r) (byte offset \(r * recordSize)) has label \(data[r * recordSize]); "
+                + "labels must be 0...9. The file is corrupt or not a CIFAR-10 batch (CIFAR-100 files have 2 label bytes): re-download it.")
+        }
+        return (pixels, labels)
+    }
+
+    /// Class names from `directory/batches.meta.txt` (one a line, blank lines ignored), or the
+    /// official names when that file is absent.
+    public static func readClassNames(directory: String) throws -> [String] {
+        let path = (directory as NSString).appendingPathComponent(metaFile)
+        guard FileManager.default.fileExists(atPath: path) else { return defaultClassNames }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw CNNError.io("cannot read \(path) as UTF-8 text (it should list the 10 class names, one a line)")
+        }
+        let names = text.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard names.count == 10 else {
+            throw CNNError.invalidData("\(path) lists \(names.count) class names; CIFAR-10 has 10, one a line. Fix or delete the file (the official names are used when it is absent).")
+        }
+        return names
+    }
+
+    /// True when `directory` holds at least one CIFAR-10 batch file.
+    public static func looksLikeDataDirectory(_ directory: String) -> Bool {
+        let fm = FileManager.default
+        return ([testFile] + trainingFiles).contains { fm.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }
+    }
+
+    static let whereToPutFiles = "Put the CIFAR-10 binary files (data_batch_1.bin ... data_batch_5.bin, test_batch.bin, batches.meta.txt) "
+        + "in ./data/\(folderName)/ or pass their folder with --data DIR. On a connected machine: download \(downloadURL) "
+        + "(MD5 \(archiveMD5)) and run `tar -xzf \(archiveName) -C data`."
+}

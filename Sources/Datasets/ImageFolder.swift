@@ -1,0 +1,168 @@
+import CNNCore
+import Dispatch
+import Foundation
+
+/// How to turn a folder of images into an `ImageDataset`.
+public struct ImageFolderOptions: Sendable, Equatable {
+    /// 1 (grayscale) or 3 (RGB); images are converted as needed.
+    public var channels: Int
+    /// The model's input size; images are resized to it (bilinear) unless `resize` is false.
+    public var height: Int
+    public var width: Int
+    /// When false, an image of another size is an error instead of being resized.
+    public var resize: Bool
+    /// File extensions (lower case) that are images; other files are skipped and counted.
+    public var extensions: Set<String>
+    /// Images larger than this are refused (a corrupt header could otherwise ask for gigabytes).
+    public var maxPixels: Int
+
+    public init(channels: Int = 3, height: Int = 32, width: Int = 32, resize: Bool = true,
+                extensions: Set<String> = ["png", "jpg", "jpeg"], maxPixels: Int = ImageCodec.defaultMaxPixels) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.resize = resize
+        self.extensions = extensions
+        self.maxPixels = maxPixels
+    }
+}
+
+/// `root/<class>/<image>.png|jpg|jpeg`: one sub-folder per class, classes in sorted folder-name
+/// order (label k = k-th name), images in sorted file-name order within a class.
+public enum ImageFolder {
+    /// The class folders and their image files, without decoding anything.
+    public static func scan(root: String, options: ImageFolderOptions = ImageFolderOptions())
+        throws -> (classNames: [String], files: [(path: String, label: Int32)], skipped: [String]) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw CNNError.io("image folder \(root) does not exist or is not a directory. "
+                + "Expected root/<class name>/<image>.png|jpg, one sub-folder per class.")
+        }
+        let entries: [String]
+        do { entries = try fm.contentsOfDirectory(atPath: root) } catch {
+            throw CNNError.io("cannot list image folder \(root): \(error.localizedDescription)")
+        }
+        let classNames = entries.filter { name in
+            var d: ObjCBool = false
+            return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
+        }.sorted()
+        guard !classNames.isEmpty else {
+            throw CNNError.invalidData("image folder \(root) has no class folders. Expected root/<class name>/<image>.png|jpg, "
+                + "one sub-folder per class (e.g. \(root)/cat/001.png, \(root)/dog/001.jpg).")
+        }
+        var files: [(String, Int32)] = []
+        var skipped: [String] = []
+        for (k, name) in classNames.enumerated() {
+            let dir = (root as NSString).appendingPathComponent(name)
+            let names: [String]
+            do { names = try fm.contentsOfDirectory(atPath: dir) } catch {
+                throw CNNError.io("cannot list class folder \(dir): \(error.localizedDescription)")
+            }
+            var count = 0
+            for file in names.sorted() where !file.hasPrefix(".") {
+                let path = (dir as NSString).appendingPathComponent(file)
+                if options.extensions.contains((file as NSString).pathExtension.lowercased()) {
+                    files.append((path, Int32(k)))
+                    count += 1
+                } else {
+                    skipped.append(path)
+                }
+            }
+            guard count > 0 else {
+                throw CNNError.invalidData("class folder \(dir) (class '\(name)') has no images with extension "
+                    + options.extensions.sorted().joined(separator: "/") + ". Add images to it or remove the folder.")
+            }
+        }
+        return (classNames, files, skipped)
+    }
+
+    /// Decodes every image (in parallel over `threads` threads; default: all cores), converts it
+    /// to `options.channels`, resizes it to `options.height` x `options.width` and returns them as
+    /// one dataset. The first bad file (in scan order) is reported, by path, whatever the thread count.
+    public static func load(root: String, options: ImageFolderOptions = ImageFolderOptions(),
+                            threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> ImageDataset {
+        try require(options.channels == 1 || options.channels == 3,
+                    "image folder channels must be 1 (grayscale) or 3 (RGB), got \(options.channels)")
+        try require(options.height > 0 && options.width > 0,
+                    "image folder target size must be positive, got \(options.height)x\(options.width)")
+        let scanned = try scan(root: root, options: options)
+        let files = scanned.files
+        let per = options.channels * options.height * options.width
+        let pixels = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: files.count * per)
+        defer { pixels.deallocate() }
+        let errors = ErrorSlots(count: files.count)
+        let workers = max(1, min(threads, files.count))
+        let next = AtomicCounter()
+        let sendablePixels = SendableBuffer(pixels)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.next()
+                if i >= files.count || errors.firstIndex.map({ $0 < i }) == true { return }
+                do {
+                    let img = try decodeForModel(path: files[i].path, options: options)
+                    // (H, W, C) -> (C, H, W) into slot i.
+                    let dst = sendablePixels.buffer.baseAddress! + i * per
+                    let hw = options.height * options.width
+                    let c = options.channels
+                    img.pixels.withUnsafeBufferPointer { src in
+                        for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
+                    }
+                } catch {
+                    errors.set(i, error)
+                }
+            }
+        }
+        if let (_, error) = errors.first { throw error }
+        var notes = ""
+        if !scanned.skipped.isEmpty {
+            notes = " (skipped \(scanned.skipped.count) non-image files, e.g. \(scanned.skipped[0]))"
+        }
+        return try ImageDataset(pixels: Array(pixels), labels: files.map(\.label), classNames: scanned.classNames,
+                                channels: options.channels, height: options.height, width: options.width,
+                                source: root + notes)
+    }
+
+    /// One image, decoded, converted and resized as `load` does: (H, W, C) interleaved.
+    public static func decodeForModel(path: String, options: ImageFolderOptions) throws -> DecodedImage {
+        var img = try ImageCodec.decode(fileAt: path, maxPixels: options.maxPixels)
+        if img.width != options.width || img.height != options.height {
+            guard options.resize else {
+                throw CNNError.invalidData("image \(path) is \(img.width)x\(img.height) pixels (width x height); the model takes "
+                    + "\(options.width)x\(options.height). Resize it, or allow resizing (resize: true).")
+            }
+        }
+        img = ImageCodec.convert(img, channels: options.channels)
+        return ImageCodec.resize(img, width: options.width, height: options.height)
+    }
+}
+
+/// Per-index error slots; `first` is the lowest failing index, so reports do not depend on threads.
+final class ErrorSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Int: Error] = [:]
+    private var _first: Int?
+    init(count: Int) {}
+    func set(_ i: Int, _ e: Error) {
+        lock.lock(); defer { lock.unlock() }
+        errors[i] = e
+        if _first == nil || i < _first! { _first = i }
+    }
+    var firstIndex: Int? { lock.lock(); defer { lock.unlock() }; return _first }
+    var first: (Int, Error)? {
+        lock.lock(); defer { lock.unlock() }
+        return _first.map { ($0, errors[$0]!) }
+    }
+}
+
+final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next() -> Int { lock.lock(); defer { lock.unlock() }; let v = value; value += 1; return v }
+}
+
+/// A raw buffer whose disjoint slots are written from several threads.
+struct SendableBuffer<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
+}

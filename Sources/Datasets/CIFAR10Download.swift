@@ -72,7 +72,7 @@ public struct CIFAR10Locator: Sendable {
         do {
             try download(into: extractRoot)
         } catch let e as CNNError {
-            throw CNNError.io("CIFAR-10 not found (looked in \(looked.joined(separator: ", "))) and the download failed: \(e.message) "
+            throw CNNError.io("CIFAR-10 not found (looked in \(looked.joined(separator: ", "))) and the download failed: \(sentence(e.message)) "
                 + "If this machine is offline: " + CIFAR10.whereToPutFiles)
         }
         guard CIFAR10.looksLikeDataDirectory(target) else {
@@ -131,6 +131,16 @@ public struct CIFAR10Locator: Sendable {
     private func fetch(to path: String) throws {
         guard let source = URL(string: url) else { throw CNNError.invalidArgument("'\(url)' is not a URL") }
         let partial = path + ".part"
+        if source.isFileURL {
+            // A local mirror (file:// URL): copy it.
+            do {
+                try? FileManager.default.removeItem(atPath: path)
+                try FileManager.default.copyItem(atPath: source.path, toPath: path)
+            } catch {
+                throw CNNError.io("copying \(source.path) failed: \(error.localizedDescription)")
+            }
+            return
+        }
         let delegate = DownloadDelegate(destination: URL(fileURLWithPath: partial), log: log)
         let config = URLSessionConfiguration.default
         config.timeoutIntervalForRequest = timeout
@@ -227,4 +237,10 @@ struct ProgressBar {
         return "\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
             + formatFixed(100 * f, 0) + "%  " + formatFixed(mb, 1) + "/" + formatFixed(Double(lastTotal) / 1e6, 1) + " MB  " + rate
     }
+}
+
+/// `s` ending with a full stop.
+func sentence(_ s: String) -> String {
+    let t = s.trimmingCharacters(in: .whitespaces)
+    return t.hasSuffix(".") ? t : t + "."
 }

@@ -283,8 +283,10 @@ public final class CPUBackend: Backend {
     }
 
     private func binary(_ a: Tensor, _ b: Tensor, _ y: Tensor, _ op: String) throws {
+        try Check.float([(a, "a"), (b, "b"), (y, "y")], op)
+        try Check.shape(b, a.shape, "b", op)
         try Validate.unary(a, "a", y, "y", op: op)
-        try Validate.unary(b, "b", y, "y", op: op)
+        try Validate.sameOrDisjoint(y, "y", b, "b", op)
     }
 
     public func scale(_ x: Tensor, by alpha: Float, y: Tensor) throws {

@@ -54,7 +54,7 @@ let package = Package(
         ], path: "Benchmarks"),
         .testTarget(name: "CNNCoreTests", dependencies: ["CNNCore"]),
         .testTarget(name: "CPUBackendTests", dependencies: ["CNNCore", "CPUBackend"]),
-        .testTarget(name: "OpenCLBackendTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend"]),
+        .testTarget(name: "OpenCLBackendTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "NNTests", dependencies: ["CNNCore", "CPUBackend", "NN"]),
         .testTarget(name: "DatasetsTests", dependencies: ["CNNCore", "Datasets"]),
         .testTarget(name: "VerificationTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),

@@ -41,6 +41,10 @@ inline void swiftcnn_local_sum(__local float* buf, int lid) {
 // Activation codes passed by the launchers (CNNCore.Activation).
 #define ACT_IDENTITY 0
 #define ACT_RELU 1
-inline float swiftcnn_activate(float v, int act) {
-    return (act == ACT_RELU) ? (v > 0.0f ? v : 0.0f) : v;
-}
+// ReLU as the reference: v if v > 0, NaN stays NaN, everything else (-0 too) becomes +0.
+inline float swiftcnn_relu(float v) { return (v > 0.0f || isnan(v)) ? v : 0.0f; }
+inline float swiftcnn_activate(float v, int act) { return act == ACT_RELU ? swiftcnn_relu(v) : v; }
+
+// The order max pooling and argmax use: v beats the current best b when b is not NaN and v is
+// larger or NaN (the first NaN wins, as PyTorch); ties keep the earlier element.
+inline bool swiftcnn_greater(float v, float b) { return !isnan(b) && (v > b || isnan(v)); }

@@ -5,12 +5,11 @@
 // (chosen by the launcher from the kernel's preferred multiple); every kernel checks i < n.
 // Outputs may alias inputs (each work-item reads its element before writing it).
 
-// y = max(x, 0)
+// y = relu(x) (NaN propagates, -0 becomes +0; see swiftcnn_relu)
 __kernel void relu(__global const float* x, int xOff, __global float* y, int yOff, int n) {
     int i = get_global_id(0);
     if (i >= n) return;
-    float v = x[xOff + i];
-    y[yOff + i] = v > 0.0f ? v : 0.0f;
+    y[yOff + i] = swiftcnn_relu(x[xOff + i]);
 }
 
 // dx = y > 0 ? dy : 0, y = the ReLU's output.

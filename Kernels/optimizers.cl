@@ -24,7 +24,8 @@ __kernel void sgdStep(__global float* p, int pOff, __global const float* g, int 
 
 // Adam (decoupled == 0: g += wd*p) or AdamW (decoupled == 1: p *= 1 - lr*wd), then
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= stepSize * m / (sqrt(v) / sqrtBc2 + eps)
-// with stepSize = lr / (1 - b1^t) and sqrtBc2 = sqrt(1 - b2^t) computed on the host.
+// with stepSize = lr / (1 - b1^t) and sqrtBc2 = sqrt(1 - b2^t) computed on the host (in Double,
+// rounded to float, as the reference).
 __kernel void adamStep(__global float* p, int pOff, __global const float* g, int gOff,
                        __global float* m, int mOff, __global float* v, int vOff, int n,
                        float lr, float beta1, float beta2, float eps, float weightDecay, int decoupled,
@@ -38,8 +39,8 @@ __kernel void adamStep(__global float* p, int pOff, __global const float* g, int
         else gv = gv + weightDecay * pv;
     }
     float mv = beta1 * m[mOff + i] + (1.0f - beta1) * gv;
-    float vv = beta2 * v[vOff + i] + (1.0f - beta2) * (gv * gv);
+    float vv = beta2 * v[vOff + i] + (1.0f - beta2) * gv * gv;
     m[mOff + i] = mv;
     v[vOff + i] = vv;
-    p[pOff + i] = pv - stepSize * mv / (sqrt(vv) / sqrtBc2 + eps);
+    p[pOff + i] = pv - stepSize * (mv / (sqrt(vv) / sqrtBc2 + eps));   // PyTorch's addcdiv order
 }

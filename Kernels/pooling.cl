@@ -6,7 +6,7 @@
 // summing the covering windows in ascending (oh, ow) order — the reference's scatter order.
 
 // y = window max; argmax = h*W + w of the first maximum in row-major window order (padding never
-// wins). Launch: 1-D over planes*OH*OW.
+// wins; a NaN beats numbers, see swiftcnn_greater). Launch: 1-D over planes*OH*OW.
 __kernel void maxPool2DForward(__global const float* x, int xOff, __global float* y, int yOff,
                                __global int* argmax, int aOff,
                                int planes, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
@@ -27,7 +27,7 @@ __kernel void maxPool2DForward(__global const float* x, int xOff, __global float
             int w = w0 + j;
             if (w < 0 || w >= W) continue;
             float v = xp[h * W + w];
-            if (bestIdx < 0 || v > best) { best = v; bestIdx = h * W + w; }
+            if (bestIdx < 0 || swiftcnn_greater(v, best)) { best = v; bestIdx = h * W + w; }
         }
     }
     y[yOff + idx] = best;

@@ -35,7 +35,7 @@ __kernel void sumFinalize(__global const float* partials, int pOff, __global flo
     if (lid == 0) out[outOff] = accumulate ? out[outOff] + buf[0] : buf[0];
 }
 
-// out[r] = index of the first maximum of row r. x: (N, K), out: (N) int32. Launch: 1-D over N.
+// out[r] = index of the first maximum of row r (a NaN beats numbers, see swiftcnn_greater). x: (N, K), out: (N) int32. Launch: 1-D over N.
 __kernel void argmax(__global const float* x, int xOff, __global int* out, int outOff, int N, int K) {
     int r = get_global_id(0);
     if (r >= N) return;
@@ -43,7 +43,7 @@ __kernel void argmax(__global const float* x, int xOff, __global int* out, int o
     float best = xr[0];
     int bestK = 0;
     for (int k = 1; k < K; k++) {
-        if (xr[k] > best) { best = xr[k]; bestK = k; }
+        if (swiftcnn_greater(xr[k], best)) { best = xr[k]; bestK = k; }
     }
     out[outOff + r] = bestK;
 }
@@ -62,7 +62,7 @@ __kernel void countCorrectPartial(__global const float* logits, int lOff, __glob
         float best = xr[0];
         int bestK = 0;
         for (int k = 1; k < K; k++) {
-            if (xr[k] > best) { best = xr[k]; bestK = k; }
+            if (swiftcnn_greater(xr[k], best)) { best = xr[k]; bestK = k; }
         }
         acc += (bestK == labels[yOff + r]) ? 1.0f : 0.0f;
     }

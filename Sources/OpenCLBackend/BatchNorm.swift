@@ -20,7 +20,10 @@ extension OpenCLBackend {
         try Check.shape(y, x.shape, "y", op)
         try checkChannelVectors(op, c, [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"),
                                         (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")])
-        try require(n * s > 0, "\(op): empty batch \(x.shape)")
+        try require(epsilon >= 0 && epsilon.isFinite, "\(op): epsilon must be finite and >= 0, got \(epsilon)")
+        try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
+        try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
+                    + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
         let m = n * s
         let (chunks, chunkLen) = channelChunks(m: m, channels: c)
         let partials = try scratch(c * chunks * 2)

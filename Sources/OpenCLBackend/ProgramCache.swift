@@ -59,9 +59,9 @@ public enum ProgramCache {
         ].joined(separator: "\n"))
     }
 
-    static func entryURL(label: String, key: String) -> URL {
+    static func entryURL(label: String, key: String, in root: URL? = nil) -> URL {
         let safe = String(label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
-        return directory.appendingPathComponent("programs", isDirectory: true)
+        return (root ?? directory).appendingPathComponent("programs", isDirectory: true)
             .appendingPathComponent("\(safe)-\(key.prefix(32)).clbin")
     }
 
@@ -120,14 +120,27 @@ public enum ProgramCache {
     }
 }
 
-/// Builds `source` for one device, through the disk cache. A compile error throws
-/// `CNNError.device` carrying the driver's build log.
-func buildProgram(context: cl_context?, device: cl_device_id?, info: OpenCLDeviceInfo,
-                  source: String, options: String, label: String, useCache: Bool = true) throws -> cl_program? {
-    let key = ProgramCache.key(device: info, source: source, options: options)
-    let url = ProgramCache.entryURL(label: label, key: key)
-    var dev = device
+/// How `buildProgram` obtained a program.
+enum ProgramOrigin: Equatable, Sendable {
+    /// Loaded from a trusted cache entry.
+    case cacheHit
+    /// Compiled from source (no entry, or caching off).
+    case compiled
+    /// An entry existed but was not trusted; compiled from source and the entry replaced.
+    case rebuilt
+}
 
+/// Builds `source` for one device, through the disk cache (under `cacheRoot`, default
+/// `ProgramCache.directory`). A compile error throws `CNNError.device` carrying the driver's build log.
+func buildProgram(context: cl_context?, device: cl_device_id?, info: OpenCLDeviceInfo,
+                  source: String, options: String, label: String, useCache: Bool = true,
+                  cacheRoot: URL? = nil) throws -> (program: cl_program?, origin: ProgramOrigin) {
+    let key = ProgramCache.key(device: info, source: source, options: options)
+    let url = ProgramCache.entryURL(label: label, key: key, in: cacheRoot)
+    var dev = device
+    var sawEntry = false
+
+    if useCache { sawEntry = FileManager.default.fileExists(atPath: url.path) }
     if useCache, let binary = ProgramCache.load(url: url, key: key) {
         let t0 = Date()
         var status: cl_int = 0
@@ -140,7 +153,7 @@ func buildProgram(context: cl_context?, device: cl_device_id?, info: OpenCLDevic
         if status == CL_SUCCESS, binaryStatus == CL_SUCCESS, let program,
            clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS {
             ProgramCache.record { $0.hits += 1; $0.loadSeconds += Date().timeIntervalSince(t0) }
-            return program
+            return (program, .cacheHit)
         }
         if let program { clReleaseProgram(program) }
         ProgramCache.record { $0.rejected += 1 }
@@ -166,7 +179,7 @@ func buildProgram(context: cl_context?, device: cl_device_id?, info: OpenCLDevic
     if useCache, let binary = programBinary(program) {
         ProgramCache.store(url: url, key: key, binary: binary)
     }
-    return program
+    return (program, sawEntry ? .rebuilt : .compiled)
 }
 
 /// CL_PROGRAM_BUILD_LOG, trimmed to its last 16 KiB.

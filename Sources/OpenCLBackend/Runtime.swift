@@ -85,7 +85,7 @@ final class DeviceRuntime: @unchecked Sendable {
         defer { lock.unlock() }
         if let p = programs[family] { return p }
         guard let p = try buildProgram(context: context, device: device, info: info, source: family.source,
-                                       options: buildOptions(family), label: family.rawValue)
+                                       options: buildOptions(family), label: family.rawValue).program
         else { throw CNNError.device("OpenCL: building program '\(family.rawValue)' returned no program") }
         programs[family] = p
         return p
@@ -134,4 +134,16 @@ enum KernelArg {
     case float(Float)
     /// `__local` memory of this many bytes.
     case local(Int)
+}
+
+extension OpenCLBackend {
+    /// Compiles `source` for this backend's device through the same path as the kernel families
+    /// (disk cache, build log on failure) and releases it: for tests and for checking a kernel edit.
+    func compileProgram(source: String, options: String = "-cl-std=CL1.2", label: String,
+                        useCache: Bool = true, cacheRoot: URL? = nil) throws -> ProgramOrigin {
+        let built = try buildProgram(context: runtime.context, device: runtime.device, info: deviceInfo, source: source,
+                                     options: options, label: label, useCache: useCache, cacheRoot: cacheRoot)
+        if let p = built.program { clReleaseProgram(p) }
+        return built.origin
+    }
 }

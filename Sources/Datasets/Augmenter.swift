@@ -150,48 +150,68 @@ public struct Augmenter: Sendable {
     /// `dst` as raw pixel values (0...255, Float). Output pixel (x, y) samples the input at
     ///   xin = cos·(x + ½ − W/2) − sin·(y + ½ − H/2) + W/2,  yin = sin·(x + ½ − W/2) + cos·(y + ½ − H/2) + H/2;
     /// outside [0, W) x [0, H) it is 0, inside it blends the four pixels around (xin − ½, yin − ½)
-    /// with edge clamping.
+    /// with edge clamping, weights (1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy.
     private func rotate(_ degrees: Float, _ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Float>,
                         _ rowMap: UnsafeMutablePointer<Int32>, _ colMap: UnsafeMutablePointer<Int32>) {
-        let H = height, W = width, HW = H * W, C = channels
+        let H = height, W = width, HW = H &* W, C = channels
         let rad = Double(degrees) * Double.pi / 180
         let cs = Float((cos(rad) * 1e15).rounded() / 1e15)
         let sn = Float((sin(rad) * 1e15).rounded() / 1e15)
         let halfW = Float(W) / 2, halfH = Float(H) / 2
         let fW = Float(W), fH = Float(H)
-        for y in 0..<H {
-            let yy = Float(y) + 0.5 - halfH
-            let bx = -sn * yy + halfW
-            let by = cs * yy + halfH
-            for x in 0..<W {
-                let xx = Float(x) + 0.5 - halfW
-                let xin = cs * xx + bx
-                let yin = sn * xx + by
-                let o = y * W + x
-                guard xin >= 0, xin < fW, yin >= 0, yin < fH else {
-                    for c in 0..<C { dst[c * HW + o] = 0 }
-                    continue
-                }
-                let xs = xin - 0.5, ys = yin - 0.5
-                let x0f = xs.rounded(.down), y0f = ys.rounded(.down)
-                let dx = xs - x0f, dy = ys - y0f
-                let x0 = Int(x0f), y0 = Int(y0f)
-                let xa = Int(colMap[min(max(x0, 0), W - 1)]), xb = Int(colMap[min(max(x0 + 1, 0), W - 1)])
-                let ya = Int(rowMap[min(max(y0, 0), H - 1)]), yb = Int(rowMap[min(max(y0 + 1, 0), H - 1)])
-                // Source offsets of the four neighbours, -1 for padding (value 0).
-                let o00 = (ya < 0 || xa < 0) ? -1 : ya * W + xa
-                let o01 = (ya < 0 || xb < 0) ? -1 : ya * W + xb
-                let o10 = (yb < 0 || xa < 0) ? -1 : yb * W + xa
-                let o11 = (yb < 0 || xb < 0) ? -1 : yb * W + xb
+        let sentinel = Int32(HW)  // offset of the 0 appended to every source plane
+        // Pass 1, shared by all channels: for each output pixel the source offsets of its four
+        // neighbours (sentinel for padding or outside) and their bilinear weights.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * HW) { offsBuf in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * HW + C * (HW + 1)) { fBuf in
+                let offs = offsBuf.baseAddress!, wts = fBuf.baseAddress!, planes = fBuf.baseAddress! + 4 * HW
                 for c in 0..<C {
-                    let plane = src + c * HW
-                    let p00: Float = o00 < 0 ? 0 : Float(plane[o00])
-                    let p01: Float = o01 < 0 ? 0 : Float(plane[o01])
-                    let p10: Float = o10 < 0 ? 0 : Float(plane[o10])
-                    let p11: Float = o11 < 0 ? 0 : Float(plane[o11])
-                    let v1 = p00 + (p01 - p00) * dx
-                    let v2 = p10 + (p11 - p10) * dx
-                    dst[c * HW + o] = v1 + (v2 - v1) * dy
+                    let p = src + c &* HW, q = planes + c &* (HW &+ 1)
+                    for i in 0..<HW { q[i] = Float(p[i]) }
+                    q[HW] = 0
+                }
+                for y in 0..<H {
+                    let yy = Float(y) + 0.5 - halfH
+                    let bx = -sn * yy + halfW
+                    let by = cs * yy + halfH
+                    for x in 0..<W {
+                        let xx = Float(x) + 0.5 - halfW
+                        let xin = cs * xx + bx
+                        let yin = sn * xx + by
+                        let k = 4 &* (y &* W &+ x)
+                        guard xin >= 0, xin < fW, yin >= 0, yin < fH else {
+                            offs[k] = sentinel; offs[k &+ 1] = sentinel; offs[k &+ 2] = sentinel; offs[k &+ 3] = sentinel
+                            wts[k] = 0; wts[k &+ 1] = 0; wts[k &+ 2] = 0; wts[k &+ 3] = 0
+                            continue
+                        }
+                        // xs, ys >= -0.5, so truncating (x + 1) floors: no libm call.
+                        let xs = xin - 0.5, ys = yin - 0.5
+                        let x0 = Int(Int32(xs + 1)) &- 1, y0 = Int(Int32(ys + 1)) &- 1
+                        let dx = xs - Float(x0), dy = ys - Float(y0)
+                        let ca = colMap[max(x0, 0)], cb = colMap[min(x0 &+ 1, W &- 1)]
+                        let ra = rowMap[max(y0, 0)], rb = rowMap[min(y0 &+ 1, H &- 1)]
+                        let w32 = Int32(W)
+                        offs[k] = (ra < 0 || ca < 0) ? sentinel : ra &* w32 &+ ca
+                        offs[k &+ 1] = (ra < 0 || cb < 0) ? sentinel : ra &* w32 &+ cb
+                        offs[k &+ 2] = (rb < 0 || ca < 0) ? sentinel : rb &* w32 &+ ca
+                        offs[k &+ 3] = (rb < 0 || cb < 0) ? sentinel : rb &* w32 &+ cb
+                        wts[k] = (1 - dx) * (1 - dy)
+                        wts[k &+ 1] = dx * (1 - dy)
+                        wts[k &+ 2] = (1 - dx) * dy
+                        wts[k &+ 3] = dx * dy
+                    }
+                }
+                // Pass 2: a branch-free weighted gather, all channels per pixel (weights loaded once).
+                for i in 0..<HW {
+                    let k = 4 &* i
+                    let o0 = Int(offs[k]), o1 = Int(offs[k &+ 1]), o2 = Int(offs[k &+ 2]), o3 = Int(offs[k &+ 3])
+                    let w0 = wts[k], w1 = wts[k &+ 1], w2 = wts[k &+ 2], w3 = wts[k &+ 3]
+                    var q = planes, out = dst + i
+                    for _ in 0..<C {
+                        out.pointee = w0 * q[o0] + w1 * q[o1] + w2 * q[o2] + w3 * q[o3]
+                        q += HW &+ 1
+                        out += HW
+                    }
                 }
             }
         }

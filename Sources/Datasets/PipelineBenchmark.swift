@@ -1,5 +1,6 @@
 import CNNCore
 import Dispatch
+import Foundation
 
 /// Measures the data pipeline alone (no model): how many augmented, normalised images per second
 /// a `BatchLoader` delivers to a consumer that does nothing but recycle the batches.
@@ -26,5 +27,29 @@ public enum PipelineBenchmark {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return Result(images: images, seconds: seconds, workers: loader.workers)
+    }
+}
+
+extension PipelineBenchmark {
+    /// CPU time of this thread, in seconds (unaffected by other processes sharing the cores).
+    public static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Builds `batches` batches of epoch 0 on the calling thread and returns the images per second
+    /// of thread CPU time: the pipeline's speed per core, independent of machine load.
+    public static func imagesPerCPUSecond(_ loader: BatchLoader, batches: Int) -> Double {
+        let n = min(batches, loader.batchesPerEpoch)
+        let order = loader.order(epoch: 0)
+        var images = 0
+        let t0 = threadCPUSeconds()
+        for b in 0..<n {
+            let batch = loader.makeBatch(epoch: 0, index: b, order: order)
+            images += batch.count
+            loader.recycle(batch)
+        }
+        return Double(images) / max(threadCPUSeconds() - t0, 1e-9)
     }
 }

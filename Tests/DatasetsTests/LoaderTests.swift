@@ -149,6 +149,10 @@ func randomDataset(_ n: Int, classes: Int = 4, seed: UInt64 = 1) -> ImageDataset
         for (name, config) in [("flip+rotation(15)+normalize", AugmentationConfig.guide),
                                ("crop(4, reflect)+flip+normalize", AugmentationConfig(horizontalFlip: 0.5, cropPadding: 4, paddingMode: .reflect)),
                                ("normalize only", AugmentationConfig.none)] {
+            let single = try BatchLoader(dataset: data, batchSize: 64, augmentation: config, seed: 1, workers: 0)
+            _ = PipelineBenchmark.imagesPerCPUSecond(single, batches: 100)
+            let perCore = PipelineBenchmark.imagesPerCPUSecond(single, batches: 400)
+            print("pipeline \(name): \(Int(perCore)) images per CPU-second (one core, thread CPU time)")
             for workers in [1, 2] {
                 let l = try BatchLoader(dataset: data, batchSize: 64, augmentation: config, seed: 1, workers: workers)
                 _ = PipelineBenchmark.run(l, epochs: 1)  // warm-up: page in buffers

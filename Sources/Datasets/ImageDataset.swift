@@ -155,3 +155,10 @@ func formatFixed(_ x: Double, _ digits: Int) -> String {
     }
     return s
 }
+
+extension ImageDataset {
+    /// One line for logs: "50000 images, 3x32x32, 10 classes (path)".
+    public var summary: String {
+        "\(count) images, \(channels)x\(height)x\(width), \(numClasses) classes (\(source))"
+    }
+}

@@ -166,3 +166,49 @@ struct SendableBuffer<T>: @unchecked Sendable {
     let buffer: UnsafeMutableBufferPointer<T>
     init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
 }
+
+extension ImageFolder {
+    /// The training and test folders under `root`: `root/train` and `root/test` (or `root/val`)
+    /// when `root/train` exists, else `root` itself with no test folder.
+    public static func trainTestFolders(root: String) -> (train: String, test: String?) {
+        let fm = FileManager.default
+        func isDir(_ p: String) -> Bool { var d: ObjCBool = false; return fm.fileExists(atPath: p, isDirectory: &d) && d.boolValue }
+        let train = (root as NSString).appendingPathComponent("train")
+        guard isDir(train) else { return (root, nil) }
+        for name in ["test", "val"] {
+            let t = (root as NSString).appendingPathComponent(name)
+            if isDir(t) { return (train, t) }
+        }
+        return (train, nil)
+    }
+
+    /// Loads `trainTestFolders(root:)`. The test folder must have the same class folders as the
+    /// training folder (labels are positions in the sorted class list, so they must agree).
+    public static func loadTrainTest(root: String, options: ImageFolderOptions = ImageFolderOptions(),
+                                     threads: Int = ProcessInfo.processInfo.activeProcessorCount)
+        throws -> (train: ImageDataset, test: ImageDataset?) {
+        let (trainDir, testDir) = trainTestFolders(root: root)
+        let train = try load(root: trainDir, options: options, threads: threads)
+        guard let testDir else { return (train, nil) }
+        let test = try load(root: testDir, options: options, threads: threads)
+        guard test.classNames == train.classNames else {
+            let missing = Set(train.classNames).symmetricDifference(test.classNames).sorted()
+            throw CNNError.invalidData("class folders differ between \(trainDir) and \(testDir) (only in one of them: "
+                + missing.joined(separator: ", ") + "); both need the same class folders so labels agree.")
+        }
+        return (train, test)
+    }
+
+    /// Decodes image files for prediction: (N, C, H, W) UInt8, converted and resized like `load`.
+    public static func loadImages(paths: [String], options: ImageFolderOptions = ImageFolderOptions()) throws -> [UInt8] {
+        try require(options.channels == 1 || options.channels == 3,
+                    "image channels must be 1 (grayscale) or 3 (RGB), got \(options.channels)")
+        let hw = options.height * options.width, c = options.channels
+        var out = [UInt8](repeating: 0, count: paths.count * c * hw)
+        for (i, path) in paths.enumerated() {
+            let img = try decodeForModel(path: path, options: options)
+            for p in 0..<hw { for ch in 0..<c { out[(i * c + ch) * hw + p] = img.pixels[p * c + ch] } }
+        }
+        return out
+    }
+}

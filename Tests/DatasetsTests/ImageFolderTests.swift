@@ -140,6 +140,31 @@ import Testing
     }
 }
 
+@Suite struct ImageFolderSplitTests {
+    @Test func trainAndTestFolders() throws {
+        let dir = TempDir()
+        let px = DecodedImage(width: 1, height: 1, channels: 1, pixels: [9])
+        for rel in ["r/train/a/1.png", "r/train/b/1.png", "r/train/b/2.png", "r/test/a/1.png", "r/test/b/1.png"] {
+            dir.mkdir((rel as NSString).deletingLastPathComponent)
+            try ImageCodec.writePNG(px, to: dir.sub(rel))
+        }
+        let (train, test) = try ImageFolder.loadTrainTest(root: dir.sub("r"), options: ImageFolderOptions(channels: 1, height: 1, width: 1))
+        #expect(train.labels == [0, 1, 1] && test?.labels == [0, 1])
+        #expect(train.summary.hasPrefix("3 images, 1x1x1, 2 classes"))
+        // Without train/: the root is the only set.
+        #expect(ImageFolder.trainTestFolders(root: dir.sub("r/train")) == (dir.sub("r/train"), nil))
+        // Class folders must agree.
+        dir.mkdir("r/test/c")
+        try ImageCodec.writePNG(px, to: dir.sub("r/test/c/1.png"))
+        let m = errorMessage { _ = try ImageFolder.loadTrainTest(root: dir.sub("r"), options: ImageFolderOptions(channels: 1, height: 1, width: 1)) }
+        #expect(m.contains("class folders differ") && m.contains("only in one of them: c"))
+        // Prediction inputs: (N, C, H, W), converted and resized.
+        let two = try ImageFolder.loadImages(paths: [dir.sub("r/test/a/1.png"), dir.sub("r/test/c/1.png")],
+                                             options: ImageFolderOptions(channels: 3, height: 1, width: 2))
+        #expect(two == [UInt8](repeating: 9, count: 12))
+    }
+}
+
 extension LazySequenceProtocol where Elements: Collection {
     /// The elements repeated `times` times.
     func cycled(_ times: Int) -> [Elements.Element] { (0..<times).flatMap { _ in Array(elements) } }

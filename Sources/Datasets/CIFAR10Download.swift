@@ -186,7 +186,7 @@ private final class DownloadDelegate: NSObject, URLSessionDownloadDelegate, @unc
 
     func urlSession(_ session: URLSession, downloadTask: URLSessionDownloadTask, didFinishDownloadingTo location: URL) {
         if let http = downloadTask.response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            fail("HTTP status \(http.statusCode)")
+            fail("HTTP status \(http.statusCode) (\(HTTPURLResponse.localizedString(forStatusCode: http.statusCode)))")
             return
         }
         do {
@@ -199,7 +199,7 @@ private final class DownloadDelegate: NSObject, URLSessionDownloadDelegate, @unc
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         if let error { fail(error.localizedDescription) }
-        if failure == nil, let line = bar.finish() { log?(line) }
+        if let line = bar.finish() { log?(line) }
         done.signal()
     }
 }

@@ -13,6 +13,7 @@ import CNNCore
 extension OpenCLBackend {
     /// Largest workspace in floats: a quarter of the largest allocation, at most 64 Mi floats (256 MiB).
     var workspaceLimit: Int {
+        if let forced = workspaceLimitOverride { return forced }
         let maxAlloc = deviceInfo.maxAllocationBytes == 0 ? UInt64(1 << 30) : deviceInfo.maxAllocationBytes
         return max(1 << 20, min(Int(maxAlloc / 16), 64 << 20))
     }

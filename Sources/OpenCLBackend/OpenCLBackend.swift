@@ -28,6 +28,8 @@ public final class OpenCLBackend: Backend {
     private var workspaceBuffer: CLBuffer?
     private var scratchBuffer: CLBuffer?
     private var gemmTempBuffer: CLBuffer?
+    /// Tests set this to force convolutions to split the batch into chunks.
+    var workspaceLimitOverride: Int?
 
     /// Accumulate device time of every kernel and copy from profiling events. Off by default
     /// (collecting events costs host time); benchmarks turn it on.

@@ -115,6 +115,14 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
     }
 
     public init(from decoder: any Decoder) throws {
+        // Unknown keys are errors: a misspelt setting must not silently fall back to its default.
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = any.allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
+            let known = ["horizontalFlip", "rotationDegrees", "cropPadding", "paddingMode", "normalization", "cutoutSize",
+                         "cutoutProbability", "mixupAlpha", "cutmixAlpha", "mixProbability", "cutmixSwitchProbability"]
+            throw CNNError.invalidArgument("augmentation config: unknown key '\(unknown.stringValue)'; known keys: "
+                + known.joined(separator: ", "))
+        }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AugmentationConfig()
         horizontalFlip = try c.decodeIfPresent(Float.self, forKey: .horizontalFlip) ?? d.horizontalFlip
@@ -132,6 +140,13 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         cutmixAlpha = try c.decodeIfPresent(Float.self, forKey: .cutmixAlpha) ?? d.cutmixAlpha
         mixProbability = try c.decodeIfPresent(Float.self, forKey: .mixProbability) ?? d.mixProbability
         cutmixSwitchProbability = try c.decodeIfPresent(Float.self, forKey: .cutmixSwitchProbability) ?? d.cutmixSwitchProbability
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     /// Checks every value against images of `channels` x `height` x `width`; errors name the setting.

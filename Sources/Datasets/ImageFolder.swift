@@ -89,27 +89,28 @@ public enum ImageFolder {
         let scanned = try scan(root: root, options: options)
         let files = scanned.files
         let per = options.channels * options.height * options.width
-        let pixels = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: files.count * per)
-        defer { pixels.deallocate() }
+        var pixels = [UInt8](repeating: 0, count: files.count * per)
         let errors = ErrorSlots(count: files.count)
         let workers = max(1, min(threads, files.count))
         let next = AtomicCounter()
-        let sendablePixels = SendableBuffer(pixels)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let i = next.next()
-                if i >= files.count || errors.firstIndex.map({ $0 < i }) == true { return }
-                do {
-                    let img = try decodeForModel(path: files[i].path, options: options)
-                    // (H, W, C) -> (C, H, W) into slot i.
-                    let dst = sendablePixels.buffer.baseAddress! + i * per
-                    let hw = options.height * options.width
-                    let c = options.channels
-                    img.pixels.withUnsafeBufferPointer { src in
-                        for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
+        pixels.withUnsafeMutableBufferPointer { buffer in
+            let shared = SendableBuffer(buffer)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let i = next.next()
+                    if i >= files.count || errors.firstIndex.map({ $0 < i }) == true { return }
+                    do {
+                        let img = try decodeForModel(path: files[i].path, options: options)
+                        // (H, W, C) -> (C, H, W) into slot i.
+                        let dst = shared.buffer.baseAddress! + i * per
+                        let hw = options.height * options.width
+                        let c = options.channels
+                        img.pixels.withUnsafeBufferPointer { src in
+                            for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
+                        }
+                    } catch {
+                        errors.set(i, error)
                     }
-                } catch {
-                    errors.set(i, error)
                 }
             }
         }
@@ -118,7 +119,7 @@ public enum ImageFolder {
         if !scanned.skipped.isEmpty {
             notes = " (skipped \(scanned.skipped.count) non-image files, e.g. \(scanned.skipped[0]))"
         }
-        return try ImageDataset(pixels: Array(pixels), labels: files.map(\.label), classNames: scanned.classNames,
+        return try ImageDataset(pixels: pixels, labels: files.map(\.label), classNames: scanned.classNames,
                                 channels: options.channels, height: options.height, width: options.width,
                                 source: root + notes)
     }

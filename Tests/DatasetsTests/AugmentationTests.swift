@@ -178,6 +178,13 @@ import Testing
         let roundTrip = try JSONDecoder().decode(AugmentationConfig.self, from: JSONEncoder().encode(c))
         #expect(roundTrip == c)
         #expect(try JSONDecoder().decode(AugmentationConfig.self, from: Data("{}".utf8)) == AugmentationConfig())
+        let custom = #"{"normalization": {"mean": [0.1], "std": [0.2]}, "paddingMode": "reflect", "cropPadding": 4}"#
+        let n = try JSONDecoder().decode(AugmentationConfig.self, from: Data(custom.utf8))
+        #expect(n.normalization == Normalization(mean: [0.1], std: [0.2]) && n.paddingMode == .reflect && n.cropPadding == 4)
+        // A misspelt key is an error, not a silent default.
+        let typo = #"{"horizontal_flip": 0.5}"#
+        #expect(errorMessage { _ = try JSONDecoder().decode(AugmentationConfig.self, from: Data(typo.utf8)) }
+            .contains("unknown key 'horizontal_flip'"))
 
         #expect(errorMessage { _ = try Augmenter(config: AugmentationConfig(horizontalFlip: 1.5), channels: 3, height: 8, width: 8) }
             .contains("horizontalFlip = 1.5"))

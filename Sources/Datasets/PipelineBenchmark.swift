@@ -9,15 +9,19 @@ public enum PipelineBenchmark {
         public var images: Int
         public var seconds: Double
         public var workers: Int
+        /// CPU time of the whole process (all threads) during the run.
+        public var cpuSeconds: Double
         public var imagesPerSecond: Double { Double(images) / max(seconds, 1e-9) }
         public var description: String {
-            "\(images) images in \(formatFixed(seconds, 3)) s with \(workers) worker(s): \(formatFixed(imagesPerSecond, 0)) images/s"
+            "\(images) images in \(formatFixed(seconds, 3)) s with \(workers) worker(s): \(formatFixed(imagesPerSecond, 0)) images/s; "
+                + "process CPU \(formatFixed(cpuSeconds, 3)) s (\(formatFixed(Double(images) / max(cpuSeconds, 1e-9), 0)) images per CPU-second)"
         }
     }
 
     /// Runs `epochs` epochs (starting at `firstEpoch`) of `loader` and times them.
     public static func run(_ loader: BatchLoader, epochs: Int = 1, firstEpoch: Int = 0) -> Result {
         let start = DispatchTime.now().uptimeNanoseconds
+        let cpu0 = processCPUSeconds()
         var images = 0
         for e in firstEpoch..<(firstEpoch + epochs) {
             for batch in loader.batches(epoch: e) {
@@ -26,7 +30,7 @@ public enum PipelineBenchmark {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return Result(images: images, seconds: seconds, workers: loader.workers)
+        return Result(images: images, seconds: seconds, workers: loader.workers, cpuSeconds: processCPUSeconds() - cpu0)
     }
 }
 
@@ -35,6 +39,13 @@ extension PipelineBenchmark {
     public static func threadCPUSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// CPU time of the process, all threads, in seconds.
+    public static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 

@@ -1,0 +1,82 @@
+import CNNCore
+import Datasets
+import Foundation
+import NN
+
+/// The result of evaluating a model on a labelled set.
+public struct EvaluationResult: Sendable {
+    public var loss: Double
+    public var accuracy: Double
+    public var topK: [Int: Double]
+    public var confusion: ConfusionMatrix
+    /// (N) predicted class per image, in dataset order.
+    public var predictions: [Int]
+    public var seconds: Double
+
+    public func jsonObject() -> [String: Any] {
+        let rows = confusion.perClass()
+        return [
+            "loss": loss, "accuracy": accuracy, "images": confusion.total,
+            "top_k": Dictionary(uniqueKeysWithValues: topK.map { ("top\($0.key)", $0.value) }),
+            "classes": confusion.classes, "confusion_matrix": confusion.counts,
+            "per_class": zip(confusion.classes, rows).map { ["class": $0, "precision": $1.precision, "recall": $1.recall, "f1": $1.f1, "support": $1.support] },
+        ]
+    }
+}
+
+/// Evaluates `model` (eval mode) on `indices` of `dataset`: loss, accuracy, top-k, confusion matrix.
+/// With `flipTTA`, class probabilities are averaged over the image and its horizontal mirror.
+public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil, normalization: Normalization,
+                     batchSize: Int = 256, flipTTA: Bool = false, topK: [Int] = [1, 5], workers: Int = 2) throws -> EvaluationResult {
+    let start = Date()
+    var aug = AugmentationConfig.none
+    aug.normalization = normalization
+    let loader = try BatchLoader(dataset: dataset, indices: indices, batchSize: batchSize, shuffle: false,
+                                 augmentation: aug, seed: 0, workers: workers)
+    let runner = try StepRunner(model: model, optimizer: nil)
+    let k = model.numClasses
+    try require(k == dataset.numClasses, "the model has \(k) outputs but the data has \(dataset.numClasses) classes (\(dataset.source))")
+    var probs: [Float] = []
+    var labels: [Int] = []
+    var lossSum = 0.0
+    for batch in loader.batches(epoch: 0) {
+        var p = try runner.probabilities(images: batch.images)
+        if flipTTA {
+            let q = try runner.probabilities(images: flipped(batch.images))
+            for i in p.indices { p[i] = 0.5 * (p[i] + q[i]) }
+        }
+        for (r, l) in batch.labels.enumerated() {
+            lossSum -= log(Double(max(p[r * k + Int(l)], 1e-12)))
+            labels.append(Int(l))
+        }
+        probs += p
+        loader.recycle(batch)
+    }
+    let n = labels.count
+    var preds = [Int](repeating: 0, count: n)
+    for i in 0..<n {
+        var best = 0
+        for j in 1..<k where probs[i * k + j] > probs[i * k + best] { best = j }
+        preds[i] = best
+    }
+    let cm = ConfusionMatrix(classes: dataset.classNames, labels: labels, predictions: preds)
+    var tk: [Int: Double] = [:]
+    for t in topK where t <= k { tk[t] = topKAccuracy(scores: probs, classes: k, labels: labels, top: t) }
+    return EvaluationResult(loss: lossSum / Double(max(n, 1)), accuracy: cm.accuracy, topK: tk, confusion: cm,
+                            predictions: preds, seconds: Date().timeIntervalSince(start))
+}
+
+/// The batch mirrored left-right. images: (N, C, H, W).
+func flipped(_ images: HostTensor) -> HostTensor {
+    var out = images
+    let w = images.shape[3]
+    let rows = images.count / w
+    images.values.withUnsafeBufferPointer { src in
+        out.values.withUnsafeMutableBufferPointer { dst in
+            for r in 0..<rows {
+                for x in 0..<w { dst[r * w + x] = src[r * w + (w - 1 - x)] }
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,109 @@
+import CNNCore
+import NN
+
+/// Runs training and evaluation steps of one model on its device.
+///
+/// A training step uploads the batch (images, labels, and soft targets for MixUp/CutMix), runs
+/// forward, loss, backward and the optimizer on the device, and adds the batch's summed loss and
+/// correct-count to two device-side accumulators. Nothing comes back to the host until
+/// `takeTotals()` — so the steady-state step moves the input batch in and nothing out.
+public final class StepRunner {
+    public let model: Model
+    public let optimizer: Optimizer?
+    public let loss: SoftmaxCrossEntropyLoss
+    public var backend: any Backend { model.backend }
+    /// Clip the global gradient norm to this value (nil: no clipping). Costs one scalar read per step.
+    public var maxGradNorm: Float?
+
+    private let lossSum: Tensor       // (1)
+    private let correctSum: Tensor    // (1)
+    private var seen = 0
+    private var imageCache = TensorCache(), labelCache = TensorCache(), softCache = TensorCache()
+    private let scratch: Tensor       // (1)
+    private var predictionCache = TensorCache()
+
+    public init(model: Model, optimizer: Optimizer?, labelSmoothing: Float = 0) throws {
+        self.model = model
+        self.optimizer = optimizer
+        loss = try SoftmaxCrossEntropyLoss(backend: model.backend, labelSmoothing: labelSmoothing)
+        lossSum = try model.backend.makeTensor([1])
+        correctSum = try model.backend.makeTensor([1])
+        scratch = try model.backend.makeTensor([1])
+    }
+
+    func upload(images: HostTensor, labels: [Int32], soft: HostTensor?) throws -> (Tensor, Tensor, Tensor?) {
+        let n = images.shape[0]
+        try require(labels.count == n, "batch has \(n) images but \(labels.count) labels")
+        let x = try imageCache.tensor(images.shape, on: backend)
+        try backend.write(images.values, to: x)
+        let y = try labelCache.tensor([n], dtype: .int32, on: backend)
+        try backend.write(labels, to: y)
+        var s: Tensor?
+        if let soft {
+            try require(soft.shape == [n, model.numClasses], "soft targets \(soft.shape) do not match (\(n), \(model.numClasses))")
+            let t = try softCache.tensor(soft.shape, on: backend)
+            try backend.write(soft.values, to: t)
+            s = t
+        }
+        return (x, y, s)
+    }
+
+    /// One optimisation step. `seed` drives this step's dropout masks.
+    public func trainStep(images: HostTensor, labels: [Int32], softTargets: HostTensor? = nil, seed: UInt64) throws {
+        guard let optimizer else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
+        let (x, y, soft) = try upload(images: images, labels: labels, soft: softTargets)
+        let logits = try model.forward(x, training: true, seed: seed)
+        let (losses, dLogits) = try loss(logits, soft.map { .soft($0) } ?? .labels(y))
+        try backend.sum(losses, into: lossSum, accumulate: true)
+        try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
+        seen += labels.count
+        try model.backward(dLogits!)
+        if let maxGradNorm {
+            try backend.sumOfSquares(model.flatGradients, into: scratch, accumulate: false)
+            let norm = try backend.floats(scratch)[0].squareRoot()
+            if norm.isFinite && norm > maxGradNorm {
+                try backend.scale(model.flatGradients, by: maxGradNorm / (norm + 1e-6), y: model.flatGradients)
+            }
+        }
+        try optimizer.step()
+    }
+
+    /// Forward in eval mode; accumulates loss and correct-count. Returns the logits (N, K) on the device.
+    @discardableResult
+    public func evalStep(images: HostTensor, labels: [Int32]) throws -> Tensor {
+        let (x, y, _) = try upload(images: images, labels: labels, soft: nil)
+        let logits = try model.forward(x, training: false)
+        let (losses, _) = try loss(logits, .labels(y), gradient: false)
+        try backend.sum(losses, into: lossSum, accumulate: true)
+        try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
+        seen += labels.count
+        return logits
+    }
+
+    /// Class probabilities (N, K) for a batch, on the host.
+    public func probabilities(images: HostTensor) throws -> [Float] {
+        let x = try imageCache.tensor(images.shape, on: backend)
+        try backend.write(images.values, to: x)
+        let logits = try model.forward(x, training: false)
+        let p = try predictionCache.tensor(logits.shape, on: backend)
+        try backend.softmax(x: logits, y: p)
+        return try backend.floats(p)
+    }
+
+    /// Mean loss, accuracy and sample count since the last call (reads two scalars), then resets.
+    public func takeTotals() throws -> (loss: Double, accuracy: Double, count: Int) {
+        defer { seen = 0 }
+        guard seen > 0 else { return (0, 0, 0) }
+        let l = Double(try backend.floats(lossSum)[0])
+        let c = Double(try backend.floats(correctSum)[0])
+        try backend.fill(lossSum, value: 0)
+        try backend.fill(correctSum, value: 0)
+        return (l / Double(seen), c / Double(seen), seen)
+    }
+
+    /// Mean loss and accuracy so far without resetting (for a progress bar; reads two scalars).
+    public func peekTotals() throws -> (loss: Double, accuracy: Double) {
+        guard seen > 0 else { return (0, 0) }
+        return (Double(try backend.floats(lossSum)[0]) / Double(seen), Double(try backend.floats(correctSum)[0]) / Double(seen))
+    }
+}

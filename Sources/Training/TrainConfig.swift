@@ -1,0 +1,144 @@
+import CNNCore
+import Datasets
+import Foundation
+
+/// Everything that defines a training run. Defaults are the PyTorch CIFAR-10 guide's recipe:
+/// `optimized`, batch 64, flip + rotation(15) + normalize(0.5), 80/20 split, Adam(lr 1e-3,
+/// weight decay 1e-4), ReduceLROnPlateau(patience 3) on validation loss, 15 epochs.
+/// A run is reproducible from its config (it is saved in the run folder and in checkpoints).
+public struct TrainConfig: Codable, Sendable, Equatable {
+    public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case adam, adamw, sgd }
+    public enum DataFormat: String, Codable, Sendable, CaseIterable { case cifar10, folder }
+
+    public var model = "optimized"
+    public var epochs = 15
+    public var batchSize = 64
+    public var optimizer: OptimizerKind = .adam
+    public var learningRate: Double = 1e-3
+    public var weightDecay: Double = 1e-4
+    public var momentum: Double = 0.9
+    public var nesterov = false
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var schedule: ScheduleConfig = {
+        var s = ScheduleConfig()
+        s.kind = .plateau
+        return s
+    }()
+    public var labelSmoothing: Double = 0
+    /// Stop when validation loss has not improved for this many epochs (nil: never).
+    public var earlyStoppingPatience: Int?
+    /// Clip the global gradient norm (nil: no clipping).
+    public var maxGradNorm: Double?
+    public var seed: UInt64 = 42
+    public var validationFraction: Double = 0.2
+    public var stratify = false
+    public var augmentation: AugmentationConfig = .guide
+
+    // Data
+    public var dataFormat: DataFormat = .cifar10
+    /// CIFAR-10 folder, or the root of an image-folder dataset (nil: the default locations).
+    public var data: String?
+    /// Test folder for image-folder datasets (nil: no test set).
+    public var testData: String?
+    /// Use only the first N training images (nil: all).
+    public var limit: Int?
+    /// Use only the first N test images (nil: all).
+    public var testLimit: Int?
+    /// Image-folder inputs are resized to this (C, H, W).
+    public var imageChannels = 3
+    public var imageSize = 32
+    public var workers = 2
+
+    // Run
+    public var device = "auto"
+    public var runsDirectory = "runs"
+    public var name: String?
+    /// Also log a metrics line every N steps (nil: per epoch only).
+    public var logEvery: Int?
+    /// Evaluate the test set at the end.
+    public var evaluateTest = true
+    /// Flip test-time augmentation in the final evaluation.
+    public var testTimeFlip = false
+
+    public init() {}
+
+    /// Checks the values a user can get wrong; errors name the option.
+    public func validate() throws {
+        try require(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
+        try require(batchSize >= 1 && batchSize <= 65_536, "--batch-size must be in 1...65536, got \(batchSize)")
+        try require(learningRate > 0 && learningRate.isFinite, "--lr must be positive, got \(learningRate)")
+        try require(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
+        try require(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
+        try require(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        try require(validationFraction > 0 && validationFraction < 1,
+                    "--val-split \(validationFraction) is out of range: it must be strictly between 0 and 1 (e.g. 0.2)")
+        try require(limit.map { $0 > 0 } ?? true, "--limit must be positive")
+        try require(schedule.patience >= 0, "--plateau-patience must be >= 0")
+        try require(schedule.factor > 0 && schedule.factor < 1, "--plateau-factor must be in (0, 1), got \(schedule.factor)")
+        try require(maxGradNorm.map { $0 > 0 } ?? true, "--clip-grad-norm must be positive")
+        try require(workers >= 0, "--workers must be >= 0")
+        try require(imageSize >= 4 && (imageChannels == 1 || imageChannels == 3), "--image-size must be >= 4 and --channels 1 or 3")
+    }
+
+    /// Reads a JSON config; unknown keys are an error naming them (a typo must not be ignored).
+    public static func load(path: String) throws -> TrainConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CNNError.io("cannot read config file \(path)")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
+            throw CNNError.invalidData("config file \(path) is not a JSON object")
+        }
+        let known = Set(TrainConfig.CodingKeys.allCases.map(\.stringValue))
+        let unknown = dict.keys.filter { !known.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw CNNError.invalidData("config file \(path): unknown setting(s) \(unknown.joined(separator: ", ")); valid: \(known.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(TrainConfig.self, from: data)
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            throw CNNError.invalidData("config file \(path): bad value at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw CNNError.invalidData("config file \(path): \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch {
+            throw CNNError.invalidData("config file \(path): \(error)")
+        }
+    }
+
+    public func json() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, epochs, batchSize, optimizer, learningRate, weightDecay, momentum, nesterov, beta1, beta2
+        case schedule, labelSmoothing, earlyStoppingPatience, maxGradNorm, seed, validationFraction, stratify, augmentation
+        case dataFormat, data, testData, limit, testLimit, imageChannels, imageSize, workers
+        case device, runsDirectory, name, logEvery, evaluateTest, testTimeFlip
+    }
+
+    /// Missing keys keep their defaults, so a config file holds only what it changes.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainConfig()
+        func get<T: Decodable>(_ k: CodingKeys, _ def: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? def }
+        model = try get(.model, d.model); epochs = try get(.epochs, d.epochs); batchSize = try get(.batchSize, d.batchSize)
+        optimizer = try get(.optimizer, d.optimizer); learningRate = try get(.learningRate, d.learningRate)
+        weightDecay = try get(.weightDecay, d.weightDecay); momentum = try get(.momentum, d.momentum)
+        nesterov = try get(.nesterov, d.nesterov); beta1 = try get(.beta1, d.beta1); beta2 = try get(.beta2, d.beta2)
+        schedule = try get(.schedule, d.schedule); labelSmoothing = try get(.labelSmoothing, d.labelSmoothing)
+        earlyStoppingPatience = try c.decodeIfPresent(Int.self, forKey: .earlyStoppingPatience)
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
+        seed = try get(.seed, d.seed); validationFraction = try get(.validationFraction, d.validationFraction)
+        stratify = try get(.stratify, d.stratify); augmentation = try get(.augmentation, d.augmentation)
+        dataFormat = try get(.dataFormat, d.dataFormat); data = try c.decodeIfPresent(String.self, forKey: .data)
+        testData = try c.decodeIfPresent(String.self, forKey: .testData)
+        limit = try c.decodeIfPresent(Int.self, forKey: .limit); testLimit = try c.decodeIfPresent(Int.self, forKey: .testLimit)
+        imageChannels = try get(.imageChannels, d.imageChannels); imageSize = try get(.imageSize, d.imageSize)
+        workers = try get(.workers, d.workers); device = try get(.device, d.device)
+        runsDirectory = try get(.runsDirectory, d.runsDirectory); name = try c.decodeIfPresent(String.self, forKey: .name)
+        logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery); evaluateTest = try get(.evaluateTest, d.evaluateTest)
+        testTimeFlip = try get(.testTimeFlip, d.testTimeFlip)
+    }
+}

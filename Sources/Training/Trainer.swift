@@ -1,0 +1,227 @@
+import CNNCore
+import Datasets
+import Foundation
+import NN
+
+/// The outcome of `Trainer.run()`.
+public struct TrainResult: Sendable {
+    public var history: [EpochMetrics]
+    public var bestEpoch: Int
+    public var bestValidationAccuracy: Double
+    public var test: EvaluationResult?
+    /// Test result of the best-validation checkpoint, when it is not the last epoch.
+    public var testOfBest: EvaluationResult?
+    public var stoppedEarly: Bool
+    public var runDirectory: URL?
+}
+
+/// Trains a model on a device: the loop of the PyTorch CIFAR-10 guide, with checkpoints,
+/// schedules, early stopping and a metrics log.
+///
+/// Reproducibility: the epoch's data order and augmentation are functions of (seed, epoch, index),
+/// dropout masks of (seed, global step), and the schedule and optimizer state are saved, so a run
+/// resumed from the checkpoint of epoch k continues exactly as the uninterrupted run.
+public final class Trainer {
+    public let config: TrainConfig
+    public let data: TrainingData
+    public let model: Model
+    public let optimizer: Optimizer
+    public let runner: StepRunner
+    public let trainLoader: BatchLoader
+    public let validationLoader: BatchLoader
+    public let runDirectory: URL?
+    /// Informational lines (stderr by default).
+    public var log: (String) -> Void = { note($0) }
+    /// Show a progress bar (default: when stderr is a terminal).
+    public var showProgress: Bool?
+
+    private(set) var schedule: LRSchedule
+    private(set) var history: [EpochMetrics] = []
+    private var startEpoch = 1
+    private var globalStep = 0
+    private var bestValidationAccuracy = -1.0
+    private var bestValidationLoss = Double.infinity
+    private var bestEpoch = 0
+    private var epochsWithoutImprovement = 0
+
+    /// Builds model, optimizer and loaders on `backend`. `runDirectory` nil: nothing is written.
+    public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?) throws {
+        try config.validate()
+        self.config = config
+        self.data = data
+        self.runDirectory = runDirectory
+        model = try ModelZoo.make(config.model, inputShape: data.imageShape, classes: data.classNames.count,
+                                  backend: backend, seed: config.seed)
+        switch config.optimizer {
+        case .sgd:
+            optimizer = try SGD(model: model, hyper: SGDHyper(learningRate: Float(config.learningRate), momentum: Float(config.momentum),
+                                                              nesterov: config.nesterov, weightDecay: Float(config.weightDecay)))
+        case .adam, .adamw:
+            optimizer = try Adam(model: model, hyper: AdamHyper(learningRate: Float(config.learningRate), beta1: Float(config.beta1),
+                                                                beta2: Float(config.beta2), weightDecay: Float(config.weightDecay),
+                                                                decoupled: config.optimizer == .adamw))
+        }
+        runner = try StepRunner(model: model, optimizer: optimizer, labelSmoothing: Float(config.labelSmoothing))
+        runner.maxGradNorm = config.maxGradNorm.map { Float($0) }
+        trainLoader = try BatchLoader(dataset: data.train, indices: data.split.train, batchSize: config.batchSize, shuffle: true,
+                                      augmentation: config.augmentation, seed: config.seed, workers: config.workers)
+        validationLoader = try BatchLoader(dataset: data.train, indices: data.split.validation, batchSize: max(config.batchSize, 256),
+                                           shuffle: false, augmentation: config.augmentation.forEvaluation, seed: config.seed,
+                                           workers: config.workers)
+        schedule = LRSchedule(config: config.schedule, baseLR: config.learningRate, epochs: config.epochs,
+                              stepsPerEpoch: trainLoader.batchesPerEpoch)
+    }
+
+    /// Continues from the checkpoint `stem` ("latest" or "best") in `dir`.
+    public func resume(from dir: URL, stem: String = "latest") throws {
+        let s = try Checkpoint.load(dir: dir, stem: stem, model: model, optimizer: optimizer)
+        try require(s.config.seed == config.seed && s.config.batchSize == config.batchSize && s.config.model == config.model,
+                    "cannot resume \(dir.path): its seed/batch size/model (\(s.config.seed)/\(s.config.batchSize)/\(s.config.model)) differ from this run's")
+        schedule = s.schedule
+        history = s.history
+        startEpoch = s.epoch + 1
+        globalStep = s.globalStep
+        bestValidationAccuracy = s.bestValidationAccuracy
+        bestValidationLoss = s.bestValidationLoss
+        bestEpoch = s.bestEpoch
+        epochsWithoutImprovement = s.epochsWithoutImprovement
+        log("resumed from \(dir.path)/\(stem): epoch \(s.epoch) done, step \(s.globalStep), best validation accuracy "
+            + String(format: "%.2f%%", 100 * s.bestValidationAccuracy) + " (epoch \(s.bestEpoch))")
+    }
+
+    /// The dropout seed of global step `step`.
+    func stepSeed(_ step: Int) -> UInt64 {
+        var s = config.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03)
+        return SeededRNG.splitMix64(&s)
+    }
+
+    public func run() throws -> TrainResult {
+        if let dir = runDirectory {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(Data(config.json().utf8), to: dir.appendingPathComponent("config.json"))
+            // metrics.jsonl restarts from the (possibly resumed) history, so it never holds a dropped epoch.
+            try AtomicFile.write(Data(history.map(jsonLine).joined().utf8), to: dir.appendingPathComponent("metrics.jsonl"))
+        }
+        var stoppedEarly = false
+        if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
+        for epoch in startEpoch...max(config.epochs, startEpoch) where epoch <= config.epochs {
+            let m = try trainEpoch(epoch)
+            history.append(m)
+            let improved = m.validationAccuracy > bestValidationAccuracy
+            if improved { bestValidationAccuracy = m.validationAccuracy; bestEpoch = epoch }
+            if m.validationLoss < bestValidationLoss { bestValidationLoss = m.validationLoss; epochsWithoutImprovement = 0 } else { epochsWithoutImprovement += 1 }
+            if let msg = schedule.epochEnd(epoch: epoch, valLoss: m.validationLoss) { log("  " + msg) }
+            log(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.2g  %.1fs (%.0f img/s)%@",
+                       epoch, config.epochs, m.trainLoss, 100 * m.trainAccuracy, m.validationLoss, 100 * m.validationAccuracy,
+                       m.learningRate, m.seconds, m.imagesPerSecond, improved ? "  *best" : ""))
+            if let dir = runDirectory {
+                let state = checkpointState(epoch: epoch)
+                try Checkpoint.save(dir: dir, stem: "latest", model: model, optimizer: optimizer, state: state,
+                                    normalization: config.augmentation.normalization)
+                if improved {
+                    try Checkpoint.save(dir: dir, stem: "best", model: model, optimizer: optimizer, state: state,
+                                        normalization: config.augmentation.normalization)
+                }
+                try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
+            }
+            if let p = config.earlyStoppingPatience, epochsWithoutImprovement >= p, epoch < config.epochs {
+                log("early stopping: validation loss has not improved for \(p) epochs")
+                stoppedEarly = true
+                break
+            }
+        }
+        var result = TrainResult(history: history, bestEpoch: bestEpoch, bestValidationAccuracy: bestValidationAccuracy,
+                                 test: nil, testOfBest: nil, stoppedEarly: stoppedEarly, runDirectory: runDirectory)
+        if let test = data.test, config.evaluateTest {
+            let norm = config.augmentation.normalization
+            let r = try evaluate(model: model, dataset: test, normalization: norm, flipTTA: config.testTimeFlip, workers: config.workers)
+            result.test = r
+            log(String(format: "test (final weights, epoch %d): loss %.4f  accuracy %.2f%%  top-5 %.2f%%  (%d images, %.1fs)",
+                       history.last?.epoch ?? 0, r.loss, 100 * r.accuracy, 100 * (r.topK[5] ?? 0), r.confusion.total, r.seconds))
+            if let dir = runDirectory {
+                try writeReport(r, to: dir, stem: "test")
+                if bestEpoch != history.last?.epoch, FileManager.default.fileExists(atPath: Checkpoint.modelURL(dir, "best").path) {
+                    let best = try Checkpoint.loadModel(path: Checkpoint.modelURL(dir, "best").path, backend: model.backend)
+                    let rb = try evaluate(model: best.model, dataset: test, normalization: norm, flipTTA: config.testTimeFlip, workers: config.workers)
+                    result.testOfBest = rb
+                    log(String(format: "test (best validation checkpoint, epoch %d): accuracy %.2f%%", bestEpoch, 100 * rb.accuracy))
+                    try writeReport(rb, to: dir, stem: "test_best")
+                }
+            }
+        }
+        return result
+    }
+
+    func checkpointState(epoch: Int) -> CheckpointState {
+        CheckpointState(config: config, model: model.name, inputShape: model.inputShape.dims, classNames: data.classNames,
+                        epoch: epoch, globalStep: globalStep, optimizerStep: optimizer.stepCount, schedule: schedule, history: history,
+                        bestValidationAccuracy: bestValidationAccuracy, bestEpoch: bestEpoch, bestValidationLoss: bestValidationLoss,
+                        epochsWithoutImprovement: epochsWithoutImprovement, savedAt: ISO8601DateFormatter().string(from: Date()))
+    }
+
+    /// One epoch of training, then validation.
+    func trainEpoch(_ epoch: Int) throws -> EpochMetrics {
+        let start = Date()
+        let bar = ProgressBar(total: trainLoader.batchesPerEpoch, label: "epoch \(epoch)/\(config.epochs)", enabled: showProgress)
+        var images = 0
+        var done = 0
+        var lastPeek = Date.distantPast
+        var shown = (loss: 0.0, accuracy: 0.0)
+        var lr = schedule.lr(step: globalStep)
+        _ = try runner.takeTotals()
+        for batch in trainLoader.batches(epoch: epoch - 1) {
+            lr = schedule.lr(step: globalStep)
+            optimizer.learningRate = Float(lr)
+            try runner.trainStep(images: batch.images, labels: batch.labels, softTargets: batch.softTargets, seed: stepSeed(globalStep))
+            globalStep += 1
+            done += 1
+            images += batch.count
+            trainLoader.recycle(batch)
+            if bar.enabled, Date().timeIntervalSince(lastPeek) > 0.5 {
+                shown = try runner.peekTotals()
+                lastPeek = Date()
+            }
+            bar.update(done: done, images: images, extra: String(format: "loss %.4f  acc %.1f%%", shown.loss, 100 * shown.accuracy))
+            if let every = config.logEvery, globalStep % every == 0, let dir = runDirectory {
+                let t = try runner.peekTotals()
+                try appendLine(String(format: "{\"step\":%d,\"epoch\":%d,\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"lr\":%.6g}\n",
+                                      globalStep, epoch, t.loss, t.accuracy, lr), to: dir.appendingPathComponent("metrics.jsonl"))
+            }
+        }
+        bar.finish()
+        let train = try runner.takeTotals()
+        let trainSeconds = Date().timeIntervalSince(start)
+        for batch in validationLoader.batches(epoch: 0) {
+            try runner.evalStep(images: batch.images, labels: batch.labels)
+            validationLoader.recycle(batch)
+        }
+        let val = try runner.takeTotals()
+        return EpochMetrics(epoch: epoch, trainLoss: train.loss, trainAccuracy: train.accuracy, validationLoss: val.loss,
+                            validationAccuracy: val.accuracy, learningRate: lr, seconds: Date().timeIntervalSince(start),
+                            imagesPerSecond: Double(images) / max(trainSeconds, 1e-9))
+    }
+
+    func jsonLine(_ m: EpochMetrics) -> String {
+        String(format: "{\"epoch\":%d,\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"lr\":%.6g,\"seconds\":%.3f,\"images_per_second\":%.1f}\n",
+               m.epoch, m.trainLoss, m.trainAccuracy, m.validationLoss, m.validationAccuracy, m.learningRate, m.seconds, m.imagesPerSecond)
+    }
+}
+
+/// Writes `<stem>_report.txt` (classification report + confusion matrix), `<stem>_confusion_matrix.csv`
+/// and `<stem>_metrics.json` into `dir`.
+public func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws {
+    let text = String(format: "accuracy %.4f  loss %.4f\n\n", r.accuracy, r.loss) + r.confusion.classificationReport()
+        + "\nconfusion matrix (rows: true class, columns: predicted)\n" + r.confusion.formatted()
+    try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("\(stem)_report.txt"))
+    try AtomicFile.write(Data(r.confusion.csv().utf8), to: dir.appendingPathComponent("\(stem)_confusion_matrix.csv"))
+    let json = try JSONSerialization.data(withJSONObject: r.jsonObject(), options: [.prettyPrinted, .sortedKeys])
+    try AtomicFile.write(json, to: dir.appendingPathComponent("\(stem)_metrics.json"))
+}
+
+func appendLine(_ line: String, to url: URL) throws {
+    if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+    guard let h = try? FileHandle(forWritingTo: url) else { throw CNNError.io("cannot append to \(url.path)") }
+    defer { try? h.close() }
+    h.seekToEndOfFile()
+    h.write(Data(line.utf8))
+}

@@ -1,0 +1,50 @@
+import CNNCore
+import Datasets
+import Foundation
+
+/// The images a run trains, validates and tests on.
+public struct TrainingData: Sendable {
+    /// The training set; `split` divides it into training and validation indices.
+    public let train: ImageDataset
+    public let split: DatasetSplit
+    public let test: ImageDataset?
+
+    public var classNames: [String] { train.classNames }
+    public var imageShape: Shape { train.imageShape }
+
+    public init(train: ImageDataset, split: DatasetSplit, test: ImageDataset?) {
+        self.train = train
+        self.split = split
+        self.test = test
+    }
+
+    /// Loads the data a config names: CIFAR-10 (found or downloaded as `CIFAR10Locator` does) or image folders.
+    public static func load(_ c: TrainConfig, log: @escaping @Sendable (String) -> Void) throws -> TrainingData {
+        let train: ImageDataset
+        var test: ImageDataset?
+        switch c.dataFormat {
+        case .cifar10:
+            let dir = try CIFAR10Locator(explicitPath: c.data).resolve()
+            train = try CIFAR10.load(.train, directory: dir, limit: c.limit)
+            if c.evaluateTest { test = try CIFAR10.load(.test, directory: dir, limit: c.testLimit) }
+            log("data: CIFAR-10 from \(dir): \(train.count) training images" + (test.map { ", \($0.count) test images" } ?? ""))
+        case .folder:
+            guard let root = c.data else {
+                throw CNNError.invalidArgument("--format folder needs --data ROOT (a folder with one sub-folder of images per class)")
+            }
+            let options = ImageFolderOptions(channels: c.imageChannels, height: c.imageSize, width: c.imageSize)
+            var all = try ImageFolder.load(root: root, options: options)
+            if let limit = c.limit, limit < all.count { all = try all.subset(Array(0..<limit)) }
+            train = all
+            if let t = c.testData, c.evaluateTest {
+                let ts = try ImageFolder.load(root: t, options: options)
+                try require(ts.classNames == train.classNames,
+                            "test folder \(t) has classes \(ts.classNames) but training folder \(root) has \(train.classNames)")
+                test = ts
+            }
+            log("data: image folders \(root): \(train.count) images, \(train.numClasses) classes, resized to \(c.imageChannels)x\(c.imageSize)x\(c.imageSize)")
+        }
+        let split = try train.split(validationFraction: c.validationFraction, seed: c.seed, stratified: c.stratify)
+        return TrainingData(train: train, split: split, test: test)
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import SwiftCNN
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint: accuracy, top-k, per-class precision/recall/F1, confusion matrix.")
+
+    @OptionGroup var deviceOption: DeviceOption
+    @Option(help: "Model weights (.safetensors, from SwiftCNN or a PyTorch state_dict saved with safetensors).") var checkpoint: String
+    @Option(help: "Model name when the file has no SwiftCNN metadata (e.g. saved by PyTorch).") var model: String?
+    @Option(help: "CIFAR-10 folder, or an image-folder root with --format folder.") var data: String?
+    @Option(help: "cifar10 (evaluates test_batch.bin) or folder.") var format: String = "cifar10"
+    @Option(help: "Use only the first N images.") var limit: Int?
+    @Option(name: .customLong("top-k"), help: "Also report top-k accuracy.") var topK: Int = 5
+    @Flag(help: "Average predictions over the image and its horizontal mirror.") var tta = false
+    @Option(help: "Folder for the report, confusion matrix CSV and metrics JSON (default: next to the checkpoint).") var out: String?
+    @Option(name: .customLong("batch-size")) var batchSize: Int = 256
+
+    func run() throws {
+        let backend = try deviceOption.make()
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        var dataset: ImageDataset
+        if format == "folder" {
+            guard let data else { throw ValidationError("--format folder needs --data ROOT") }
+            let s = loaded.model.inputShape
+            dataset = try ImageFolder.load(root: data, options: ImageFolderOptions(channels: s[0], height: s[1], width: s[2]))
+        } else {
+            let dir = try CIFAR10Locator(explicitPath: data).resolve()
+            dataset = try CIFAR10.load(.test, directory: dir, limit: limit)
+        }
+        if let limit, limit < dataset.count { dataset = try dataset.subset(Array(0..<limit)) }
+        let r = try evaluate(model: loaded.model, dataset: dataset, normalization: loaded.normalization, batchSize: batchSize,
+                             flipTTA: tta, topK: [1, topK])
+        print(String(format: "%@ on %@ (%d images): accuracy %.2f%%  top-%d %.2f%%  loss %.4f  (%.1fs)",
+                     checkpoint, dataset.source, r.confusion.total, 100 * r.accuracy, topK, 100 * (r.topK[topK] ?? 0), r.loss, r.seconds))
+        print()
+        print(r.confusion.classificationReport())
+        print("confusion matrix (rows: true class, columns: predicted)")
+        print(r.confusion.formatted())
+        let dir = URL(fileURLWithPath: out ?? (checkpoint as NSString).deletingLastPathComponent)
+        let stem = "eval_" + ((checkpoint as NSString).lastPathComponent as NSString).deletingPathExtension
+        try writeReport(r, to: dir, stem: stem)
+        note("wrote \(dir.path)/\(stem)_report.txt, _confusion_matrix.csv, _metrics.json")
+    }
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Classify image files with a checkpoint and print the top-k classes.")
+
+    @OptionGroup var deviceOption: DeviceOption
+    @Option(help: "Model weights (.safetensors).") var checkpoint: String
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(name: .customLong("top-k")) var topK: Int = 3
+    @Argument(help: "PNG or JPEG files.") var images: [String]
+
+    func run() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image file") }
+        let backend = try deviceOption.make(default: "cpu")
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let s = loaded.model.inputShape
+        let opts = ImageFolderOptions(channels: s[0], height: s[1], width: s[2])
+        var aug = AugmentationConfig.none
+        aug.normalization = loaded.normalization
+        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
+        var values: [Float] = []
+        for path in images {
+            let img = try ImageFolder.decodeForModel(path: path, options: opts)
+            // (H, W, C) interleaved -> (C, H, W) planes, as datasets store images.
+            var chw = [UInt8](repeating: 0, count: img.pixels.count)
+            for c in 0..<s[0] {
+                for i in 0..<(s[1] * s[2]) { chw[c * s[1] * s[2] + i] = img.pixels[i * s[0] + c] }
+            }
+            values += augmenter.apply(augmenter.identityDraw, to: chw)
+        }
+        let runner = try StepRunner(model: loaded.model, optimizer: nil)
+        let k = loaded.model.numClasses
+        let p = try runner.probabilities(images: HostTensor(shape: Shape([images.count] + s.dims), values: values))
+        for (i, path) in images.enumerated() {
+            let row = Array(p[(i * k)..<((i + 1) * k)])
+            let top = row.indices.sorted { row[$0] > row[$1] }.prefix(min(topK, k))
+            print(path + ": " + top.map { String(format: "%@ %.1f%%", loaded.classNames[$0], 100 * row[$0]) }.joined(separator: ", "))
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import SwiftCNN
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model (default: the PyTorch CIFAR-10 guide's recipe).",
+        discussion: """
+        Defaults reproduce the guide: --model optimized --batch-size 64 --optimizer adam --lr 1e-3 --weight-decay 1e-4,
+        ReduceLROnPlateau (patience 3, factor 0.1) on validation loss, flip + rotation 15 + normalize 0.5, 80/20 split,
+        15 epochs. Settings come from the defaults, then --config FILE (JSON, any subset of the keys that
+        --print-config shows), then the options given here. Each run writes runs/NAME/: config.json, metrics.jsonl,
+        latest.* and best.* checkpoints (PyTorch state-dict names, safetensors), test_report.txt and the confusion matrix.
+        """)
+
+    @OptionGroup var deviceOption: DeviceOption
+
+    // Model and optimisation
+    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model: String?
+    @Option(help: "Epochs to train.") var epochs: Int?
+    @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize: Int?
+    @Option(help: "Optimizer: adam, adamw or sgd.") var optimizer: String?
+    @Option(help: "Learning rate (the peak for one-cycle).") var lr: Double?
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for adam/sgd, decoupled for adamw).") var weightDecay: Double?
+    @Option(help: "SGD momentum.") var momentum: Double?
+    @Flag(help: "Nesterov momentum (sgd).") var nesterov = false
+    @Option(help: "LR schedule: constant, plateau (ReduceLROnPlateau on validation loss), cosine, onecycle, step.") var schedule: String?
+    @Option(name: .customLong("plateau-patience"), help: "Epochs without validation-loss improvement before the LR is cut.") var plateauPatience: Int?
+    @Option(name: .customLong("plateau-factor"), help: "LR multiplier when the plateau schedule cuts.") var plateauFactor: Double?
+    @Option(name: .customLong("step-size"), help: "Epochs between cuts of the step schedule.") var stepSize: Int?
+    @Option(help: "LR multiplier of the step schedule.") var gamma: Double?
+    @Option(name: .customLong("warmup-epochs"), help: "Linear LR warmup over this many epochs (fractions allowed).") var warmupEpochs: Double?
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing in [0, 1).") var labelSmoothing: Double?
+    @Option(name: .customLong("early-stopping"), help: "Stop after this many epochs without validation-loss improvement.") var earlyStopping: Int?
+    @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this value.") var clipGradNorm: Double?
+    @Option(help: "Random seed (initialisation, split, shuffling, augmentation, dropout).") var seed: UInt64?
+
+    // Data
+    @Option(help: "CIFAR-10 folder (cifar-10-batches-bin, or a folder containing it), or an image-folder root with --format folder. Default: ./data, then ../shared/data, else download.") var data: String?
+    @Option(help: "Data format: cifar10 or folder (root/<class>/*.png|jpg).") var format: String?
+    @Option(name: .customLong("test-data"), help: "Test image folder (with --format folder).") var testData: String?
+    @Option(help: "Use only the first N training images.") var limit: Int?
+    @Option(name: .customLong("test-limit"), help: "Use only the first N test images.") var testLimit: Int?
+    @Option(name: .customLong("image-size"), help: "Resize image-folder inputs to this side length.") var imageSize: Int?
+    @Option(help: "Image-folder channels: 1 (grayscale) or 3 (RGB).") var channels: Int?
+    @Option(name: .customLong("val-split"), help: "Fraction of the training images held out for validation, in (0, 1).") var valSplit: Double?
+    @Flag(help: "Stratified train/validation split (keeps class proportions).") var stratify = false
+    @Option(help: "Data-loading threads.") var workers: Int?
+
+    // Augmentation
+    @Option(help: "Horizontal flip probability.") var flip: Float?
+    @Option(help: "Random rotation range in degrees (±).") var rotation: Float?
+    @Option(name: .customLong("crop-padding"), help: "Random crop with this much padding (0: off).") var cropPadding: Int?
+    @Option(name: .customLong("padding-mode"), help: "Crop padding: zero or reflect.") var paddingMode: String?
+    @Option(help: "Normalisation: half (mean 0.5, std 0.5, the guide's), cifar10 (dataset statistics) or none.") var normalize: String?
+    @Option(help: "Cutout square side (0: off).") var cutout: Int?
+    @Option(help: "MixUp alpha (0: off).") var mixup: Float?
+    @Option(help: "CutMix alpha (0: off).") var cutmix: Float?
+    @Flag(name: .customLong("no-augment"), help: "Turn off flip, rotation, crop, cutout, MixUp and CutMix.") var noAugment = false
+
+    // Run
+    @Option(help: "JSON config file (see --print-config for the keys).") var config: String?
+    @Option(help: "Run name (folder under --runs-dir). Default: MODEL-DATE-TIME.") var name: String?
+    @Option(name: .customLong("runs-dir"), help: "Folder for run folders.") var runsDir: String?
+    @Option(help: "Resume the run in this folder (runs/NAME) from its latest checkpoint; other settings come from its config.") var resume: String?
+    @Option(name: .customLong("log-every"), help: "Also write a metrics line every N steps.") var logEvery: Int?
+    @Flag(name: .customLong("no-test"), help: "Skip the final test-set evaluation.") var noTest = false
+    @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
+    @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
+    @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
+
+    func resolvedConfig() throws -> TrainConfig {
+        var c = TrainConfig()
+        if let resume {
+            c = try TrainConfig.load(path: (resume as NSString).appendingPathComponent("config.json"))
+        } else if let config { c = try TrainConfig.load(path: config) }
+        if let v = deviceOption.device { c.device = v }
+        if let v = model { c.model = v }
+        if let v = epochs { c.epochs = v }
+        if let v = batchSize { c.batchSize = v }
+        if let v = optimizer {
+            guard let o = TrainConfig.OptimizerKind(rawValue: v) else { throw ValidationError("--optimizer '\(v)': use adam, adamw or sgd") }
+            c.optimizer = o
+        }
+        if let v = lr { c.learningRate = v }
+        if let v = weightDecay { c.weightDecay = v }
+        if let v = momentum { c.momentum = v }
+        if nesterov { c.nesterov = true }
+        if let v = schedule {
+            guard let k = ScheduleKind(rawValue: v) else {
+                throw ValidationError("--schedule '\(v)': use \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            c.schedule.kind = k
+        }
+        if let v = plateauPatience { c.schedule.patience = v }
+        if let v = plateauFactor { c.schedule.factor = v }
+        if let v = stepSize { c.schedule.stepSize = v }
+        if let v = gamma { c.schedule.gamma = v }
+        if let v = warmupEpochs { c.schedule.warmupEpochs = v }
+        if let v = labelSmoothing { c.labelSmoothing = v }
+        if let v = earlyStopping { c.earlyStoppingPatience = v }
+        if let v = clipGradNorm { c.maxGradNorm = v }
+        if let v = seed { c.seed = v }
+        if let v = data { c.data = v }
+        if let v = format {
+            guard let f = TrainConfig.DataFormat(rawValue: v) else { throw ValidationError("--format '\(v)': use cifar10 or folder") }
+            c.dataFormat = f
+        }
+        if let v = testData { c.testData = v }
+        if let v = limit { c.limit = v }
+        if let v = testLimit { c.testLimit = v }
+        if let v = imageSize { c.imageSize = v }
+        if let v = channels { c.imageChannels = v }
+        if let v = valSplit { c.validationFraction = v }
+        if stratify { c.stratify = true }
+        if let v = workers { c.workers = v }
+        if noAugment {
+            let n = c.augmentation.normalization
+            c.augmentation = .none
+            c.augmentation.normalization = n
+        }
+        if let v = flip { c.augmentation.horizontalFlip = v }
+        if let v = rotation { c.augmentation.rotationDegrees = v }
+        if let v = cropPadding { c.augmentation.cropPadding = v }
+        if let v = paddingMode {
+            guard let m = PaddingMode(rawValue: v) else { throw ValidationError("--padding-mode '\(v)': use zero or reflect") }
+            c.augmentation.paddingMode = m
+        }
+        if let v = normalize { c.augmentation.normalization = try Normalization.named(v) }
+        if let v = cutout { c.augmentation.cutoutSize = v }
+        if let v = mixup { c.augmentation.mixupAlpha = v }
+        if let v = cutmix { c.augmentation.cutmixAlpha = v }
+        if let v = name { c.name = v }
+        if let v = runsDir { c.runsDirectory = v }
+        if let v = logEvery { c.logEvery = v }
+        if noTest { c.evaluateTest = false }
+        if tta { c.testTimeFlip = true }
+        try require(ModelZoo.names.contains(c.model), "unknown --model '\(c.model)'; valid models: \(ModelZoo.names.joined(separator: ", "))")
+        try c.validate()
+        return c
+    }
+
+    func run() throws {
+        let c = try resolvedConfig()
+        if printConfig {
+            print(c.json())
+            return
+        }
+        let (backend, reason) = try makeBackend(c.device)
+        note(reason)
+        let data = try TrainingData.load(c, log: { note($0) })
+        note(data.train.classCountTable(indices: data.split.train, title: "training split (\(data.split.train.count) images, validation \(data.split.validation.count))"))
+        if let w = data.train.imbalanceWarning(indices: data.split.train) { note("warning: " + w) }
+        let runDir: URL
+        if let resume {
+            runDir = URL(fileURLWithPath: resume)
+        } else {
+            let f = DateFormatter()
+            f.dateFormat = "yyyyMMdd-HHmmss"
+            runDir = URL(fileURLWithPath: c.runsDirectory).appendingPathComponent(c.name ?? "\(c.model)-\(f.string(from: Date()))")
+        }
+        let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
+        if noProgress { trainer.showProgress = false }
+        note(trainer.model.summary())
+        note("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs of \(trainer.trainLoader.batchesPerEpoch) steps (batch \(c.batchSize))")
+        note("run folder: \(runDir.path)")
+        if resume != nil { try trainer.resume(from: runDir) }
+        let result = try trainer.run()
+        if let t = result.test {
+            print(t.confusion.classificationReport())
+            print("confusion matrix (rows: true class, columns: predicted)")
+            print(t.confusion.formatted())
+        }
+        let best = String(format: "%.2f%%", 100 * result.bestValidationAccuracy)
+        print("best validation accuracy \(best) at epoch \(result.bestEpoch)"
+              + (result.test.map { String(format: "; test accuracy %.2f%%", 100 * $0.accuracy) } ?? "")
+              + "; run folder \(runDir.path)")
+    }
+}

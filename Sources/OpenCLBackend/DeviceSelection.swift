@@ -86,7 +86,8 @@ public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) t
 
     case .opencl:
         if let reason = inventory.noPlatformReason {
-            throw CNNError.unsupported("--device opencl: \(reason). Use --device auto or --device cpu on this machine.")
+            throw CNNError.unsupported("--device opencl: \(reason). Install an OpenCL driver (an ICD file under "
+                                       + "/etc/OpenCL/vendors, or point OCL_ICD_VENDORS at one), or use --device auto or --device cpu.")
         }
         guard let dev = best(devices) else {
             throw CNNError.unsupported("--device opencl: the OpenCL platforms expose no device"
@@ -98,7 +99,8 @@ public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) t
 
     case let .openclDevice(p, d):
         if let reason = inventory.noPlatformReason {
-            throw CNNError.unsupported("--device opencl:\(p):\(d): \(reason). Use --device auto or --device cpu.")
+            throw CNNError.unsupported("--device opencl:\(p):\(d): \(reason). Install an OpenCL driver, or use --device auto "
+                                       + "or --device cpu.")
         }
         guard let dev = devices.first(where: { $0.platformIndex == p && $0.deviceIndex == d }) else {
             let list = devices.map { "\($0.selector) \($0.name)" }.joined(separator: ", ")

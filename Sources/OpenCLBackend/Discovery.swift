@@ -130,9 +130,7 @@ public enum OpenCLDiscovery {
         var count: cl_uint = 0
         let st = clGetPlatformIDs(0, nil, &count)
         if st == -1001 || (st == CL_SUCCESS && count == 0) {
-            throw CNNError.unsupported(
-                "no OpenCL platform found (clGetPlatformIDs: \(CLStatus.name(st)) (\(st))); "
-                    + "install an OpenCL driver (an ICD under /etc/OpenCL/vendors) or use --device cpu")
+            throw CNNError.unsupported("no OpenCL platform found (clGetPlatformIDs: \(CLStatus.name(st)) (\(st)))")
         }
         try clCheck(st, "clGetPlatformIDs")
         var ids = [cl_platform_id?](repeating: nil, count: Int(count))

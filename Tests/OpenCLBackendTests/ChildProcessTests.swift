@@ -58,6 +58,7 @@ enum Child {
         #expect(reason.contains("no OpenCL platform") && reason.contains("CPU backend") && !reason.contains("\n"), "\(reason)")
         #expect(r["openclError"]?.contains("no OpenCL platform") == true, "\(r)")
         #expect(r["openclError"]?.contains("--device cpu") == true, "\(r)")
+        print("no platform: auto -> \(reason)\nno platform: opencl -> \(r["openclError"] ?? "")")
     }
 
     /// A fresh cache folder: the first process compiles every kernel family and stores it; the

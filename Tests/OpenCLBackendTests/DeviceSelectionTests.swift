@@ -80,6 +80,7 @@ import Testing
     @Test func autoOnThisMachineFollowsTheRule() throws {
         let inv = OpenCLDiscovery.inventory()
         let choice = try selectDevice(.auto, inventory: inv)
+        print("--device auto on this machine: \(choice.reason)")
         let hasGPUOrAccelerator = inv.devices.contains { $0.type != .cpu && $0.type != .other }
         switch choice {
         case .cpu(let reason):

@@ -6,25 +6,30 @@
 // Deterministic: col2im is a gather (no atomics), sums run in a fixed order.
 
 // cols[n, (c,i,j), (oh,ow)] = x[n, c, oh*SH - PH + i, ow*SW - PW + j], 0 outside the image.
-// Launch: 1-D over total = N * C*KH*KW * OH*OW, one work-item per column element (coalesced writes).
+// Launch: 1-D over total = N * C * OH*OW: one work-item per (image, channel, output position)
+// writes that position's KH*KW column entries (rows (c,i,j), stride OH*OW apart; neighbouring
+// work-items write neighbouring columns, so writes stay coalesced). Index arithmetic is done
+// once per work-item, not once per element.
 __kernel void im2col(__global const float* x, int xOff, __global float* cols, int colsOff,
                      int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                      int OH, int OW, int total) {
     int idx = get_global_id(0);
     if (idx >= total) return;
     int P = OH * OW;
-    int K = C * KH * KW;
     int p = idx % P;
-    int r = (idx / P) % K;
-    int n = idx / (P * K);
-    int c = r / (KH * KW);
-    int i = (r / KW) % KH;
-    int j = r % KW;
-    int h = (p / OW) * SH - PH + i;
-    int w = (p % OW) * SW - PW + j;
-    float v = 0.0f;
-    if (h >= 0 && h < H && w >= 0 && w < W) v = x[xOff + ((n * C + c) * H + h) * W + w];
-    cols[colsOff + idx] = v;
+    int nc = idx / P;                        // n*C + c
+    int h0 = (p / OW) * SH - PH;
+    int w0 = (p % OW) * SW - PW;
+    __global const float* xp = x + xOff + nc * H * W;
+    __global float* out = cols + colsOff + nc * KH * KW * P + p;
+    for (int i = 0; i < KH; i++) {
+        int h = h0 + i;
+        bool rowInside = h >= 0 && h < H;
+        for (int j = 0; j < KW; j++) {
+            int w = w0 + j;
+            out[(i * KW + j) * P] = (rowInside && w >= 0 && w < W) ? xp[h * W + w] : 0.0f;
+        }
+    }
 }
 
 // The adjoint of im2col, as a gather: x[n, c, h, w] = sum over the (i, j) whose window position

@@ -54,7 +54,7 @@ extension OpenCLBackend {
     }
 
     private func enqueueIm2col(x: Tensor, cols: Tensor, _ g: Conv2DGeometry) throws {
-        let total = g.batch * g.patchSize * g.outHeight * g.outWidth
+        let total = g.batch * g.inChannels * g.outHeight * g.outWidth   // one work-item per (n, c, oh, ow)
         try launch1D(.conv, "im2col", count: total, [.tensor(x), .tensor(cols)] + geometryArgs(g) + [.int(total)])
     }
 

@@ -12,7 +12,10 @@ rounds = int(os.environ.get("ROUNDS", "5"))
 # CPUTIME=1: time with this thread's CPU time (robust against other processes; single thread only,
 # so it also sets SWIFTCNN_THREADS=1 and OPENBLAS_NUM_THREADS=1 — numpy must be imported after).
 clock = time.thread_time if os.environ.get("CPUTIME") == "1" else time.perf_counter
-only = os.environ.get("SHAPES")  # e.g. "square" or "model"
+only = os.environ.get("SHAPES")
+# Pause before each batch: OpenBLAS's idle threads spin for a while after a call, and so do ours
+# (briefly); without the pause each side is timed while the other still burns a core.
+settle = float(os.environ.get("SETTLE", "0.2"))  # e.g. "square" or "model"
 
 # (label, transA, transB, m, n, k)
 square = [(f"square {s}", 0, 0, s, s, s) for s in (256, 512, 1024, 2048)]
@@ -50,10 +53,13 @@ for label, ta, tb, m, n, k in shapes:
     np.matmul(A, B, out=c)
     npt, swt, err = [], [], 0.0
     for r in range(rounds):
+        time.sleep(settle)   # let the other runtime's spinning threads go to sleep
+        np.matmul(A, B, out=c)
         ts = []
         for _ in range(reps):
             t0 = clock(); np.matmul(A, B, out=c); ts.append(clock() - t0)
         npt.append(sorted(ts)[len(ts) // 2])
+        time.sleep(settle)
         out = ask(f"gemm {ta} {tb} {m} {n} {k} {reps}")
         swt.append(float(out[0])); err = max(err, float(out[1]))
     tn = sorted(npt)[rounds // 2]; tsw = sorted(swt)[rounds // 2]

@@ -89,3 +89,40 @@ func microKernel12x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
     c8.store(c + 8 &* ldc, alpha: alpha, beta: beta); c9.store(c + 9 &* ldc, alpha: alpha, beta: beta)
     c10.store(c + 10 &* ldc, alpha: alpha, beta: beta); c11.store(c + 11 &* ldc, alpha: alpha, beta: beta)
 }
+
+/// Rows 0..<8 of a 12-row A panel: C[0..<8, 0..<32] = alpha * Apanel[:, 0..<8] * Bpanel + beta * C.
+/// For the last panel of A when only 5...8 of its rows are real (e.g. m = 64 = 5 * 12 + 4).
+@inline(never)
+func microKernel8x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    var c0 = Row32(), c1 = Row32(), c2 = Row32(), c3 = Row32()
+    var c4 = Row32(), c5 = Row32(), c6 = Row32(), c7 = Row32()
+    let bRaw = UnsafeRawPointer(b)
+    var pa = a
+    for p in 0..<kc {
+        let (b0, b1) = loadB(bRaw, p)
+        c0.madd(pa[0], b0, b1); c1.madd(pa[1], b0, b1); c2.madd(pa[2], b0, b1); c3.madd(pa[3], b0, b1)
+        c4.madd(pa[4], b0, b1); c5.madd(pa[5], b0, b1); c6.madd(pa[6], b0, b1); c7.madd(pa[7], b0, b1)
+        pa += GEMMTile.mr
+    }
+    c0.store(c, alpha: alpha, beta: beta); c1.store(c + ldc, alpha: alpha, beta: beta)
+    c2.store(c + 2 &* ldc, alpha: alpha, beta: beta); c3.store(c + 3 &* ldc, alpha: alpha, beta: beta)
+    c4.store(c + 4 &* ldc, alpha: alpha, beta: beta); c5.store(c + 5 &* ldc, alpha: alpha, beta: beta)
+    c6.store(c + 6 &* ldc, alpha: alpha, beta: beta); c7.store(c + 7 &* ldc, alpha: alpha, beta: beta)
+}
+
+/// Rows 0..<4 of a 12-row A panel (the last panel when only 1...4 of its rows are real).
+@inline(never)
+func microKernel4x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    var c0 = Row32(), c1 = Row32(), c2 = Row32(), c3 = Row32()
+    let bRaw = UnsafeRawPointer(b)
+    var pa = a
+    for p in 0..<kc {
+        let (b0, b1) = loadB(bRaw, p)
+        c0.madd(pa[0], b0, b1); c1.madd(pa[1], b0, b1); c2.madd(pa[2], b0, b1); c3.madd(pa[3], b0, b1)
+        pa += GEMMTile.mr
+    }
+    c0.store(c, alpha: alpha, beta: beta); c1.store(c + ldc, alpha: alpha, beta: beta)
+    c2.store(c + 2 &* ldc, alpha: alpha, beta: beta); c3.store(c + 3 &* ldc, alpha: alpha, beta: beta)
+}

@@ -1,6 +1,7 @@
 // Benchmark driver for the fast SGEMM (Sources/CPUBackend/Fast), compiled by scripts/gemm-bench.sh
 // together with those sources. Reads commands on stdin, one per line, answers one line each:
 //   gemm TA TB M N K REPS   -> "<median seconds per call> <max abs error vs. a Double reference on a sample>"
+//   loop TA TB M N K CALLS  -> seconds for CALLS back-to-back calls (nothing else allocates)
 //   kernel KC REPS          -> median seconds of one micro-kernel call on L1-resident panels
 //   pool TASKS REPS         -> median seconds of an empty parallelFor on ThreadPool, then concurrentPerform
 //   quit
@@ -93,6 +94,17 @@ struct GEMMBenchMain {
                     t2.append(now() - t0)
                 }
                 reply("\(median(t1)) \(median(t2))")
+            case "loop":
+                // loop TA TB M N K CALLS: just the calls (for counting allocations with perf probes).
+                let ta = f[1] == "1", tb = f[2] == "1"
+                let m = Int(f[3])!, n = Int(f[4])!, k = Int(f[5])!, calls = Int(f[6])!
+                let a = Buf(m * k, seed: 1), b = Buf(k * n, seed: 2), c = Buf(m * n, seed: 3)
+                let t0 = now()
+                for _ in 0..<calls {
+                    gemm.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 1, a: a.p, lda: ta ? m : k,
+                               b: b.p, ldb: tb ? k : n, beta: 0, c: c.p, ldc: n)
+                }
+                reply("\(now() - t0) 0")
             case "kernel":
             // The micro-kernel alone on L1-resident panels: the ceiling for the whole GEMM.
             let kc = Int(f[1])!, reps = Int(f[2])!

@@ -203,23 +203,53 @@ struct FastGEMMTests {
         }
     }
 
-    @Test("thread splits give bitwise the serial result", arguments: [2, 3])
+    @Test("m and n splits give bitwise the serial result", arguments: [2, 3])
     func threaded(threads: Int) {
-        let parallel = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelThreshold: 1)
+        let parallel = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
+        var axes = Set<String>()
         for (ta, tb, m, n, k) in [(false, false, 40, 150, 20), (true, false, 75, 30, 9), (false, true, 1, 200, 5),
-                                  (true, true, 100, 3, 33), (false, false, 2, 2, 2)] {
+                                  (true, true, 100, 3, 33), (false, false, 2, 2, 2), (false, true, 37, 64, 40)] {
             let c = GEMMCase(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 1.5, beta: 0.5)
+            let plan = parallel.splitPlan(m: m, n: n, k: k)
+            axes.insert(plan.axis.rawValue)
+            #expect(plan.axis != .k, "\(c): \(plan)")
             let serial = c.run(serialTiny)
             let got = c.run(parallel)
-            c.check(got, "\(threads) threads")
-            #expect(got == serial, "\(c): \(threads) threads differ from 1 thread")
+            c.check(got, "\(threads) threads, \(plan)")
+            #expect(got == serial, "\(c): \(plan) differs from 1 thread")
         }
+        #expect(axes.isSuperset(of: ["m", "n"]), "both split axes exercised: \(axes)")
+    }
+
+    @Test("k splits (long k, small C) sum the partial products", arguments: [2, 3])
+    func splitK(threads: Int) {
+        let parallel = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
+        for (ta, tb, m, n, k, beta) in [(false, false, 5, 7, 700, Float(0)), (true, true, 13, 33, 1000, 1),
+                                        (false, true, 1, 1, 300, -0.5), (true, false, 24, 40, 2000, 0)] {
+            let c = GEMMCase(transA: ta, transB: tb, m: m, n: n, k: k, pad: 3, alpha: 0.75, beta: beta, nanC: beta == 0)
+            let plan = parallel.splitPlan(m: m, n: n, k: k)
+            #expect(plan.axis == .k && plan.parts == min(threads, k / 64), "\(c): \(plan)")
+            c.check(c.run(parallel), "\(threads) threads, \(plan)")
+        }
+    }
+
+    @Test("the split plan: serial for small work, never more parts than threads or tiles")
+    func plans() {
+        let gemm = FastGEMM(pool: ThreadPool(threadCount: 2))
+        #expect(gemm.splitPlan(m: 8, n: 8, k: 8).axis == .none)
+        #expect(gemm.splitPlan(m: 2048, n: 2048, k: 2048).parts == 2)
+        #expect(gemm.splitPlan(m: 64, n: 32768, k: 288).axis == .n)       // conv forward
+        #expect(gemm.splitPlan(m: 64, n: 288, k: 32768).axis == .k)       // conv weight gradient
+        #expect(gemm.splitPlan(m: 4096, n: 16, k: 64).axis == .m)
+        #expect(FastGEMM(pool: ThreadPool(threadCount: 1)).splitPlan(m: 2048, n: 2048, k: 2048).axis == .none)
+        let wide = FastGEMM(pool: ThreadPool(threadCount: 8), parallelOverhead: 0)
+        #expect(wide.splitPlan(m: 12, n: 64, k: 4).parts <= 2)
     }
 
     @Test("strided batched equals one GEMM per item (shared A via stride 0, padded strides)")
     func stridedBatched() {
         for (threads, batch) in [(1, 3), (2, 1), (2, 3), (3, 7)] {
-            let gemm = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelThreshold: 1)
+            let gemm = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let m = 14, n = 37, k = 19
                 let lda = ta ? m : k, ldb = tb ? k : n, ldc = n + 3
@@ -291,10 +321,13 @@ private final class BiasReLUCounting: GEMMEpilogue, @unchecked Sendable {
 
 @Suite("Fast SGEMM with caller-supplied packing")
 struct FastGEMMPackerTests {
-    @Test("computed B panels and a fused bias + ReLU epilogue", arguments: [1, 2])
-    func customPackerAndEpilogue(threads: Int) {
-        let m = 29, n = 150, k = 45
-        let gemm = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelThreshold: 1)
+    @Test("computed B panels and a fused bias + ReLU epilogue (serial, n split, k split)",
+          arguments: [(1, 45), (2, 45), (2, 300)])
+    func customPackerAndEpilogue(threads: Int, k: Int) {
+        let m = 29, n = 150
+        let gemm = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
+        let plan = gemm.splitPlan(m: m, n: n, k: k)
+        #expect(plan.axis == (threads == 1 ? .none : k > 64 ? .k : .n), "\(plan)")
         var rng = FastGEMMTestRNG(7)
         let a = rng.array(m * k)
         let bias = rng.array(m)
@@ -325,7 +358,7 @@ struct FastGEMMPackerTests {
     @Test("sgemmSerial equals sgemm")
     func serialEntry() {
         let c = GEMMCase(transA: true, transB: false, m: 33, n: 70, k: 40, alpha: 1, beta: 1)
-        let gemm = FastGEMM(pool: ThreadPool(threadCount: 2), blocking: tinyBlocking, parallelThreshold: 1)
+        let gemm = FastGEMM(pool: ThreadPool(threadCount: 2), blocking: tinyBlocking, parallelOverhead: 0)
         var got = c.c0
         c.a.withUnsafeBufferPointer { pa in
             c.b.withUnsafeBufferPointer { pb in

@@ -19,6 +19,21 @@ private final class VisitCounts: @unchecked Sendable {
     func all(equal v: Int) -> Bool { (0..<n).allSatisfy { counts[$0].load(ordering: .relaxed) == v } }
 }
 
+private struct BumpTask: ParallelTask {
+    let visits: VisitCounts
+    let offset: Int
+    func run(_ index: Int) { visits.bump(offset + index) }
+}
+
+private struct BumpRangeTask: ParallelRangeTask {
+    let visits: VisitCounts
+    let starts: UnsafeMutablePointer<Int>   // one slot per range start (written once each)
+    func run(_ range: Range<Int>) {
+        starts[range.lowerBound] += 1
+        for i in range { visits.bump(i) }
+    }
+}
+
 @Suite("Fast thread pool")
 struct FastThreadPoolTests {
     @Test("parallelFor runs every index exactly once", arguments: [1, 2, 3, 8])
@@ -29,6 +44,28 @@ struct FastThreadPoolTests {
             let visits = VisitCounts(max(count, 1))
             for _ in 0..<20 { pool.parallelFor(count) { visits.bump($0) } }
             #expect(count == 0 ? visits.all(equal: 0) : visits.all(equal: 20), "\(threads) threads, \(count) tasks")
+        }
+    }
+
+    @Test("the ParallelTask forms cover every index once", arguments: [1, 2, 3])
+    func taskForms(threads: Int) {
+        let pool = ThreadPool(threadCount: threads)
+        for count in [1, 2, 5, 100] {
+            let visits = VisitCounts(count + 3)
+            pool.parallelFor(count, BumpTask(visits: visits, offset: 3))
+            #expect((0..<3).allSatisfy { visits.counts[$0].load(ordering: .relaxed) == 0 })
+            #expect((3..<(count + 3)).allSatisfy { visits.counts[$0].load(ordering: .relaxed) == 1 })
+            for grain in [1, 4] {
+                let ranged = VisitCounts(count)
+                let starts = UnsafeMutablePointer<Int>.allocate(capacity: count)
+                starts.initialize(repeating: 0, count: count)
+                defer { starts.deallocate() }
+                pool.parallelRanges(count, grain: grain, BumpRangeTask(visits: ranged, starts: starts))
+                #expect(ranged.all(equal: 1), "count \(count) grain \(grain)")
+                let startIndices = (0..<count).filter { starts[$0] > 0 }
+                #expect(startIndices.allSatisfy { $0 % grain == 0 && starts[$0] == 1 })
+                #expect(startIndices.count <= threads)
+            }
         }
     }
 

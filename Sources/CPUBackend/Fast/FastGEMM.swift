@@ -17,8 +17,10 @@
 // The innermost loop walks along rows of C (consecutive 128-byte pieces of the same 12 rows), which
 // the hardware prefetchers follow; walking down C instead (12 new rows per call) measured up to
 // 1.6x slower for large n.
-// Multi-threading splits C into one rectangle per thread (along n when n >= m, else along m),
-// each an independent serial GEMM with its own packing buffers; small problems run on one thread.
+// Multi-threading (splitPlan): C is split into one rectangle per thread (along n or m), each an
+// independent serial GEMM with its own packing buffers, or k is split into partial products that
+// are summed afterwards (for small C and long k: linear layers, weight gradients); small problems
+// run on the calling thread.
 // Packing buffers come from a workspace that only grows: no allocation in the steady state.
 
 import Synchronization
@@ -47,6 +49,8 @@ public final class GEMMWorkspace: @unchecked Sendable {
         var aCapacity = 0
         var b: UnsafeMutablePointer<Float>? = nil
         var bCapacity = 0
+        var c: UnsafeMutablePointer<Float>? = nil
+        var cCapacity = 0
         /// One MR x NR tile for edges of C.
         let tile = UnsafeMutablePointer<Float>(
             OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: GEMMTile.mr * GEMMTile.nr * 4, alignment: 64)))
@@ -65,6 +69,13 @@ public final class GEMMWorkspace: @unchecked Sendable {
             }
             return b!
         }
+        func cBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+            if count > cCapacity {
+                c.map { UnsafeMutableRawPointer($0).deallocate() }
+                c = Self.allocate(count); cCapacity = count
+            }
+            return c!
+        }
         static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
             return raw.bindMemory(to: Float.self, capacity: count)
@@ -72,6 +83,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
         deinit {
             a.map { UnsafeMutableRawPointer($0).deallocate() }
             b.map { UnsafeMutableRawPointer($0).deallocate() }
+            c.map { UnsafeMutableRawPointer($0).deallocate() }
             UnsafeMutableRawPointer(tile).deallocate()
         }
     }
@@ -82,7 +94,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
 
     /// Bytes held by all slots (for memory reports).
     public var bytesReserved: Int {
-        free.withLock { slots in slots.reduce(0) { $0 + ($1.aCapacity + $1.bCapacity + GEMMTile.mr * GEMMTile.nr) * 4 } }
+        free.withLock { slots in slots.reduce(0) { $0 + ($1.aCapacity + $1.bCapacity + $1.cCapacity + GEMMTile.mr * GEMMTile.nr) * 4 } }
     }
 
     func withSlot<R>(_ body: (Slot) -> R) -> R {
@@ -94,19 +106,40 @@ public final class GEMMWorkspace: @unchecked Sendable {
 
 /// The fast SGEMM with its thread pool and workspace. One instance per backend; calls may come
 /// from several threads at once (each then uses its own workspace slots).
+/// How one GEMM is divided among threads (see `FastGEMM.splitPlan`).
+public struct GEMMSplit: Sendable, Equatable, CustomStringConvertible {
+    public enum Axis: String, Sendable {
+        /// One thread.
+        case none
+        /// Row ranges of C (multiples of MR); each thread packs all of op(B).
+        case m
+        /// Column ranges of C (multiples of NR); each thread packs all of op(A).
+        case n
+        /// Depth ranges: each thread computes a partial product, then the partials are summed
+        /// (no operand is packed twice; costs an (m, n) buffer per extra thread and a reduction).
+        case k
+    }
+    public var axis: Axis
+    public var parts: Int
+    public var description: String { axis == .none ? "serial" : "\(parts) parts along \(axis.rawValue)" }
+}
+
+/// The fast SGEMM with its thread pool and workspace. One instance per backend; calls may come
+/// from several threads at once (each then uses its own workspace slots).
 public final class FastGEMM: @unchecked Sendable {
     public let pool: ThreadPool
     public let workspace: GEMMWorkspace
     public let blocking: GEMMBlocking
-    /// Problems with fewer multiply-adds (m*n*k) than this run on the calling thread only.
-    public let parallelThreshold: Int
+    /// The estimated cost of running a job on the pool, in multiply-adds: the work split compares
+    /// it with what a thread saves. 0 splits every problem that can be split (tests use that).
+    public let parallelOverhead: Int
 
     public init(pool: ThreadPool = .shared, workspace: GEMMWorkspace = GEMMWorkspace(),
-                blocking: GEMMBlocking = GEMMBlocking(), parallelThreshold: Int = 1 << 18) {
+                blocking: GEMMBlocking = GEMMBlocking(), parallelOverhead: Int = 1 << 18) {
         self.pool = pool
         self.workspace = workspace
         self.blocking = blocking
-        self.parallelThreshold = parallelThreshold
+        self.parallelOverhead = max(0, parallelOverhead)
     }
 
     /// A process-wide instance on `ThreadPool.shared`.
@@ -128,43 +161,30 @@ public final class FastGEMM: @unchecked Sendable {
 
     /// `batch` independent GEMMs; item i uses a + i*strideA, b + i*strideB, c + i*strideC
     /// (a stride of 0 reuses one matrix for every item; C items must not overlap).
+    /// Many small items run one per task; a few large ones each use the pool in turn.
     public func sgemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                     a: UnsafePointer<Float>, lda: Int, strideA: Int,
                                     b: UnsafePointer<Float>, ldb: Int, strideB: Int,
                                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
                                     batch: Int) {
         if batch <= 0 || m <= 0 || n <= 0 { return }
-        if batch == 1 {
-            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
-        }
         let threads = pool.threadCount
-        let work = m * n * max(k, 1)
-        // Split each item into `parts` rectangles so that batch*parts tasks keep every thread busy.
-        var parts = 1
-        if batch < 2 * threads && work >= parallelThreshold {
-            parts = min((2 * threads + batch - 1) / batch, threads)
-        }
-        let tasks = batch * parts
-        if threads == 1 || work * batch < parallelThreshold {
+        let itemPlan = splitPlan(m: m, n: n, k: k)
+        if batch == 1 || (itemPlan.axis != .none && batch < 2 * threads) {
             for i in 0..<batch {
-                runSerial(m: m, n: n, k: k, alpha: alpha,
-                          a: GEMMMatrixA(a + i * strideA, ld: lda, transposed: transA),
-                          b: GEMMMatrixB(b + i * strideB, ld: ldb, transposed: transB),
-                          beta: beta, c: c + i * strideC, ldc: ldc, epilogue: GEMMNoEpilogue(),
-                          rows: 0..<m, cols: 0..<n)
+                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                      a: a + i * strideA, lda: lda, b: b + i * strideB, ldb: ldb,
+                      beta: beta, c: c + i * strideC, ldc: ldc)
             }
             return
         }
-        pool.parallelFor(tasks) { t in
-            let i = t / parts, part = t % parts
-            let (rows, cols) = Self.partition(m: m, n: n, parts: parts, index: part)
-            runSerial(m: m, n: n, k: k, alpha: alpha,
-                      a: GEMMMatrixA(a + i * strideA, ld: lda, transposed: transA),
-                      b: GEMMMatrixB(b + i * strideB, ld: ldb, transposed: transB),
-                      beta: beta, c: c + i * strideC, ldc: ldc, epilogue: GEMMNoEpilogue(),
-                      rows: rows, cols: cols)
+        let items = BatchItemTask(gemm: self, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                  a: a, lda: lda, strideA: strideA, b: b, ldb: ldb, strideB: strideB,
+                                  beta: beta, c: c, ldc: ldc, strideC: strideC)
+        if threads == 1 || m * n * max(k, 1) * batch < parallelOverhead {
+            for i in 0..<batch { items.run(i) }
+        } else {
+            pool.parallelFor(batch, items)
         }
     }
 
@@ -176,17 +196,23 @@ public final class FastGEMM: @unchecked Sendable {
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E
     ) {
         if m <= 0 || n <= 0 { return }
-        let threads = pool.threadCount
-        let parts = (threads == 1 || m * n * max(k, 1) < parallelThreshold) ? 1 : threads
-        if parts == 1 {
+        let plan = (k <= 0 || alpha == 0) ? GEMMSplit(axis: .none, parts: 1) : splitPlan(m: m, n: n, k: k)
+        switch plan.axis {
+        case .none:
             runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
-                      epilogue: epilogue, rows: 0..<m, cols: 0..<n)
-            return
-        }
-        pool.parallelFor(parts) { t in
-            let (rows, cols) = Self.partition(m: m, n: n, parts: parts, index: t)
-            runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
-                      epilogue: epilogue, rows: rows, cols: cols)
+                      epilogue: epilogue, rows: 0..<m, cols: 0..<n, depth: 0..<max(k, 0))
+        case .m, .n:
+            pool.parallelFor(plan.parts, RectangleTask(gemm: self, plan: plan, m: m, n: n, k: k, alpha: alpha,
+                                                       a: a, b: b, beta: beta, c: c, ldc: ldc, epilogue: epilogue))
+        case .k:
+            workspace.withSlot { reduction in
+                // partial t (1..<parts): (m, n) with row stride n; part 0 goes straight into C.
+                let partials = reduction.cBuffer((plan.parts - 1) * m * n)
+                pool.parallelFor(plan.parts, DepthTask(gemm: self, parts: plan.parts, m: m, n: n, k: k, alpha: alpha,
+                                                       a: a, b: b, beta: beta, c: c, ldc: ldc, partials: partials))
+                pool.parallelRanges(m, SumPartialsTask(parts: plan.parts, m: m, n: n, c: c, ldc: ldc,
+                                                       partials: partials, epilogue: epilogue))
+            }
         }
     }
 
@@ -197,25 +223,52 @@ public final class FastGEMM: @unchecked Sendable {
     ) {
         if m <= 0 || n <= 0 { return }
         runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
-                  epilogue: epilogue, rows: 0..<m, cols: 0..<n)
+                  epilogue: epilogue, rows: 0..<m, cols: 0..<n, depth: 0..<max(k, 0))
     }
 
     // MARK: Work split
 
-    /// Rectangle `index` of `parts`: C split along n (in NR multiples) when n >= m, else along m
-    /// (in MR multiples). Splitting along n repacks A in each part, along m repacks B: the split
-    /// follows the larger dimension so the repacked operand is the smaller one. A part may be empty.
-    static func partition(m: Int, n: Int, parts: Int, index: Int) -> (Range<Int>, Range<Int>) {
-        if parts == 1 { return (0..<m, 0..<n) }
-        if n >= m {
-            let r = split(n, parts: parts, index: index, grain: GEMMTile.nr)
-            return (0..<m, r)
-        } else {
-            let r = split(m, parts: parts, index: index, grain: GEMMTile.mr)
-            return (r, 0..<n)
+    /// The split `sgemm` uses for an (m, n, k) problem on this pool: the one with the shortest
+    /// estimated critical path, in multiply-add units, counting
+    ///   the multiply-adds of the largest part (parts are whole MR / NR tiles, so they can be uneven),
+    ///   ~16 per packed element (an operand packed by every thread is on every critical path),
+    ///   ~16 per element of C summed in a k split, and `parallelOverhead` per pool job.
+    public func splitPlan(m: Int, n: Int, k: Int) -> GEMMSplit {
+        let threads = pool.threadCount
+        let work = Double(m) * Double(n) * Double(max(k, 1))
+        let pack = 16.0, reduce = 16.0, overhead = Double(parallelOverhead)
+        let mk = Double(m) * Double(k), kn = Double(k) * Double(n), mn = Double(m) * Double(n)
+        var best = GEMMSplit(axis: .none, parts: 1)
+        var bestCost = work + pack * (mk + kn)
+        if threads == 1 || k <= 0 { return best }
+        func consider(_ axis: GEMMSplit.Axis, _ parts: Int, _ cost: Double) {
+            if parts > 1 && cost < bestCost { best = GEMMSplit(axis: axis, parts: parts); bestCost = cost }
         }
+        // Along n: every part packs all of A and its share of B.
+        let unitsN = (n + GEMMTile.nr - 1) / GEMMTile.nr
+        let pn = min(threads, unitsN)
+        if pn > 1 {
+            let share = Double((unitsN + pn - 1) / pn) / Double(unitsN)
+            consider(.n, pn, work * share + pack * (mk + kn * share) + overhead)
+        }
+        // Along m: every part packs all of B and its share of A.
+        let unitsM = (m + GEMMTile.mr - 1) / GEMMTile.mr
+        let pm = min(threads, unitsM)
+        if pm > 1 {
+            let share = Double((unitsM + pm - 1) / pm) / Double(unitsM)
+            consider(.m, pm, work * share + pack * (kn + mk * share) + overhead)
+        }
+        // Along k (at least 64 deep per part): shares of both operands, then a parallel reduction.
+        let pk = min(threads, k / 64)
+        if pk > 1 {
+            let share = 1.0 / Double(pk)
+            consider(.k, pk, work * share + pack * (mk + kn) * share + reduce * mn * Double(pk - 1) / Double(pk) + 2 * overhead)
+        }
+        return best
     }
 
+    /// Part `index` of `parts` of 0..<count, in multiples of `grain` (the last part takes the rest).
+    /// A part may be empty.
     static func split(_ count: Int, parts: Int, index: Int, grain: Int) -> Range<Int> {
         let units = (count + grain - 1) / grain
         let lo = min(count, index * units / parts * grain)
@@ -225,19 +278,20 @@ public final class FastGEMM: @unchecked Sendable {
 
     // MARK: The serial blocked driver
 
-    /// C[rows, cols] = alpha * op(A)[rows, :] * op(B)[:, cols] + beta * C[rows, cols].
+    /// C[rows, cols] = alpha * op(A)[rows, depth] * op(B)[depth, cols] + beta * C[rows, cols].
     func runSerial<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
-        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, rows: Range<Int>, cols: Range<Int>
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, rows: Range<Int>, cols: Range<Int>,
+        depth: Range<Int>
     ) {
         if rows.isEmpty || cols.isEmpty { return }
-        if k <= 0 || alpha == 0 {
+        if depth.isEmpty || alpha == 0 {
             scaleC(c, ldc: ldc, rows: rows, cols: cols, beta: beta)
             epilogue.apply(c: c, ldc: ldc, i0: rows.lowerBound, mc: rows.count, j0: cols.lowerBound, nc: cols.count)
             return
         }
         let MR = GEMMTile.mr, NR = GEMMTile.nr
-        let KC = min(blocking.kc, k)
+        let KC = min(blocking.kc, depth.count)
         let MC = min(blocking.mc, (rows.count + MR - 1) / MR * MR)
         let NC = min(blocking.nc, (cols.count + NR - 1) / NR * NR)
         workspace.withSlot { slot in
@@ -246,11 +300,11 @@ public final class FastGEMM: @unchecked Sendable {
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(MC, rows.upperBound - ic)
-                var pc = 0
-                while pc < k {
-                    let kc = min(KC, k - pc)
-                    let betaBlock: Float = pc == 0 ? beta : 1
-                    let last = pc + kc == k
+                var pc = depth.lowerBound
+                while pc < depth.upperBound {
+                    let kc = min(KC, depth.upperBound - pc)
+                    let betaBlock: Float = pc == depth.lowerBound ? beta : 1
+                    let last = pc + kc == depth.upperBound
                     a.packA(into: aPack, i0: ic, mc: mc, p0: pc, kc: kc)
                     var jc = cols.lowerBound
                     while jc < cols.upperBound {
@@ -326,5 +380,69 @@ public final class FastGEMM: @unchecked Sendable {
                 for j in cols { row[j] *= beta }
             }
         }
+    }
+}
+
+// MARK: - Parallel tasks (structs, so that starting them allocates nothing)
+
+/// One rectangle of C per part (plan.axis .m or .n).
+private struct RectangleTask<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>: ParallelTask {
+    let gemm: FastGEMM, plan: GEMMSplit
+    let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
+    let c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E
+    func run(_ t: Int) {
+        let rows = plan.axis == .m ? FastGEMM.split(m, parts: plan.parts, index: t, grain: GEMMTile.mr) : 0..<m
+        let cols = plan.axis == .n ? FastGEMM.split(n, parts: plan.parts, index: t, grain: GEMMTile.nr) : 0..<n
+        gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
+                       epilogue: epilogue, rows: rows, cols: cols, depth: 0..<k)
+    }
+}
+
+/// One depth range per part: part 0 into C (with beta), part t > 0 into partials[t - 1] (beta 0).
+private struct DepthTask<PA: GEMMPackA, PB: GEMMPackB>: ParallelTask {
+    let gemm: FastGEMM, parts: Int
+    let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
+    let c: UnsafeMutablePointer<Float>, ldc: Int, partials: UnsafeMutablePointer<Float>
+    func run(_ t: Int) {
+        let depth = FastGEMM.split(k, parts: parts, index: t, grain: 8)
+        if t == 0 {
+            gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
+                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth)
+        } else {
+            gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: 0,
+                           c: partials + (t - 1) * m * n, ldc: n,
+                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth)
+        }
+    }
+}
+
+/// C[rows, :] += sum of the partial products, then the epilogue on those rows.
+private struct SumPartialsTask<E: GEMMEpilogue>: ParallelRangeTask {
+    let parts: Int, m: Int, n: Int
+    let c: UnsafeMutablePointer<Float>, ldc: Int, partials: UnsafeMutablePointer<Float>, epilogue: E
+    func run(_ rows: Range<Int>) {
+        for i in rows {
+            let row = c + i * ldc
+            for t in 1..<parts {
+                let src = partials + (t - 1) * m * n + i * n
+                for j in 0..<n { row[j] += src[j] }
+            }
+        }
+        epilogue.apply(c: c, ldc: ldc, i0: rows.lowerBound, mc: rows.count, j0: 0, nc: n)
+    }
+}
+
+/// Item i of a strided batch, on one thread.
+private struct BatchItemTask: ParallelTask {
+    let gemm: FastGEMM
+    let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
+    let a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int, strideB: Int
+    let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int
+    func run(_ i: Int) {
+        gemm.runSerial(m: m, n: n, k: k, alpha: alpha,
+                       a: GEMMMatrixA(a + i * strideA, ld: lda, transposed: transA),
+                       b: GEMMMatrixB(b + i * strideB, ld: ldb, transposed: transB),
+                       beta: beta, c: c + i * strideC, ldc: ldc, epilogue: GEMMNoEpilogue(),
+                       rows: 0..<m, cols: 0..<n, depth: 0..<max(k, 0))
     }
 }

@@ -42,16 +42,22 @@ public final class ThreadPool: @unchecked Sendable {
     deinit { core.shutDown() }
 
     /// Runs `body(i)` for every i in 0..<count on up to `threadCount` threads; returns when all are done.
+    /// Costs one small heap allocation per parallel call (Swift boxes the non-escaping closure so
+    /// that other threads can call it); per-step hot loops should use the `ParallelTask` form.
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { body(i) }; return }
+        withoutActuallyEscaping(body) { escaping in parallelFor(count, ClosureTask(body: escaping)) }
+    }
+
+    /// Runs `task.run(i)` for every i in 0..<count on up to `threadCount` threads; returns when all
+    /// are done. No heap allocation: workers call the task through a pointer to the caller's stack.
+    public func parallelFor<T: ParallelTask>(_ count: Int, _ task: T) {
+        if count <= 0 { return }
+        if count == 1 || threadCount == 1 { for i in 0..<count { task.run(i) }; return }
         if count > PoolCore.maxTasksPerJob {
             // Coarsen: chunks of consecutive indices.
-            let chunks = PoolCore.maxTasksPerJob
-            parallelFor(chunks) { c in
-                let lo = c * count / chunks, hi = (c + 1) * count / chunks
-                for i in lo..<hi { body(i) }
-            }
+            parallelFor(PoolCore.maxTasksPerJob, ChunkedTask(task: task, count: count, chunks: PoolCore.maxTasksPerJob))
             return
         }
         let acquired = busy.withLock { b -> Bool in
@@ -59,11 +65,13 @@ public final class ThreadPool: @unchecked Sendable {
             b = true
             return true
         }
-        guard acquired else { for i in 0..<count { body(i) }; return }
+        guard acquired else { for i in 0..<count { task.run(i) }; return }
         defer { busy.withLock { $0 = false } }
-        withoutActuallyEscaping(body) { escaping in
-            var closure: (Int) -> Void = escaping
-            withUnsafePointer(to: &closure) { ptr in core.run(count: count, body: UnsafeRawPointer(ptr)) }
+        withUnsafePointer(to: task) { taskPointer in
+            // A capture-free closure literal: a plain function pointer once specialized.
+            var job = PoolJob(context: UnsafeRawPointer(taskPointer),
+                              invoke: { context, index in context.assumingMemoryBound(to: T.self).pointee.run(index) })
+            withUnsafePointer(to: &job) { core.run(count: count, job: $0) }
         }
     }
 
@@ -76,10 +84,63 @@ public final class ThreadPool: @unchecked Sendable {
         let parts = min(threadCount, units)
         if parts <= 1 { body(0..<count); return }
         parallelFor(parts) { p in
-            let lo = min(count, p * units / parts * g), hi = min(count, (p + 1) * units / parts * g)
-            if lo < hi { body(lo..<hi) }
+            if let r = Self.range(p, of: parts, count: count, grain: g) { body(r) }
         }
     }
+
+    /// `parallelRanges` without the closure's heap box: `task.run(range)` per range.
+    public func parallelRanges<T: ParallelRangeTask>(_ count: Int, grain: Int = 1, _ task: T) {
+        if count <= 0 { return }
+        let g = max(1, grain)
+        let units = (count + g - 1) / g
+        let parts = min(threadCount, units)
+        if parts <= 1 { task.run(0..<count); return }
+        parallelFor(parts, RangesTask(task: task, parts: parts, count: count, grain: g))
+    }
+
+    /// Range `p` of `parts` grain-aligned ranges covering 0..<count (nil if empty).
+    static func range(_ p: Int, of parts: Int, count: Int, grain: Int) -> Range<Int>? {
+        let units = (count + grain - 1) / grain
+        let lo = min(count, p * units / parts * grain), hi = min(count, (p + 1) * units / parts * grain)
+        return lo < hi ? lo..<hi : nil
+    }
+}
+
+/// A loop body for `ThreadPool.parallelFor` that runs without heap allocation: a struct holding
+/// what the loop needs (pointers, sizes) with `run(i)` as the body. Called from several threads at
+/// once; it must not mutate shared state except through disjoint memory.
+public protocol ParallelTask {
+    func run(_ index: Int)
+}
+
+/// A body for `ThreadPool.parallelRanges` without heap allocation.
+public protocol ParallelRangeTask {
+    func run(_ range: Range<Int>)
+}
+
+private struct ClosureTask: ParallelTask {
+    let body: (Int) -> Void
+    func run(_ index: Int) { body(index) }
+}
+
+private struct ChunkedTask<T: ParallelTask>: ParallelTask {
+    let task: T, count: Int, chunks: Int
+    func run(_ c: Int) {
+        for i in (c * count / chunks)..<((c + 1) * count / chunks) { task.run(i) }
+    }
+}
+
+private struct RangesTask<T: ParallelRangeTask>: ParallelTask {
+    let task: T, parts: Int, count: Int, grain: Int
+    func run(_ p: Int) {
+        if let r = ThreadPool.range(p, of: parts, count: count, grain: grain) { task.run(r) }
+    }
+}
+
+/// One job, as workers see it: a type-erased task on the submitter's stack.
+private struct PoolJob {
+    let context: UnsafeRawPointer
+    let invoke: (UnsafeRawPointer, Int) -> Void
 }
 
 /// The state shared by a pool and its worker threads (the workers hold it, not the pool, so the
@@ -93,7 +154,7 @@ private final class PoolCore: @unchecked Sendable {
     private let state = Atomic<Int>(0)
     private let completed = Atomic<Int>(0)          // tasks of the current job that have finished
     private let shuttingDown = Atomic<Bool>(false)
-    private var body: UnsafeRawPointer? = nil       // the current job's `(Int) -> Void`
+    private var job: UnsafePointer<PoolJob>? = nil  // the current job
     private var workers: [Worker] = []
     private let spinLimit: Int
 
@@ -130,12 +191,12 @@ private final class PoolCore: @unchecked Sendable {
         }
     }
 
-    /// Runs job `body` (a pointer to a `(Int) -> Void`) for 0..<count; the caller works too.
-    func run(count: Int, body: UnsafeRawPointer) {
-        self.body = body
+    /// Runs `job.body` for 0..<count; the caller works too.
+    func run(count: Int, job: UnsafePointer<PoolJob>) {
+        self.job = job
         completed.store(0, ordering: .relaxed)
         let gen = ((state.load(ordering: .relaxed) >> 40) + 1) & Self.generationMask
-        // Publishing the state (sequentially consistent) also publishes `body` and `completed`.
+        // Publishing the state (sequentially consistent) also publishes `job` and `completed`.
         state.store((gen << 40) | (count << Self.indexBits), ordering: .sequentiallyConsistent)
         wakeSleepers()
         work(generation: gen)
@@ -145,7 +206,7 @@ private final class PoolCore: @unchecked Sendable {
             spins += 1
             if spins > 1000 { sched_yield() }
         }
-        self.body = nil
+        self.job = nil
     }
 
     /// Claims and runs tasks of job `generation` until none are left.
@@ -159,8 +220,9 @@ private final class PoolCore: @unchecked Sendable {
             if index >= count { return }
             let (exchanged, original) = state.compareExchange(expected: s, desired: s + 1, ordering: .acquiringAndReleasing)
             if !exchanged { s = original; continue }
-            // The job cannot finish while our claimed task is outstanding, so `body` is this job's.
-            body!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
+            // The job cannot finish while our claimed task is outstanding, so `job` is this job's.
+            let j = job!.pointee
+            j.invoke(j.context, index)
             completed.wrappingAdd(1, ordering: .releasing)
             s = state.load(ordering: .acquiring)
         }

@@ -58,16 +58,19 @@ enum Validate {
 
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Tensor, lda: Int, strideA: Int,
                      b: Tensor, ldb: Int, strideB: Int, c: Tensor, ldc: Int, strideC: Int, batch: Int, op: String) throws {
+        try require(strideA >= 0 && strideB >= 0 && strideC >= 0,
+                    "\(op): negative batch stride strideA=\(strideA) strideB=\(strideB) strideC=\(strideC)")
         do {
             try Check.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
                            b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch)
         } catch let e as CNNError where op != "gemm" && e.message.hasPrefix("gemm:") {
             throw CNNError(e.kind, op + e.message.dropFirst("gemm".count))   // name the op that was called
         }
-        try require(strideA >= 0 && strideB >= 0 && strideC >= 0,
-                    "\(op): negative batch stride strideA=\(strideA) strideB=\(strideB) strideC=\(strideC)")
-        try require(batch <= 1 || m == 0 || n == 0 || strideC >= 1,
-                    "\(op): strideC = 0 would write all \(batch) results to one C; give each item its own C")
+        // The outputs of different items must not overlap: each C spans (m - 1) * ldc + n elements.
+        let span = m == 0 || n == 0 ? 0 : (m - 1) * ldc + n
+        try require(batch <= 1 || strideC >= span,
+                    "\(op): strideC = \(strideC) makes the \(batch) C matrices (each spanning \(span) elements with ldc \(ldc)) overlap; "
+                    + "use strideC >= \(span)")
         try disjoint(c, "C", from: [(a, "A"), (b, "B")], op)
     }
 

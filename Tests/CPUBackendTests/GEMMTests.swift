@@ -114,6 +114,10 @@ import Testing
             try be.gemmStridedBatched(transA: false, transB: false, m: 2, n: 2, k: 3, alpha: 1, a: a, lda: 3, strideA: 0,
                                       b: b, ldb: 2, strideB: 0, beta: 0, c: c, ldc: 2, strideC: 0, batch: 2)
         }
+        RefCheck.throwsInvalid("gemmStridedBatched", "strideC") {   // items 3 apart, each C spans 4 elements
+            try be.gemmStridedBatched(transA: false, transB: false, m: 2, n: 2, k: 3, alpha: 1, a: a, lda: 3, strideA: 0,
+                                      b: b, ldb: 2, strideB: 0, beta: 0, c: try be.makeTensor([7]), ldc: 2, strideC: 3, batch: 2)
+        }
         RefCheck.throwsInvalid("gemmStridedBatched", "C") {
             try be.gemmStridedBatched(transA: false, transB: false, m: 2, n: 2, k: 3, alpha: 1, a: a, lda: 3, strideA: 0,
                                       b: b, ldb: 2, strideB: 0, beta: 0, c: c, ldc: 2, strideC: 4, batch: 2)

@@ -41,7 +41,8 @@ def reps_for(flop):
 
 print(f"threads: swift SWIFTCNN_THREADS={os.environ.get('SWIFTCNN_THREADS', 'all')}, "
       f"numpy OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'all')}; rounds={rounds}")
-print(f"{'shape':34s} {'numpy GF/s':>10s} {'swift GF/s':>10s} {'ratio':>6s}  {'max rel err':>11s}")
+print("GFLOP/s: median over rounds of each round's median call (best round in parentheses); ratio = swift/numpy")
+print(f"{'shape':34s} {'numpy':>14s} {'swift':>14s} {'ratio':>6s} {'(best)':>6s}  {'max rel err':>11s}")
 for label, ta, tb, m, n, k in shapes:
     a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
@@ -63,12 +64,20 @@ for label, ta, tb, m, n, k in shapes:
         out = ask(f"gemm {ta} {tb} {m} {n} {k} {reps}")
         swt.append(float(out[0])); err = max(err, float(out[1]))
     tn = sorted(npt)[rounds // 2]; tsw = sorted(swt)[rounds // 2]
-    print(f"{label:34s} {flop / tn / 1e9:10.1f} {flop / tsw / 1e9:10.1f} {tn / tsw:6.2f}  {err:11.2e}", flush=True)
+    bn = min(npt); bsw = min(swt)
+    g = lambda t: flop / t / 1e9
+    print(f"{label:34s} {g(tn):6.1f} ({g(bn):5.1f}) {g(tsw):6.1f} ({g(bsw):5.1f}) {tn / tsw:6.2f} {bn / bsw:6.2f}  {err:11.2e}",
+          flush=True)
 
 if os.environ.get("POOL"):
     for tasks in (2, 16, 256):
         out = ask(f"pool {tasks} 2000")
-        print(f"empty parallelFor({tasks}): ThreadPool {float(out[0]) * 1e6:.2f} us, "
-              f"concurrentPerform {float(out[1]) * 1e6:.2f} us")
+        print(f"near-empty parallelFor({tasks}): ThreadPool task {float(out[0]) * 1e6:.2f} us, "
+              f"closure {float(out[1]) * 1e6:.2f} us, concurrentPerform {float(out[2]) * 1e6:.2f} us")
+    for tasks, work, gap in ((2, 10, 0), (2, 10, 50), (2, 10, 1000), (8, 5, 20), (2, 100, 100)):
+        out = ask(f"poolwork {tasks} {work} {gap} 500")
+        ideal = work * ((tasks + 1) // 2)
+        print(f"{tasks} tasks of {work} us, {gap} us apart (ideal {ideal} us on 2 threads): "
+              f"ThreadPool {float(out[0]) * 1e6:.1f} us, concurrentPerform {float(out[1]) * 1e6:.1f} us")
 ask("quit") if False else proc.stdin.write("quit\n")
 proc.stdin.close(); proc.wait()

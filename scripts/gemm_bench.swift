@@ -1,9 +1,11 @@
 // Benchmark driver for the fast SGEMM (Sources/CPUBackend/Fast), compiled by scripts/gemm-bench.sh
 // together with those sources. Reads commands on stdin, one per line, answers one line each:
 //   gemm TA TB M N K REPS   -> "<median seconds per call> <max abs error vs. a Double reference on a sample>"
+//   poolwork TASKS WORK_US GAP_US REPS -> median job time, ThreadPool then concurrentPerform
 //   loop TA TB M N K CALLS  -> seconds for CALLS back-to-back calls (nothing else allocates)
 //   kernel KC REPS          -> median seconds of one micro-kernel call on L1-resident panels
-//   pool TASKS REPS         -> median seconds of an empty parallelFor on ThreadPool, then concurrentPerform
+//   pool TASKS REPS         -> median seconds of a near-empty parallelFor: ParallelTask form, closure form,
+//                              DispatchQueue.concurrentPerform
 //   quit
 // Environment: SWIFTCNN_THREADS (threads), CPUTIME=1 (thread CPU time instead of wall time), GEMM_KC / GEMM_MC / GEMM_NC (blocking sweep).
 
@@ -36,6 +38,13 @@ final class Buf {
 }
 
 struct Sink: @unchecked Sendable { let p: UnsafeMutablePointer<Int> }
+/// Busy work for about `seconds` (wall clock).
+func spin(_ seconds: Double) { let end = now() + seconds; while now() < end {} }
+struct SpinTask: ParallelTask, @unchecked Sendable {
+    let sink: Sink, seconds: Double
+    func run(_ i: Int) { spin(seconds); sink.p[i * 16] &+= 1 }
+}
+struct SinkTask: ParallelTask { let sink: Sink; func run(_ i: Int) { sink.p[i * 16] &+= 1 } }
 func reply(_ s: String) { FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!) }
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
@@ -82,15 +91,39 @@ struct GEMMBenchMain {
                 }
                 reply("\(median(times)) \(err)")
             case "pool":
+                // Overhead of starting a job: parallelFor with near-empty tasks, back to back (so the
+                // workers are awake, as in a training step), then the same with concurrentPerform.
                 let tasks = Int(f[1])!, reps = Int(f[2])!
-                var t1: [Double] = [], t2: [Double] = []
+                var t1: [Double] = [], t2: [Double] = [], t3: [Double] = []
                 let sink = Sink(p: .allocate(capacity: tasks * 16))
                 for _ in 0..<reps {
                     var t0 = now()
-                    ThreadPool.shared.parallelFor(tasks) { i in sink.p[i * 16] &+= 1 }
+                    ThreadPool.shared.parallelFor(tasks, SinkTask(sink: sink))
                     t1.append(now() - t0)
                     t0 = now()
+                    ThreadPool.shared.parallelFor(tasks) { i in sink.p[i * 16] &+= 1 }
+                    t2.append(now() - t0)
+                    t0 = now()
                     DispatchQueue.concurrentPerform(iterations: tasks) { i in sink.p[i * 16] &+= 1 }
+                    t3.append(now() - t0)
+                }
+                reply("\(median(t1)) \(median(t2)) \(median(t3))")
+            case "poolwork":
+                // poolwork TASKS WORK_US GAP_US REPS: tasks of WORK_US microseconds of arithmetic each,
+                // with GAP_US of serial work between jobs (as a training step between its parallel
+                // ops). Prints the median job time for ThreadPool (task form) and concurrentPerform.
+                let tasks = Int(f[1])!, work = Double(f[2])! * 1e-6, gap = Double(f[3])! * 1e-6, reps = Int(f[4])!
+                let sink = Sink(p: .allocate(capacity: tasks * 16))
+                let task = SpinTask(sink: sink, seconds: work)
+                var t1: [Double] = [], t2: [Double] = []
+                for _ in 0..<reps {
+                    spin(gap)
+                    var t0 = now()
+                    ThreadPool.shared.parallelFor(tasks, task)
+                    t1.append(now() - t0)
+                    spin(gap)
+                    t0 = now()
+                    DispatchQueue.concurrentPerform(iterations: tasks) { i in task.run(i) }
                     t2.append(now() - t0)
                 }
                 reply("\(median(t1)) \(median(t2))")

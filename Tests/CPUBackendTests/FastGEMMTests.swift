@@ -374,6 +374,18 @@ struct FastGEMMPackerTests {
         #expect(got == c.run(gemm))
     }
 
+    @Test("sgemm called from inside pool tasks (nested: runs serially per task, shared workspace)")
+    func nestedCalls() {
+        let pool = ThreadPool(threadCount: 2)
+        let gemm = FastGEMM(pool: pool, blocking: tinyBlocking, parallelOverhead: 0)
+        let cases = (0..<6).map { GEMMCase(transA: $0 % 2 == 0, transB: $0 % 3 == 0, m: 20 + $0, n: 70, k: 30, seed: UInt64($0)) }
+        let results = UnsafeMutablePointer<[Float]>.allocate(capacity: cases.count)
+        results.initialize(repeating: [], count: cases.count)
+        defer { results.deinitialize(count: cases.count); results.deallocate() }
+        pool.parallelFor(cases.count) { i in results[i] = cases[i].run(gemm) }
+        for i in cases.indices { cases[i].check(results[i], "nested call \(i)") }
+    }
+
     @Test("workspace keeps its buffers between calls")
     func workspaceReuse() {
         let ws = GEMMWorkspace()

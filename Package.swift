@@ -48,8 +48,13 @@ let package = Package(
             "SwiftCNN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "cnn-bench", dependencies: [
+        // cnn-bench's logic (cases, timing, JSON, compare), a library so that BenchTests can run it.
+        .target(name: "BenchKit", dependencies: [
             "SwiftCNN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "cnn-bench", dependencies: [
+            "SwiftCNN", "BenchKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks"),
         .testTarget(name: "CNNCoreTests", dependencies: ["CNNCore"]),
@@ -59,5 +64,6 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["CNNCore", "Datasets"]),
         .testTarget(name: "VerificationTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "TrainingTests", dependencies: ["SwiftCNN"]),
+        .testTarget(name: "BenchTests", dependencies: ["SwiftCNN", "BenchKit"]),
     ]
 )

@@ -1,0 +1,281 @@
+import SwiftCNN
+
+/// One GEMM as the Backend sees it (row-major). `batch > 1` is a strided-batched GEMM; `sharedA`
+/// reuses one A for every item (a convolution's weights against each image's im2col columns).
+public struct GEMMShape: Sendable, Hashable {
+    public var m, n, k: Int
+    public var transA, transB: Bool
+    public var batch: Int
+    public var sharedA: Bool
+    public init(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false, batch: Int = 1, sharedA: Bool = false) {
+        self.m = m; self.n = n; self.k = k; self.transA = transA; self.transB = transB; self.batch = batch; self.sharedA = sharedA
+    }
+    public var macs: Int { m * n * k * batch }
+    public var description: String {
+        (batch > 1 ? "batch \(batch) x " : "") + "m\(m) n\(n) k\(k)" + (transA ? " A^T" : "") + (transB ? " B^T" : "")
+            + (sharedA ? " (A shared)" : "")
+    }
+}
+
+/// What a case runs.
+public enum CaseKind: Sendable {
+    case gemm(GEMMShape)
+    case convForward(Conv2DGeometry, bias: Bool, activation: Activation)
+    case convBackwardData(Conv2DGeometry)
+    case convBackwardFilter(Conv2DGeometry, bias: Bool)
+    case maxPoolForward(Pool2DGeometry)
+    case maxPoolBackward(Pool2DGeometry)
+    case avgPoolForward(Pool2DGeometry)
+    case avgPoolBackward(Pool2DGeometry)
+    case batchNormTraining(Shape, Activation)
+    case batchNormInference(Shape, Activation)
+    case batchNormBackward(Shape)
+    case softmaxCrossEntropy(rows: Int, classes: Int)
+    case adamStep(count: Int)
+    case sgdStep(count: Int)
+    /// One training step (upload, forward, loss, backward, Adam) on random data.
+    case train(model: String, batch: Int)
+    /// One inference batch: upload images, forward (eval mode), argmax, read the classes back.
+    case infer(model: String, batch: Int)
+    /// Training over `images` real CIFAR-10 images with the guide's augmentation in background threads.
+    case epoch(model: String, batch: Int, images: Int)
+}
+
+/// One benchmark case: a name (stable across runs and devices: `compare` matches on it), what it
+/// runs, and the work it does per repetition.
+public struct BenchCase: Sendable {
+    public var name: String
+    public var family: String
+    public var op: String
+    public var shape: String
+    public var batch: Int?
+    public var usedBy: [String]
+    public var kind: CaseKind
+    /// Floating-point operations per repetition (a multiply-add is 2), where meaningful.
+    public var flops: Double?
+    /// Minimum memory traffic per repetition (every tensor read or written once), for GB/s.
+    public var bytes: Double?
+
+    public var isEndToEnd: Bool { family == "train" || family == "infer" || family == "epoch" }
+    /// Multiply-accumulates a reference check of this exact case costs.
+    public var referenceMACs: Double {
+        switch kind {
+        case let .gemm(s): return Double(s.macs)
+        case let .convForward(g, _, _), let .convBackwardData(g), let .convBackwardFilter(g, _): return Double(g.forwardMACs)
+        default: return 0
+        }
+    }
+}
+
+/// Which cases a run contains.
+public struct CaseSelection: Sendable {
+    public var gemmSizes: [Int]
+    public var models: [String]
+    public var opBatch: Int
+    public var batches: [Int]
+    /// Extra end-to-end cases (e.g. train:speedrun:512 of the CPU goal table).
+    public var extraTrain: [(model: String, batch: Int)]
+    public var epochModel: String?
+    public var epochBatch: Int
+    public var epochImages: Int
+
+    public static let full = CaseSelection(gemmSizes: [256, 512, 1024, 2048], models: ["cnn", "optimized", "speedrun"], opBatch: 128,
+                                           batches: [64, 128, 256], extraTrain: [("speedrun", 512)], epochModel: "optimized",
+                                           epochBatch: 64, epochImages: 2048)
+    public static let quick = CaseSelection(gemmSizes: [128], models: ["optimized"], opBatch: 8, batches: [16], extraTrain: [],
+                                            epochModel: "optimized", epochBatch: 16, epochImages: 64)
+}
+
+/// The ordered case list (per-op families first, then end to end).
+public enum CaseCatalog {
+    public static func cases(_ sel: CaseSelection) throws -> [BenchCase] {
+        var out: [BenchCase] = []
+        var index: [String: Int] = [:]   // dedup key -> position in out
+        func add(_ key: String, _ make: () -> BenchCase, usedBy: String? = nil) {
+            if let i = index[key] {
+                if let u = usedBy, !out[i].usedBy.contains(u) { out[i].usedBy.append(u) }
+                return
+            }
+            var c = make()
+            if let u = usedBy { c.usedBy = [u] }
+            index[key] = out.count
+            out.append(c)
+        }
+        let shapes = sel.models.compactMap { m -> ModelShapes? in
+            do { return try ModelShapes.of(m, batch: sel.opBatch) } catch { return nil }   // residual nets: no per-op cases
+        }
+
+        // GEMM: square sizes, the models' linear layers (forward, weight gradient, input gradient)
+        // and each convolution's forward GEMM over im2col columns (one weight matrix, batch of images).
+        for n in sel.gemmSizes {
+            let s = GEMMShape(m: n, n: n, k: n)
+            add("gemm \(s)", { gemmCase("gemm:square:\(n)", s, batch: nil) })
+        }
+        for ms in shapes {
+            for d in ms.denses {
+                let fwd = GEMMShape(m: d.batch, n: d.outFeatures, k: d.inFeatures, transB: true)
+                add("gemm \(fwd)", { gemmCase("gemm:\(d.path).forward:\(d.batch)", fwd, batch: d.batch) }, usedBy: d.path)
+                let dw = GEMMShape(m: d.outFeatures, n: d.inFeatures, k: d.batch, transA: true)
+                add("gemm \(dw)", { gemmCase("gemm:\(d.path).dweight:\(d.batch)", dw, batch: d.batch) }, usedBy: d.path)
+                if d.needsInputGradient {
+                    let dx = GEMMShape(m: d.batch, n: d.inFeatures, k: d.outFeatures)
+                    add("gemm \(dx)", { gemmCase("gemm:\(d.path).dinput:\(d.batch)", dx, batch: d.batch) }, usedBy: d.path)
+                }
+            }
+            for c in ms.convs {
+                let g = c.geometry
+                let s = GEMMShape(m: g.outChannels, n: g.outHeight * g.outWidth, k: g.patchSize, batch: g.batch, sharedA: true)
+                add("gemm \(s)", { gemmCase("gemm:\(c.path).im2col:\(g.batch)", s, batch: g.batch) }, usedBy: c.path)
+            }
+        }
+        // Convolutions: forward, backward data (not for a first layer), backward filter.
+        for ms in shapes {
+            for c in ms.convs {
+                let g = c.geometry
+                let key = "\(g) bias \(c.bias)"
+                let macs = Double(g.forwardMACs)
+                let x = Double(g.inputShape.count), w = Double(g.weightShape.count), y = Double(g.outputShape.count)
+                add("fwd " + key, {
+                    BenchCase(name: "conv2DForward:\(c.path):\(g.batch)", family: "conv", op: "conv2DForward",
+                              shape: convShape(g, c.bias, c.activation), batch: g.batch, usedBy: [],
+                              kind: .convForward(g, bias: c.bias, activation: c.activation), flops: 2 * macs, bytes: 4 * (x + w + y))
+                }, usedBy: c.path)
+                if c.needsInputGradient {
+                    add("data " + key, {
+                        BenchCase(name: "conv2DBackwardData:\(c.path):\(g.batch)", family: "conv", op: "conv2DBackwardData",
+                                  shape: convShape(g, false, .identity), batch: g.batch, usedBy: [],
+                                  kind: .convBackwardData(g), flops: 2 * macs, bytes: 4 * (y + w + x))
+                    }, usedBy: c.path)
+                }
+                add("filter " + key, {
+                    BenchCase(name: "conv2DBackwardFilter:\(c.path):\(g.batch)", family: "conv", op: "conv2DBackwardFilter",
+                              shape: convShape(g, c.bias, .identity), batch: g.batch, usedBy: [],
+                              kind: .convBackwardFilter(g, bias: c.bias), flops: 2 * macs, bytes: 4 * (x + y + w))
+                }, usedBy: c.path)
+            }
+        }
+        // Pooling.
+        for ms in shapes {
+            for p in ms.pools {
+                let g = p.geometry
+                let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
+                let kind = p.isMax ? "maxPool2D" : "avgPool2D"
+                add("\(kind) fwd \(g)", {
+                    BenchCase(name: "\(kind)Forward:\(p.path):\(g.batch)", family: "pool", op: "\(kind)Forward", shape: g.description,
+                              batch: g.batch, usedBy: [], kind: p.isMax ? .maxPoolForward(g) : .avgPoolForward(g),
+                              flops: nil, bytes: 4 * (x + y + (p.isMax ? y : 0)))
+                }, usedBy: p.path)
+                add("\(kind) bwd \(g)", {
+                    BenchCase(name: "\(kind)Backward:\(p.path):\(g.batch)", family: "pool", op: "\(kind)Backward", shape: g.description,
+                              batch: g.batch, usedBy: [], kind: p.isMax ? .maxPoolBackward(g) : .avgPoolBackward(g),
+                              flops: nil, bytes: 4 * (y + (p.isMax ? y : 0) + x))
+                }, usedBy: p.path)
+            }
+        }
+        // BatchNorm: training forward, backward, inference forward.
+        for ms in shapes {
+            for b in ms.norms {
+                let n = Double(b.shape.count)
+                let desc = "\(b.shape)" + (b.activation == .relu ? " relu" : "")
+                add("bn train \(b.shape)", {
+                    BenchCase(name: "batchNormForwardTraining:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormForwardTraining",
+                              shape: desc, batch: b.shape[0], usedBy: [], kind: .batchNormTraining(b.shape, b.activation),
+                              flops: nil, bytes: 4 * 2 * n)
+                }, usedBy: b.path)
+                add("bn bwd \(b.shape)", {
+                    BenchCase(name: "batchNormBackward:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormBackward",
+                              shape: "\(b.shape)", batch: b.shape[0], usedBy: [], kind: .batchNormBackward(b.shape),
+                              flops: nil, bytes: 4 * 3 * n)
+                }, usedBy: b.path)
+                add("bn infer \(b.shape)", {
+                    BenchCase(name: "batchNormForwardInference:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormForwardInference",
+                              shape: desc, batch: b.shape[0], usedBy: [], kind: .batchNormInference(b.shape, b.activation),
+                              flops: nil, bytes: 4 * 2 * n)
+                }, usedBy: b.path)
+            }
+        }
+        // Loss and optimizers (over each model's flat parameter buffer).
+        if !sel.models.isEmpty {
+            let n = sel.opBatch, k = 10
+            add("loss", {
+                BenchCase(name: "softmaxCrossEntropy:classes\(k):\(n)", family: "loss", op: "softmaxCrossEntropy",
+                          shape: "(\(n), \(k)) labels", batch: n, usedBy: [], kind: .softmaxCrossEntropy(rows: n, classes: k),
+                          flops: nil, bytes: 4 * Double(2 * n * k + 2 * n))
+            })
+        }
+        for ms in shapes {
+            let p = ms.parameterCount
+            add("adam \(p)", {
+                BenchCase(name: "adamStep:\(ms.model):\(p)", family: "optimizer", op: "adamStep", shape: "n\(p) (AdamW)", batch: nil,
+                          usedBy: [], kind: .adamStep(count: p), flops: nil, bytes: 4 * 7 * Double(p))
+            }, usedBy: ms.model)
+        }
+        if let ms = shapes.first {
+            let p = ms.parameterCount
+            add("sgd \(p)", {
+                BenchCase(name: "sgdStep:\(ms.model):\(p)", family: "optimizer", op: "sgdStep", shape: "n\(p) (momentum 0.9, Nesterov)",
+                          batch: nil, usedBy: [], kind: .sgdStep(count: p), flops: nil, bytes: 4 * 5 * Double(p))
+            }, usedBy: ms.model)
+        }
+
+        // End to end: pytorch_baseline.py's names (train:MODEL:BATCH, infer:MODEL:BATCH).
+        var e2e: [(String, String, Int)] = []
+        for m in sel.models { for b in sel.batches { e2e.append(("train", m, b)) } }
+        for (m, b) in sel.extraTrain where sel.models.contains(m) && !sel.batches.contains(b) { e2e.append(("train", m, b)) }
+        for m in sel.models { for b in sel.batches { e2e.append(("infer", m, b)) } }
+        for (kind, m, b) in e2e {
+            let macs = (try? ModelShapes.of(m, batch: b).forwardMACsPerImage).map(Double.init)
+            let flops = macs.map { (kind == "train" ? 6 : 2) * $0 * Double(b) }
+            out.append(BenchCase(name: "\(kind):\(m):\(b)", family: kind, op: kind == "train" ? "trainStep" : "inference",
+                                 shape: kind == "train" ? "batch \(b), Adam" : "batch \(b), eval mode, argmax back to host",
+                                 batch: b, usedBy: [m],
+                                 kind: kind == "train" ? .train(model: m, batch: b) : .infer(model: m, batch: b), flops: flops, bytes: nil))
+        }
+        if let m = sel.epochModel, sel.epochImages > 0 {
+            let b = sel.epochBatch
+            let macs = (try? ModelShapes.of(m, batch: b).forwardMACsPerImage).map(Double.init)
+            let images = sel.epochImages / b * b
+            out.append(BenchCase(name: "epoch:\(m):\(b)", family: "epoch", op: "epoch",
+                                 shape: "\(images) CIFAR-10 images, batch \(b), flip + rotation 15 in background threads",
+                                 batch: b, usedBy: [m], kind: .epoch(model: m, batch: b, images: images),
+                                 flops: macs.map { 6 * $0 * Double(images) }, bytes: nil))
+        }
+        return out
+    }
+
+    static func gemmCase(_ name: String, _ s: GEMMShape, batch: Int?) -> BenchCase {
+        BenchCase(name: name, family: "gemm", op: s.batch > 1 ? "gemmStridedBatched" : "gemm", shape: s.description, batch: batch,
+                  usedBy: [], kind: .gemm(s), flops: 2 * Double(s.macs),
+                  bytes: 4 * Double((s.sharedA ? s.m * s.k : s.m * s.k * s.batch) + s.k * s.n * s.batch + s.m * s.n * s.batch))
+    }
+
+    static func convShape(_ g: Conv2DGeometry, _ bias: Bool, _ act: Activation) -> String {
+        "\(g.inChannels)->\(g.outChannels) \(g.height)x\(g.width) k\(g.kernelH) s\(g.strideH) p\(g.padH)"
+            + (bias ? "" : " no bias") + (act == .relu ? " relu" : "")
+    }
+
+    /// Cases whose name matches any of `include` (all when empty) and none of `exclude`. A pattern
+    /// with `*` or `?` must match the whole name; any other pattern matches as a substring.
+    public static func filter(_ cases: [BenchCase], include: [String], exclude: [String]) -> [BenchCase] {
+        cases.filter { c in
+            (include.isEmpty || include.contains { matches($0, c.name) }) && !exclude.contains { matches($0, c.name) }
+        }
+    }
+
+    public static func matches(_ pattern: String, _ name: String) -> Bool {
+        if pattern.contains("*") || pattern.contains("?") { return glob(Array(pattern), Array(name)) }
+        return name.contains(pattern)
+    }
+
+    static func glob(_ p: [Character], _ s: [Character]) -> Bool {
+        var pi = 0, si = 0, star = -1, mark = 0
+        while si < s.count {
+            if pi < p.count && (p[pi] == "?" || p[pi] == s[si]) { pi += 1; si += 1 }
+            else if pi < p.count && p[pi] == "*" { star = pi; mark = si; pi += 1 }
+            else if star >= 0 { pi = star + 1; mark += 1; si = mark }
+            else { return false }
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+}

@@ -1,0 +1,382 @@
+import Foundation
+import SwiftCNN
+
+/// Everything a run is asked to do (the `cnn-bench` options). Unset numbers take the defaults of
+/// the full run, or of `quick`.
+public struct BenchOptions: Sendable {
+    /// Device list: all, cpu, cpu-ref (the plain reference), opencl (the best one), opencl:P:D, auto.
+    public var devices: [String] = ["all"]
+    public var quick = false
+    public var reps: Int?
+    public var minReps: Int?
+    public var warmup: Int?
+    public var maxCaseSeconds: Double?
+    public var caseBudgetSeconds: Double?
+    public var deviceTimeReps: Int?
+    public var opBatch: Int?
+    public var batches: [Int]?
+    public var models: [String]?
+    public var gemmSizes: [Int]?
+    public var epochImages: Int?
+    public var filter: [String] = []
+    public var exclude: [String] = []
+    public var gate = true
+    /// Reference multiply-accumulates allowed for an exact-shape check of a GEMM / convolution case.
+    public var gateBudgetMACs = 1e8
+    public var modelGateBatch = 2
+    public var dataPath: String?
+    public var dataWorkers: Int?
+    public var command: [String] = CommandLine.arguments
+
+    public init() {}
+
+    public var selection: CaseSelection {
+        var s = quick ? CaseSelection.quick : CaseSelection.full
+        if let v = gemmSizes { s.gemmSizes = v }
+        if let v = models {
+            s.models = v
+            if let e = s.epochModel, !v.contains(e) { s.epochModel = v.first }
+        }
+        if let v = opBatch { s.opBatch = v }
+        if let v = batches { s.batches = v; s.epochBatch = v[0] }
+        if let v = epochImages { s.epochImages = v }
+        return s
+    }
+
+    public var settings: BenchSettings {
+        let s = selection
+        return BenchSettings(quick: quick, reps: reps ?? (quick ? 3 : 10), minReps: minReps ?? (quick ? 1 : 3),
+                             warmup: warmup ?? (quick ? 1 : 2), maxCaseSeconds: maxCaseSeconds ?? (quick ? 2 : 15),
+                             caseBudgetSeconds: caseBudgetSeconds ?? (quick ? 10 : 120),
+                             deviceTimeReps: deviceTimeReps ?? (quick ? 2 : 5), opBatch: s.opBatch, batches: s.batches,
+                             models: s.models, epochImages: s.epochImages, filter: filter, exclude: exclude, gate: gate,
+                             gateBudgetMACs: gateBudgetMACs)
+    }
+
+    public func cases() throws -> [BenchCase] {
+        CaseCatalog.filter(try CaseCatalog.cases(selection), include: filter, exclude: exclude)
+    }
+}
+
+/// A device to measure.
+struct DeviceTarget {
+    var id: String
+    var openCL: OpenCLDeviceInfo?
+    var isReference: Bool
+    var reason: String
+    var factory: (() throws -> any Backend)? = nil
+
+    func make() throws -> any Backend {
+        if let factory { return try factory() }
+        if let openCL { return try OpenCLBackend(device: openCL) }
+        return CPUBackend(reference: isReference)
+    }
+
+    /// Resolves `--device` entries; problems (no OpenCL, unknown device) come back as messages.
+    static func resolve(_ specs: [String]) -> (targets: [DeviceTarget], problems: [(id: String, message: String)]) {
+        var targets: [DeviceTarget] = [], problems: [(String, String)] = []
+        var inventory: OpenCLInventory?
+        func inv() -> OpenCLInventory {
+            if let inventory { return inventory }
+            let i = OpenCLDiscovery.inventory()
+            inventory = i
+            return i
+        }
+        func add(_ t: DeviceTarget) { if !targets.contains(where: { $0.id == t.id }) { targets.append(t) } }
+        for raw in specs.flatMap({ $0.split(separator: ",") }).map({ $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        where !raw.isEmpty {
+            switch raw {
+            case "all":
+                add(DeviceTarget(id: "cpu", openCL: nil, isReference: false, reason: "all: the Swift CPU backend"))
+                if let why = inv().noPlatformReason {
+                    problems.append(("opencl", "all: no OpenCL device (\(why)); measuring the CPU only"))
+                }
+                for d in inv().devices {
+                    add(DeviceTarget(id: d.selector, openCL: d, isReference: false, reason: "all: \(d.name) [\(d.type.rawValue)]"))
+                }
+            case "cpu-ref", "reference":
+                add(DeviceTarget(id: "cpu-ref", openCL: nil, isReference: true, reason: "the CPU reference (plain loops)"))
+            default:
+                do {
+                    switch try selectDevice(DeviceRequest.parse(raw), inventory: inv()) {
+                    case let .cpu(reason): add(DeviceTarget(id: "cpu", openCL: nil, isReference: false, reason: reason))
+                    case let .opencl(d, reason): add(DeviceTarget(id: d.selector, openCL: d, isReference: false, reason: reason))
+                    }
+                } catch {
+                    problems.append((raw, "\(error)"))
+                }
+            }
+        }
+        return (targets, problems)
+    }
+}
+
+/// Runs the selected cases on the selected devices.
+public final class BenchRunner {
+    public let options: BenchOptions
+    let settings: BenchSettings
+    /// Table lines (stdout in the CLI).
+    let out: (String) -> Void
+    /// Progress and notes (stderr in the CLI).
+    let log: (String) -> Void
+    let reference = CPUBackend(reference: true)
+
+    public init(options: BenchOptions, out: @escaping (String) -> Void = { print($0) },
+                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
+        self.options = options
+        settings = options.settings
+        self.out = out
+        self.log = log
+    }
+
+    public func run() throws -> BenchReport { try run(customDevices: []) }
+
+    /// Runs on the devices of `options.devices` and then on `customDevices` (id, backend factory) —
+    /// e.g. a test's deliberately wrong backend, to show that the gate catches it.
+    public func run(customDevices: [(id: String, make: () throws -> any Backend)]) throws -> BenchReport {
+        let cases = try options.cases()
+        guard !cases.isEmpty else {
+            throw BenchError("no case matches --filter \(options.filter.joined(separator: ","))"
+                             + (options.exclude.isEmpty ? "" : " --exclude \(options.exclude.joined(separator: ","))")
+                             + "; list them with --list")
+        }
+        let env = EnvironmentProbe.collect(command: options.command)
+        log("cnn-bench: \(cases.count) cases, \(env.cpuModel), \(env.activeCores) cores, \(env.build.configuration) build, "
+            + "SWIFTCNN_FMA \(env.build.swiftcnnFMA ? "on" : "off"), SIMD FMA probe \(env.build.simdFMAProbeGflops) GFLOP/s, "
+            + "commit \(env.gitCommit ?? "unknown")")
+        if env.build.configuration == "debug" { log("note: a debug build; timings are for testing the tool, not for comparing") }
+        var (targets, problems) = DeviceTarget.resolve(options.devices)
+        targets += customDevices.map { DeviceTarget(id: $0.id, openCL: nil, isReference: false, reason: "custom backend", factory: $0.make) }
+        var devices: [DeviceRecord] = []
+        var results: [CaseResult] = []
+        for p in problems {
+            log("device \(p.id): \(p.message)")
+            if !p.message.hasPrefix("all:") {
+                devices.append(DeviceRecord(id: p.id, kind: "unknown", name: p.id, type: "unavailable", details: [:], setupSeconds: 0,
+                                            error: p.message))
+            }
+        }
+        for t in targets {
+            let (record, rows) = runDevice(t, cases)
+            devices.append(record)
+            results += rows
+        }
+        let report = BenchReport(environment: env, settings: settings, devices: devices, results: results)
+        let ids = devices.filter { $0.error == nil }.map(\.id)
+        if ids.count >= 2 {
+            out("")
+            out("Devices side by side (speedup = \(ids[0]) time / other time; > 1 means faster than \(ids[0])):")
+            let inputs = ids.map { id in CompareInput(label: id, results: results.filter { $0.device == id }) }
+            out(BenchCompare.table(inputs, threshold: nil, metric: .wall))
+        }
+        return report
+    }
+
+    func runDevice(_ t: DeviceTarget, _ cases: [BenchCase]) -> (DeviceRecord, [CaseResult]) {
+        let t0 = monotonicSeconds()
+        let before = ProgramCache.stats
+        let backend: any Backend
+        do { backend = try t.make() } catch {
+            log("device \(t.id): \(error)")
+            return (DeviceRecord(id: t.id, kind: t.openCL == nil ? "cpu" : "opencl", name: t.openCL?.name ?? t.id, type: "unavailable",
+                                 details: [:], setupSeconds: monotonicSeconds() - t0, error: "\(error)"), [])
+        }
+        let setup = monotonicSeconds() - t0
+        var rec = DeviceRecord(id: t.id, kind: backend.info.kind.rawValue, name: backend.info.name, type: backend.info.type,
+                               details: backend.info.details, setupSeconds: setup)
+        if let d = t.openCL {
+            rec.vendor = d.vendor; rec.driverVersion = d.driverVersion; rec.platform = "\(d.platformName) (\(d.platformVersion))"
+            rec.computeUnits = d.computeUnits; rec.globalMemoryGiB = (Double(d.globalMemoryBytes) / 1_073_741_824 * 10).rounded() / 10
+        }
+        out("")
+        out("== \(t.id): \(backend.info.description) — \(t.reason)")
+        if let d = t.openCL { out("   driver \(d.driverVersion), \(d.platformName), \(d.computeUnits) compute units") }
+        let header = ResultTable.header
+        out(ResultTable.line(header))
+        var rows: [CaseResult] = []
+        var modelGates: [String: GateRecord] = [:]
+        for c in cases {
+            let r = runCase(c, on: backend, target: t, done: rows, modelGates: &modelGates)
+            rows.append(r)
+            out(ResultTable.line(ResultTable.cells(r)))
+            if r.status != "ok", let m = r.message { out("     \(r.status): \(m)") }
+            if let g = r.gate, !g.passed { out("     gate FAILED (\(g.method)): \(g.detail ?? "")") }
+        }
+        if t.openCL != nil {
+            let after = ProgramCache.stats
+            rec.programsCompiled = after.compilations - before.compilations
+            rec.programsFromCache = after.hits - before.hits
+            rec.compileSeconds = after.compileSeconds - before.compileSeconds
+            rec.cacheLoadSeconds = after.loadSeconds - before.loadSeconds
+        }
+        rec.firstCallOverheadSeconds = rows.reduce(0) { acc, r in
+            guard let f = r.firstCallMs, let m = r.wallMs?.median else { return acc }
+            return acc + max(0, f - m) / 1000
+        }
+        let failed = rows.filter { $0.status == "gate-failed" }.count, errors = rows.filter { $0.status == "error" }.count
+        let skipped = rows.filter { $0.status == "skipped" }.count
+        out("   \(rows.count - failed - errors - skipped) measured, \(skipped) skipped, \(errors) errors, \(failed) failed the gate"
+            + (rec.programsCompiled.map { "; OpenCL programs: \($0) compiled (\(String(format: "%.2f", rec.compileSeconds ?? 0)) s), "
+                + "\(rec.programsFromCache ?? 0) from the cache" } ?? "")
+            + String(format: "; first-call overhead %.2f s in total", rec.firstCallOverheadSeconds ?? 0))
+        return (rec, rows)
+    }
+
+    /// The best GFLOP/s measured so far on this device for `family` (or for GEMM/convolution).
+    func rate(_ family: String, _ done: [CaseResult]) -> Double? {
+        func best(_ rows: [CaseResult]) -> Double? {
+            rows.filter { $0.status == "ok" && ($0.flops ?? 0) >= 1e7 && ($0.wallMs?.median ?? 0) >= 1 }.compactMap(\.gflops).max()
+        }
+        return best(done.filter { $0.family == family }) ?? best(done.filter { $0.family == "gemm" || $0.family == "conv" })
+    }
+
+    func runCase(_ c: BenchCase, on b: any Backend, target t: DeviceTarget, done: [CaseResult],
+                 modelGates: inout [String: GateRecord]) -> CaseResult {
+        var r = CaseResult(name: c.name, device: t.id, family: c.family, op: c.op, shape: c.shape, batch: c.batch, usedBy: c.usedBy,
+                           status: "ok")
+        r.flops = c.flops
+        r.bytes = c.bytes
+        if let flops = c.flops, let rate = rate(c.family, done) {
+            let estimate = flops / (rate * 1e9)
+            if estimate > settings.caseBudgetSeconds {
+                r.status = "skipped"
+                r.message = String(format: "estimated %.0f s per repetition (%.3g GFLOP at the best %.2f GFLOP/s measured here) "
+                                   + "is over --case-budget %.0f s", estimate, flops / 1e9, rate, settings.caseBudgetSeconds)
+                return r
+            }
+        }
+        let ocl = b as? OpenCLBackend
+        do {
+            let prep = try OpCases.prepare(c, on: b, dataPath: options.dataPath, dataWorkers: options.dataWorkers)
+            try b.synchronize()
+            if let selfTimed = prep.selfTimed {
+                if settings.gate, let m = c.usedBy.first {
+                    let g = gateModel(m, b, t, &modelGates)
+                    r.gate = g
+                    if !g.passed { r.status = "gate-failed"; return r }
+                }
+                let (seconds, extra) = try selfTimed()
+                r.wallMs = Stats(seconds.map { $0 * 1000 })
+                r.extra = extra
+                if let images = extra["images"], let s = seconds.first, s > 0 {
+                    r.imagesPerSecond = images / s
+                    r.gflops = c.flops.map { $0 / s / 1e9 }
+                }
+                return r
+            }
+
+            // First call: kernel compilation, first-touch allocation; timed on its own.
+            var t0 = monotonicSeconds()
+            try prep.run()
+            try b.synchronize()
+            r.firstCallMs = (monotonicSeconds() - t0) * 1000
+
+            if settings.gate {
+                let g = gate(c, prep, b, t, &modelGates)
+                r.gate = g
+                if !g.passed { r.status = "gate-failed"; return r }
+            }
+
+            let warmStart = monotonicSeconds()
+            while r.warmupReps < settings.warmup && monotonicSeconds() - warmStart < settings.maxCaseSeconds / 2 {
+                try prep.run()
+                try b.synchronize()
+                r.warmupReps += 1
+            }
+            var samples: [Double] = []
+            let timedStart = monotonicSeconds()
+            while samples.count < settings.reps
+                    && (samples.count < settings.minReps || monotonicSeconds() - timedStart < settings.maxCaseSeconds) {
+                t0 = monotonicSeconds()
+                try prep.run()
+                try b.synchronize()
+                samples.append((monotonicSeconds() - t0) * 1000)
+            }
+            r.wallMs = Stats(samples)
+
+            if let ocl, settings.deviceTimeReps > 0 {
+                ocl.profiling = true
+                defer { ocl.profiling = false }
+                ocl.resetDeviceTime()
+                var dev: [Double] = [], byKernel: [String: UInt64] = [:]
+                let devStart = monotonicSeconds()
+                while dev.count < min(settings.deviceTimeReps, samples.count)
+                        && (dev.isEmpty || monotonicSeconds() - devStart < settings.maxCaseSeconds / 2) {
+                    ocl.resetDeviceTime()
+                    try prep.run()
+                    try b.synchronize()
+                    dev.append(Double(ocl.deviceTimeNanoseconds) / 1e6)
+                    for (k, v) in ocl.deviceTimeByKernel { byKernel[k, default: 0] += v }
+                }
+                r.deviceMs = Stats(dev)
+                if c.isEndToEnd, !dev.isEmpty {
+                    r.topKernels = byKernel.sorted { $0.value > $1.value }.prefix(8)
+                        .map { KernelTime(name: $0.key, ms: Double($0.value) / 1e6 / Double(dev.count)) }
+                }
+            }
+            if let finish = prep.finish { r.extra = try finish() }
+            if let m = r.wallMs?.median, m > 0 {
+                r.gflops = c.flops.map { $0 / (m / 1000) / 1e9 }
+                r.gbps = c.bytes.map { $0 / (m / 1000) / 1e9 }
+                if c.isEndToEnd, let batch = c.batch { r.imagesPerSecond = Double(batch) / (m / 1000) }
+            }
+            if let loss = r.extra?["meanLoss"], !loss.isFinite {
+                r.status = "error"
+                r.message = "the training loss is \(loss)"
+            }
+        } catch {
+            r.status = "error"
+            r.message = "\(error)"
+        }
+        return r
+    }
+
+    func gateModel(_ model: String, _ b: any Backend, _ t: DeviceTarget, _ cache: inout [String: GateRecord]) -> GateRecord {
+        if t.isReference {
+            return GateRecord(passed: true, method: "the device is the CPU reference", checks: 0, maxAbsError: 0, maxRelError: 0,
+                              seconds: 0, detail: nil)
+        }
+        if let g = cache[model] { return g }
+        let g = EndToEnd.modelGate(model: model, device: b, batch: options.modelGateBatch)
+        cache[model] = g
+        return g
+    }
+
+    /// Checks the case's primitive on this device against the CPU reference (see README, "cnn-bench").
+    func gate(_ c: BenchCase, _ prep: PreparedCase, _ b: any Backend, _ t: DeviceTarget,
+              _ modelGates: inout [String: GateRecord]) -> GateRecord {
+        if c.isEndToEnd, let m = c.usedBy.first { return gateModel(m, b, t, &modelGates) }
+        if t.isReference {
+            return GateRecord(passed: true, method: "the device is the CPU reference", checks: 0, maxAbsError: 0, maxRelError: 0,
+                              seconds: 0, detail: nil)
+        }
+        let t0 = monotonicSeconds()
+        var rec: GateRecord
+        if c.referenceMACs <= settings.gateBudgetMACs || prep.sampledCheck == nil, let vcs = OpCases.verifyCases(c) {
+            rec = record(verify(device: b, reference: reference, cases: vcs), method: "verify at the benchmarked shape")
+        } else {
+            var parts: [GateRecord] = []
+            if let rb = OpCases.reducedBatch(c, budgetMACs: settings.gateBudgetMACs), let vcs = OpCases.verifyCases(c, batch: rb) {
+                parts.append(record(verify(device: b, reference: reference, cases: vcs), method: "verify at batch \(rb)"))
+            }
+            do { parts.append(try prep.sampledCheck!()) } catch {
+                parts.append(GateRecord(passed: false, method: "sampled", checks: 1, maxAbsError: nil, maxRelError: nil, seconds: 0,
+                                        detail: "threw: \(error)"))
+            }
+            rec = GateRecord(passed: parts.allSatisfy(\.passed), method: parts.map(\.method).joined(separator: " + "),
+                             checks: parts.reduce(0) { $0 + $1.checks },
+                             maxAbsError: finite(parts.compactMap(\.maxAbsError).max()),
+                             maxRelError: finite(parts.compactMap(\.maxRelError).max()), seconds: 0,
+                             detail: parts.first { !$0.passed }?.detail)
+        }
+        rec.seconds = monotonicSeconds() - t0
+        return rec
+    }
+
+    func record(_ rows: [VerifyRow], method: String) -> GateRecord {
+        let bad = rows.first { !$0.passed }
+        return GateRecord(passed: allPassed(rows), method: method, checks: rows.count,
+                          maxAbsError: finite(rows.map(\.maxAbsError).max()), maxRelError: finite(rows.map(\.maxRelError).max()),
+                          seconds: 0, detail: bad.map { "\($0.op) \($0.shape) \($0.output): \($0.detail)" })
+    }
+}

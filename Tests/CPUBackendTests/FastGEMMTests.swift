@@ -225,7 +225,7 @@ struct FastGEMMTests {
     func splitK(threads: Int) {
         let parallel = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
         for (ta, tb, m, n, k, beta) in [(false, false, 5, 7, 700, Float(0)), (true, true, 13, 33, 1000, 1),
-                                        (false, true, 1, 1, 300, -0.5), (true, false, 24, 40, 2000, 0)] {
+                                        (false, true, 1, 1, 300, -0.5), (true, false, 10, 30, 2000, 0)] {
             let c = GEMMCase(transA: ta, transB: tb, m: m, n: n, k: k, pad: 3, alpha: 0.75, beta: beta, nanC: beta == 0)
             let plan = parallel.splitPlan(m: m, n: n, k: k)
             #expect(plan.axis == .k && plan.parts == min(threads, k / 64), "\(c): \(plan)")
@@ -327,7 +327,9 @@ struct FastGEMMPackerTests {
         let m = 29, n = 150
         let gemm = FastGEMM(pool: ThreadPool(threadCount: threads), blocking: tinyBlocking, parallelOverhead: 0)
         let plan = gemm.splitPlan(m: m, n: n, k: k)
-        #expect(plan.axis == (threads == 1 ? .none : k > 64 ? .k : .n), "\(plan)")
+        if threads == 1 { #expect(plan.axis == .none) } else if k > 64 { #expect(plan.axis == .k, "\(plan)") } else {
+            #expect(plan.axis == .m || plan.axis == .n, "\(plan)")   // a cooperative split
+        }
         var rng = FastGEMMTestRNG(7)
         let a = rng.array(m * k)
         let bias = rng.array(m)

@@ -17,10 +17,11 @@
 // The innermost loop walks along rows of C (consecutive 128-byte pieces of the same 12 rows), which
 // the hardware prefetchers follow; walking down C instead (12 new rows per call) measured up to
 // 1.6x slower for large n.
-// Multi-threading (splitPlan): C is split into one rectangle per thread (along n or m), each an
-// independent serial GEMM with its own packing buffers, or k is split into partial products that
-// are summed afterwards (for small C and long k: linear layers, weight gradients); small problems
-// run on the calling thread.
+// Multi-threading (splitPlan): C is split into one rectangle per thread (along n or m) — the
+// threads run the same block loops, pack the operand they all need together into a shared buffer
+// (barriers between packing and use) and each its own part of the other — or k is split into
+// partial products that are summed afterwards (small C and long k: linear layers, weight
+// gradients). Small problems run on the calling thread.
 // Packing buffers come from a workspace that only grows: no allocation in the steady state.
 
 import Synchronization
@@ -202,8 +203,21 @@ public final class FastGEMM: @unchecked Sendable {
             runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
                       epilogue: epilogue, rows: 0..<m, cols: 0..<n, depth: 0..<max(k, 0))
         case .m, .n:
-            pool.parallelFor(plan.parts, RectangleTask(gemm: self, plan: plan, m: m, n: n, k: k, alpha: alpha,
-                                                       a: a, b: b, beta: beta, c: c, ldc: ldc, epilogue: epilogue))
+            // One rectangle of C per thread; the operand every thread needs (A for an n split, B for
+            // an m split) is packed once, cooperatively, into a shared buffer.
+            let KC = min(blocking.kc, k)
+            let MC = min(blocking.mc, (m + GEMMTile.mr - 1) / GEMMTile.mr * GEMMTile.mr)
+            let NC = min(blocking.nc, (n + GEMMTile.nr - 1) / GEMMTile.nr * GEMMTile.nr)
+            workspace.withSlot { sharedSlot in
+                let shared = plan.axis == .n ? sharedSlot.aBuffer(MC * KC) : sharedSlot.bBuffer(KC * NC)
+                let ran = pool.runConcurrently(plan.parts, CooperativeTask(
+                    gemm: self, plan: plan, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta,
+                    c: c, ldc: ldc, epilogue: epilogue, shared: shared))
+                if !ran {   // the pool is busy: we are inside someone's parallel region already
+                    runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
+                              epilogue: epilogue, rows: 0..<m, cols: 0..<n, depth: 0..<k)
+                }
+            }
         case .k:
             workspace.withSlot { reduction in
                 // partial t (1..<parts): (m, n) with row stride n; part 0 goes straight into C.
@@ -231,7 +245,7 @@ public final class FastGEMM: @unchecked Sendable {
     /// The split `sgemm` uses for an (m, n, k) problem on this pool: the one with the shortest
     /// estimated critical path, in multiply-add units, counting
     ///   the multiply-adds of the largest part (parts are whole MR / NR tiles, so they can be uneven),
-    ///   ~16 per packed element (an operand packed by every thread is on every critical path),
+    ///   ~16 per packed element (the shared operand of an m / n split is packed by all parts together),
     ///   ~16 per element of C summed in a k split, and `parallelOverhead` per pool job.
     public func splitPlan(m: Int, n: Int, k: Int) -> GEMMSplit {
         let threads = pool.threadCount
@@ -244,19 +258,19 @@ public final class FastGEMM: @unchecked Sendable {
         func consider(_ axis: GEMMSplit.Axis, _ parts: Int, _ cost: Double) {
             if parts > 1 && cost < bestCost { best = GEMMSplit(axis: axis, parts: parts); bestCost = cost }
         }
-        // Along n: every part packs all of A and its share of B.
+        // Along n: A packed together (1/parts each), B by each part for its columns.
         let unitsN = (n + GEMMTile.nr - 1) / GEMMTile.nr
         let pn = min(threads, unitsN)
         if pn > 1 {
-            let share = Double((unitsN + pn - 1) / pn) / Double(unitsN)
-            consider(.n, pn, work * share + pack * (mk + kn * share) + overhead)
+            let share = Double(Self.largestPart(n, parts: pn, grain: GEMMTile.nr)) / Double(n)
+            consider(.n, pn, work * share + pack * (mk / Double(pn) + kn * share) + overhead)
         }
-        // Along m: every part packs all of B and its share of A.
+        // Along m: B packed together, A by each part for its rows.
         let unitsM = (m + GEMMTile.mr - 1) / GEMMTile.mr
         let pm = min(threads, unitsM)
         if pm > 1 {
-            let share = Double((unitsM + pm - 1) / pm) / Double(unitsM)
-            consider(.m, pm, work * share + pack * (kn + mk * share) + overhead)
+            let share = Double(Self.largestPart(m, parts: pm, grain: GEMMTile.mr)) / Double(m)
+            consider(.m, pm, work * share + pack * (kn / Double(pm) + mk * share) + overhead)
         }
         // Along k (at least 64 deep per part): shares of both operands, then a parallel reduction.
         let pk = min(threads, k / 64)
@@ -267,6 +281,10 @@ public final class FastGEMM: @unchecked Sendable {
         return best
     }
 
+    static func largestPart(_ count: Int, parts: Int, grain: Int) -> Int {
+        (0..<parts).reduce(0) { max($0, split(count, parts: parts, index: $1, grain: grain).count) }
+    }
+
     /// Part `index` of `parts` of 0..<count, in multiples of `grain` (the last part takes the rest).
     /// A part may be empty.
     static func split(_ count: Int, parts: Int, index: Int, grain: Int) -> Range<Int> {
@@ -274,6 +292,80 @@ public final class FastGEMM: @unchecked Sendable {
         let lo = min(count, index * units / parts * grain)
         let hi = min(count, (index + 1) * units / parts * grain)
         return lo..<hi
+    }
+
+    // MARK: The cooperative driver (one call per thread of a runConcurrently job)
+
+    /// Thread `t` of `plan.parts`: C[rows_t, cols_t] of an m or n split, with the same block loops
+    /// in every thread. The operand all threads need goes into `shared`, each thread packing a
+    /// contiguous share of its micro-panels between two barriers:
+    ///   n split: the A block (MC x KC) is shared; each thread packs and uses its own B blocks.
+    ///   m split: each B block (KC x NC) is shared; each thread packs its own rows of the A block.
+    /// Every thread runs the same number of barriers (the ic / pc / jc loops are global; a thread
+    /// whose rows miss a block still takes part in packing it).
+    func runCooperative<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
+        thread t: Int, plan: GEMMSplit, m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>
+    ) {
+        let MR = GEMMTile.mr, NR = GEMMTile.nr, P = plan.parts
+        let KC = min(blocking.kc, k)
+        let MC = min(blocking.mc, (m + MR - 1) / MR * MR)
+        let NC = min(blocking.nc, (n + NR - 1) / NR * NR)
+        let myRows = plan.axis == .m ? Self.split(m, parts: P, index: t, grain: MR) : 0..<m
+        let myCols = plan.axis == .n ? Self.split(n, parts: P, index: t, grain: NR) : 0..<n
+        workspace.withSlot { slot in
+            let own = plan.axis == .n ? slot.bBuffer(KC * NC) : slot.aBuffer(MC * KC)
+            var ic = 0
+            while ic < m {
+                let mc = min(MC, m - ic)
+                var pc = 0
+                while pc < k {
+                    let kc = min(KC, k - pc)
+                    let betaBlock: Float = pc == 0 ? beta : 1
+                    let last = pc + kc == k
+                    if plan.axis == .n {
+                        pool.barrier()   // everyone is done with the previous A block
+                        let panels = Self.split((mc + MR - 1) / MR, parts: P, index: t, grain: 1)
+                        if !panels.isEmpty {
+                            let r0 = panels.lowerBound * MR
+                            a.packA(into: shared + r0 * kc, i0: ic + r0, mc: min(panels.count * MR, mc - r0), p0: pc, kc: kc)
+                        }
+                        pool.barrier()   // the A block is complete
+                        var jc = myCols.lowerBound
+                        while jc < myCols.upperBound {
+                            let nc = min(NC, myCols.upperBound - jc)
+                            b.packB(into: own, p0: pc, kc: kc, j0: jc, nc: nc)
+                            macroKernel(mc: mc, nc: nc, kc: kc, aPack: shared, bPack: own,
+                                        c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: slot.tile)
+                            if last { epilogue.apply(c: c, ldc: ldc, i0: ic, mc: mc, j0: jc, nc: nc) }
+                            jc += nc
+                        }
+                    } else {
+                        let lo = max(ic, myRows.lowerBound), hi = min(ic + mc, myRows.upperBound)
+                        if lo < hi { a.packA(into: own, i0: lo, mc: hi - lo, p0: pc, kc: kc) }
+                        var jc = 0
+                        while jc < n {
+                            let nc = min(NC, n - jc)
+                            pool.barrier()   // everyone is done with the previous B block
+                            let panels = Self.split((nc + NR - 1) / NR, parts: P, index: t, grain: 1)
+                            if !panels.isEmpty {
+                                let c0 = panels.lowerBound * NR
+                                b.packB(into: shared + c0 * kc, p0: pc, kc: kc, j0: jc + c0, nc: min(panels.count * NR, nc - c0))
+                            }
+                            pool.barrier()   // the B block is complete
+                            if lo < hi {
+                                macroKernel(mc: hi - lo, nc: nc, kc: kc, aPack: own, bPack: shared,
+                                            c: c + lo * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: slot.tile)
+                                if last { epilogue.apply(c: c, ldc: ldc, i0: lo, mc: hi - lo, j0: jc, nc: nc) }
+                            }
+                            jc += nc
+                        }
+                    }
+                    pc += kc
+                }
+                ic += mc
+            }
+        }
     }
 
     // MARK: The serial blocked driver
@@ -385,16 +477,14 @@ public final class FastGEMM: @unchecked Sendable {
 
 // MARK: - Parallel tasks (structs, so that starting them allocates nothing)
 
-/// One rectangle of C per part (plan.axis .m or .n).
-private struct RectangleTask<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>: ParallelTask {
+/// Thread t of a cooperative m / n split.
+private struct CooperativeTask<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>: ParallelTask {
     let gemm: FastGEMM, plan: GEMMSplit
     let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
-    let c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E
+    let c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>
     func run(_ t: Int) {
-        let rows = plan.axis == .m ? FastGEMM.split(m, parts: plan.parts, index: t, grain: GEMMTile.mr) : 0..<m
-        let cols = plan.axis == .n ? FastGEMM.split(n, parts: plan.parts, index: t, grain: GEMMTile.nr) : 0..<n
-        gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
-                       epilogue: epilogue, rows: rows, cols: cols, depth: 0..<k)
+        gemm.runCooperative(thread: t, plan: plan, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta,
+                            c: c, ldc: ldc, epilogue: epilogue, shared: shared)
     }
 }
 

@@ -75,6 +75,34 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `task.run(t)` for t in 0..<parts, each on its own thread at the same time, so that the
+    /// tasks may synchronize with `barrier()` (e.g. pack a shared operand together, then use it).
+    /// Returns false, running nothing, when that cannot be guaranteed: parts > threadCount, or the
+    /// pool is busy (a call from inside a task, or from another thread meanwhile). The caller then
+    /// does the work another way (typically serially: a nested call is already in a parallel region).
+    public func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
+        if parts < 1 || parts > threadCount { return false }
+        if parts == 1 { task.run(0); return true }
+        let acquired = busy.withLock { b -> Bool in
+            if b { return false }
+            b = true
+            return true
+        }
+        guard acquired else { return false }
+        defer { busy.withLock { $0 = false } }
+        core.barrierParties = parts
+        withUnsafePointer(to: task) { taskPointer in
+            var job = PoolJob(context: UnsafeRawPointer(taskPointer),
+                              invoke: { context, index in context.assumingMemoryBound(to: T.self).pointee.run(index) })
+            withUnsafePointer(to: &job) { core.run(count: parts, job: $0) }
+        }
+        return true
+    }
+
+    /// Waits until every task of the current `runConcurrently` job has arrived here. Only valid
+    /// inside such a job, called the same number of times by every task.
+    public func barrier() { core.barrier() }
+
     /// Splits 0..<count into at most `threadCount` contiguous ranges of nearly equal size
     /// (each a multiple of `grain` except the last) and runs `body(range)` for each in parallel.
     public func parallelRanges(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
@@ -155,6 +183,11 @@ private final class PoolCore: @unchecked Sendable {
     private let completed = Atomic<Int>(0)          // tasks of the current job that have finished
     private let shuttingDown = Atomic<Bool>(false)
     private var job: UnsafePointer<PoolJob>? = nil  // the current job
+    // Barrier of a runConcurrently job (sense-reversing: arrivals count up, the last one resets the
+    // count and advances the phase that the others wait on).
+    var barrierParties = 1
+    private let barrierArrived = Atomic<Int>(0)
+    private let barrierPhase = Atomic<Int>(0)
     private var workers: [Worker] = []
     private let spinLimit: Int
 
@@ -207,6 +240,22 @@ private final class PoolCore: @unchecked Sendable {
             if spins > 1000 { sched_yield() }
         }
         self.job = nil
+    }
+
+    func barrier() {
+        let parties = barrierParties
+        if parties <= 1 { return }
+        let phase = barrierPhase.load(ordering: .acquiring)
+        if barrierArrived.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == parties {
+            barrierArrived.store(0, ordering: .relaxed)
+            barrierPhase.store(phase &+ 1, ordering: .releasing)
+            return
+        }
+        var spins = 0
+        while barrierPhase.load(ordering: .acquiring) == phase {
+            spins += 1
+            if spins > 2000 { sched_yield() }
+        }
     }
 
     /// Claims and runs tasks of job `generation` until none are left.

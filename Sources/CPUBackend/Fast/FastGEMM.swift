@@ -53,8 +53,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
         var c: UnsafeMutablePointer<Float>? = nil
         var cCapacity = 0
         /// One MR x NR tile for edges of C.
-        let tile = UnsafeMutablePointer<Float>(
-            OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: GEMMTile.mr * GEMMTile.nr * 4, alignment: 64)))
+        let tile = Slot.allocate(GEMMTile.mr * GEMMTile.nr)
 
         func aBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
             if count > aCapacity {
@@ -93,7 +92,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
 
     public init() {}
 
-    /// Bytes held by all slots (for memory reports).
+    /// Bytes held by the slots not in use right now (all of them between calls; for memory reports).
     public var bytesReserved: Int {
         free.withLock { slots in slots.reduce(0) { $0 + ($1.aCapacity + $1.bCapacity + $1.cCapacity + GEMMTile.mr * GEMMTile.nr) * 4 } }
     }
@@ -105,16 +104,16 @@ public final class GEMMWorkspace: @unchecked Sendable {
     }
 }
 
-/// The fast SGEMM with its thread pool and workspace. One instance per backend; calls may come
-/// from several threads at once (each then uses its own workspace slots).
 /// How one GEMM is divided among threads (see `FastGEMM.splitPlan`).
 public struct GEMMSplit: Sendable, Equatable, CustomStringConvertible {
     public enum Axis: String, Sendable {
         /// One thread.
         case none
-        /// Row ranges of C (multiples of MR); each thread packs all of op(B).
+        /// Row ranges of C (multiples of MR); op(B) is packed by all threads together into a
+        /// shared buffer, each thread packs its rows of op(A).
         case m
-        /// Column ranges of C (multiples of NR); each thread packs all of op(A).
+        /// Column ranges of C (multiples of NR); op(A) is packed together, each thread packs its
+        /// columns of op(B).
         case n
         /// Depth ranges: each thread computes a partial product, then the partials are summed
         /// (no operand is packed twice; costs an (m, n) buffer per extra thread and a reduction).

@@ -1,10 +1,13 @@
 // A small persistent thread pool for the fast CPU paths (GEMM, convolution, batch-parallel loops).
 //
-// Why not `DispatchQueue.concurrentPerform`? It is correct and reasonably fast, but every call
-// goes through libdispatch's worker wake-up (tens of microseconds on this VM when the workers are
-// asleep); a training step issues hundreds of small parallel loops. Here the workers spin for a
-// short while after each job (so back-to-back jobs start in well under a microsecond), then sleep
-// on a semaphore so an idle process does not burn CPU. `scripts/gemm-bench.sh` measures both.
+// Why not `DispatchQueue.concurrentPerform`? Its start cost is as low (< 1 us for near-empty
+// tasks), but on this 2-core VM it often did not get a second thread in time: two 10 us tasks took
+// 24 us (serial) against 11 us here, two 100 us tasks 209 us against 111 us (`POOL=1
+// scripts/gemm-bench.sh` prints these timings). Here the workers spin for a short while after each
+// job, so back-to-back jobs start in well under a microsecond, then sleep on a semaphore so an idle
+// process does not burn a core. The pool also offers what concurrentPerform cannot: jobs whose
+// tasks run at the same time and meet at barriers (`runConcurrently`, used by the GEMM's shared
+// packing), and an allocation-free form (`ParallelTask`).
 //
 // Semantics (the same as `concurrentPerform`): `parallelFor(n) { i in ... }` runs body(0..<n), each
 // index exactly once, on up to `threadCount` threads including the caller, and returns when all are
@@ -33,8 +36,10 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// - Parameters:
     ///   - threadCount: threads per job including the caller; 1 makes every job serial.
-    ///   - spinIterations: polls (~100 ns each) an idle worker makes before it sleeps.
-    public init(threadCount: Int, spinIterations: Int = 2_000) {
+    ///   - spinIterations: polls (~20-50 ns each) an idle worker makes before it sleeps on a
+    ///     semaphore (the default keeps it awake ~0.1-0.2 ms: across the short serial gaps between
+    ///     the parallel ops of a training step, without burning a core when the process idles).
+    public init(threadCount: Int, spinIterations: Int = 5_000) {
         self.threadCount = max(1, threadCount)
         core = PoolCore(workers: self.threadCount - 1, spinLimit: spinIterations)
     }
@@ -288,7 +293,7 @@ private final class PoolCore: @unchecked Sendable {
             while gen == seen && !shuttingDown.load(ordering: .relaxed) {
                 spins += 1
                 if spins < spinLimit {
-                    for _ in 0..<64 { _ = state.load(ordering: .relaxed) }   // ~100 ns between polls
+                    for _ in 0..<64 { _ = state.load(ordering: .relaxed) }   // a short pause between polls
                 } else {
                     w.sleeping.store(true, ordering: .sequentiallyConsistent)
                     gen = state.load(ordering: .sequentiallyConsistent) >> 40

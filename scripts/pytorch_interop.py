@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""PyTorch side of the checkpoint-exchange check (Tests/TrainingTests/PyTorchInteropTests.swift).
+
+  eval:  load a .safetensors state dict into the guide's model class and write its predictions
+         on the first N CIFAR-10 test images (normalize 0.5/0.5, as SwiftCNN's default) as JSON.
+  train: train the guide's model a few Adam steps in PyTorch and save its state_dict as safetensors.
+
+The model classes are the PyTorch CIFAR-10 guide's `CNN` and `OptimizedCNN`, verbatim.
+"""
+import argparse, json, os, sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(64 * 8 * 8, 512)
+        self.fc2 = nn.Linear(512, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(-1, 64 * 8 * 8)
+        x = F.relu(self.fc1(x))
+        return self.fc2(x)
+
+
+class OptimizedCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2))
+        self.conv2 = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.Dropout(0.25), nn.MaxPool2d(2))
+        self.fc = nn.Sequential(nn.Linear(64 * 8 * 8, 512), nn.ReLU(), nn.Dropout(0.5), nn.Linear(512, 10))
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.conv2(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
+MODELS = {"cnn": CNN, "optimized": OptimizedCNN}
+
+
+def read_cifar(path, limit):
+    raw = np.fromfile(path, dtype=np.uint8)
+    rec = raw.reshape(-1, 3073)[:limit]
+    labels = rec[:, 0].astype(np.int64)
+    x = rec[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    x = (x - 0.5) / 0.5
+    return torch.from_numpy(x), torch.from_numpy(labels)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["eval", "train"])
+    ap.add_argument("--model", default="optimized", choices=list(MODELS))
+    ap.add_argument("--data", required=True, help="cifar-10-batches-bin folder")
+    ap.add_argument("--limit", type=int, default=1000)
+    ap.add_argument("--weights")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.manual_seed(0)
+    model = MODELS[a.model]()
+    if a.command == "eval":
+        state = load_file(a.weights)
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        x, y = read_cifar(os.path.join(a.data, "test_batch.bin"), a.limit)
+        with torch.no_grad():
+            logits = torch.cat([model(x[i:i + 250]) for i in range(0, len(x), 250)])
+        pred = logits.argmax(1)
+        acc = (pred == y).float().mean().item()
+        json.dump({"accuracy": acc, "predictions": pred.tolist()}, open(a.out, "w"))
+        print(f"pytorch eval of {a.weights}: accuracy {acc:.4f} on {len(y)} images")
+    else:
+        x, y = read_cifar(os.path.join(a.data, "data_batch_1.bin"), a.limit)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        model.train()
+        for s in range(a.steps):
+            i = (s * 64) % (len(x) - 64)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+            loss.backward()
+            opt.step()
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out)
+        print(f"pytorch trained {a.model} for {a.steps} steps, last loss {loss.item():.4f}; saved {a.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,25 +33,27 @@ public struct ConfusionMatrix: Codable, Sendable, Equatable {
         }
     }
 
-    /// scikit-learn's `classification_report` layout.
+    /// scikit-learn's `classification_report` layout: names right-aligned to the longest name
+    /// (at least "weighted avg"), then columns of width 9 separated by a space.
     public func classificationReport(digits: Int = 4) -> String {
         let rows = perClass()
-        let nameWidth = max(12, (classes.map(\.count).max() ?? 0) + 1)
-        func num(_ x: Double) -> String { String(format: "%\(digits + 6).\(digits)f", x) }
-        func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
-        var out = pad("", nameWidth) + pad("precision", digits + 6) + pad("recall", digits + 6) + pad("f1-score", digits + 6) + pad("support", 10) + "\n\n"
+        let width = max(classes.map(\.count).max() ?? 0, "weighted avg".count, digits)
+        func right(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+        func num(_ x: Double) -> String { " " + right(String(format: "%.\(digits)f", x), 9) }
+        func int(_ x: Int) -> String { " " + right(String(x), 9) }
+        var out = right("", width) + " " + ["precision", "recall", "f1-score", "support"].map { " " + right($0, 9) }.joined() + "\n\n"
         for (i, r) in rows.enumerated() {
-            out += pad(classes[i], nameWidth) + num(r.precision) + num(r.recall) + num(r.f1) + pad(String(r.support), 10) + "\n"
+            out += right(classes[i], width) + " " + num(r.precision) + num(r.recall) + num(r.f1) + int(r.support) + "\n"
         }
         let n = Double(max(total, 1))
         let k = Double(max(classes.count, 1))
-        out += "\n" + pad("accuracy", nameWidth) + pad("", 2 * (digits + 6)) + num(accuracy) + pad(String(total), 10) + "\n"
+        out += "\n" + right("accuracy", width) + " " + " " + right("", 9) + " " + right("", 9) + num(accuracy) + int(total) + "\n"
         let macro = (rows.map(\.precision).reduce(0, +) / k, rows.map(\.recall).reduce(0, +) / k, rows.map(\.f1).reduce(0, +) / k)
         let w = rows.map { Double($0.support) / n }
         let weighted = (zip(rows, w).map { $0.precision * $1 }.reduce(0, +), zip(rows, w).map { $0.recall * $1 }.reduce(0, +),
                         zip(rows, w).map { $0.f1 * $1 }.reduce(0, +))
-        out += pad("macro avg", nameWidth) + num(macro.0) + num(macro.1) + num(macro.2) + pad(String(total), 10) + "\n"
-        out += pad("weighted avg", nameWidth) + num(weighted.0) + num(weighted.1) + num(weighted.2) + pad(String(total), 10) + "\n"
+        out += right("macro avg", width) + " " + num(macro.0) + num(macro.1) + num(macro.2) + int(total) + "\n"
+        out += right("weighted avg", width) + " " + num(weighted.0) + num(weighted.1) + num(weighted.2) + int(total) + "\n"
         return out
     }
 

@@ -34,6 +34,9 @@ public final class Trainer {
     public var log: (String) -> Void = { note($0) }
     /// Show a progress bar (default: when stderr is a terminal).
     public var showProgress: Bool?
+    /// Stop after this epoch, as if the process were killed once its checkpoint is written
+    /// (time-boxed runs, and the tests of `--resume`).
+    public var stopAfterEpoch: Int?
 
     private(set) var schedule: LRSchedule
     private(set) var history: [EpochMetrics] = []
@@ -123,6 +126,11 @@ public final class Trainer {
                                         normalization: config.augmentation.normalization)
                 }
                 try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
+            }
+            if let stop = stopAfterEpoch, epoch >= stop, epoch < config.epochs {
+                log("stopping after epoch \(epoch) as asked; continue with --resume")
+                return TrainResult(history: history, bestEpoch: bestEpoch, bestValidationAccuracy: bestValidationAccuracy,
+                                   test: nil, testOfBest: nil, stoppedEarly: true, runDirectory: runDirectory)
             }
             if let p = config.earlyStoppingPatience, epochsWithoutImprovement >= p, epoch < config.epochs {
                 log("early stopping: validation loss has not improved for \(p) epochs")

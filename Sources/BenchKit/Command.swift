@@ -109,7 +109,11 @@ public struct BenchRunCommand: ParsableCommand {
             print("\(cases.count) cases")
             return
         }
-        let report = try BenchRunner(options: o).run()
+        let path = out
+        let report = try BenchRunner(options: o, checkpoint: { partial in
+            guard let path, let data = try? BenchSchema.encode(partial) else { return }
+            try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        }).run()
         if let out {
             let data = try BenchSchema.encode(report)
             try data.write(to: URL(fileURLWithPath: out), options: .atomic)

@@ -13,6 +13,9 @@ public struct BenchReport: Codable, Sendable {
     public var settings: BenchSettings
     public var devices: [DeviceRecord]
     public var results: [CaseResult]
+    /// True in the copies written while the run is still going (each case rewrites `--out`), so a
+    /// run that is interrupted or times out leaves its results so far; absent when complete.
+    public var incomplete: Bool?
 
     public init(schema: String = BenchSchema.version, environment: BenchEnvironment, settings: BenchSettings,
                 devices: [DeviceRecord], results: [CaseResult]) {

@@ -121,12 +121,17 @@ public final class BenchRunner {
     let log: (String) -> Void
     let reference = CPUBackend(reference: true)
 
+    /// Called after every case with the results so far (`incomplete` set): the CLI rewrites `--out`.
+    let checkpoint: ((BenchReport) -> Void)?
+
     public init(options: BenchOptions, out: @escaping (String) -> Void = { print($0) },
-                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
+                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+                checkpoint: ((BenchReport) -> Void)? = nil) {
         self.options = options
         settings = options.settings
         self.out = out
         self.log = log
+        self.checkpoint = checkpoint
     }
 
     public func run() throws -> BenchReport { try run(customDevices: []) }
@@ -157,7 +162,12 @@ public final class BenchRunner {
             }
         }
         for t in targets {
-            let (record, rows) = runDevice(t, cases)
+            let (record, rows) = runDevice(t, cases) { record, rows in
+                guard let checkpoint = self.checkpoint else { return }
+                var partial = BenchReport(environment: env, settings: self.settings, devices: devices + [record], results: results + rows)
+                partial.incomplete = true
+                checkpoint(partial)
+            }
             devices.append(record)
             results += rows
         }
@@ -172,7 +182,8 @@ public final class BenchRunner {
         return report
     }
 
-    func runDevice(_ t: DeviceTarget, _ cases: [BenchCase]) -> (DeviceRecord, [CaseResult]) {
+    func runDevice(_ t: DeviceTarget, _ cases: [BenchCase],
+                   progress: (DeviceRecord, [CaseResult]) -> Void = { _, _ in }) -> (DeviceRecord, [CaseResult]) {
         let t0 = monotonicSeconds()
         let before = ProgramCache.stats
         let backend: any Backend
@@ -201,6 +212,7 @@ public final class BenchRunner {
             out(ResultTable.line(ResultTable.cells(r)))
             if r.status != "ok", let m = r.message { out("     \(r.status): \(m)") }
             if let g = r.gate, !g.passed { out("     gate FAILED (\(g.method)): \(g.detail ?? "")") }
+            progress(rec, rows)
         }
         if t.openCL != nil {
             let after = ProgramCache.stats

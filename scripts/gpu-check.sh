@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# gpu-check.sh — SwiftCNN on an NVIDIA GPU machine without a Swift toolchain, in about 5 minutes.
+#
+# Runs from the bundle that scripts/build-gpu-bundle.sh makes (bin/cnn, bin/cnn-bench built with
+# --static-swift-stdlib; lib/libOpenCL.so.1, lib/libclblast.so.1, ...; data/ a CIFAR-10 slice):
+#
+#   gpu-check.sh [--results DIR] [--budget SECONDS]
+#
+#   1. environment: OS, glibc, CPU, nvidia-smi, the bundle's BUILD_INFO.json      -> env.txt
+#   2. libraries: LD_LIBRARY_PATH=bundle/lib (+ lib/fallback when the machine's libstdc++ is missing
+#      or too old for libclblast)                                                 -> libs.txt
+#   3. the NVIDIA OpenCL ICD: looks for libnvidia-opencl.so* in the driver mounts (/usr/local/nvidia/lib64,
+#      /usr/lib/x86_64-linux-gnu, ..., ldconfig) and reports what it finds; when no ICD file names it,
+#      writes /etc/OpenCL/vendors/nvidia.icd (libnvidia-opencl.so.1), or, without root, an ICD folder in
+#      the results and OCL_ICD_VENDORS pointing at it                             -> icd.txt
+#   4. cnn devices                                                                -> devices.txt
+#   5. cnn verify --device opencl (every kernel against the CPU reference)        -> verify.txt
+#   6. cnn-bench on the GPU (every case, short repetitions)                       -> bench-gpu.json/.txt
+#   7. a short training run of `optimized` on the GPU (when the bundle has data)  -> train.txt, runs/
+#   8. cnn-bench on the CPU (a budget selection: GEMM, train b128, infer b256)    -> bench-cpu.json/.txt
+#   9. cnn-bench compare CPU vs GPU                                               -> compare.txt
+# Every step has a time cap and the whole run stays within --budget (default 300 s); a step that fails
+# or times out is recorded and the next one runs. summary.txt lists each step's status and seconds;
+# the folder is also packed as DIR.tar.gz. Exit status: 0 when every step passed, 1 otherwise.
+#
+# Results go to --results DIR, else $OUT/gpu-check when $OUT is set, else ./gpu-check-results-DATE.
+# For testing elsewhere: GPU_CHECK_DRIVER_DIRS (colon-separated folders searched first for
+# libnvidia-opencl.so*) and GPU_CHECK_VENDORS_DIR (instead of /etc/OpenCL/vendors; then exported as
+# OCL_ICD_VENDORS).
+set -uo pipefail
+
+BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUDGET=300
+RESULTS=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --results) RESULTS=$2; shift 2 ;;
+    --budget) BUDGET=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "gpu-check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$RESULTS" ]; then
+  if [ -n "${OUT:-}" ]; then RESULTS=$OUT/gpu-check; else RESULTS=$PWD/gpu-check-results-$(date -u +%Y%m%d-%H%M%S); fi
+fi
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+START=$(date +%s)
+SUMMARY=$RESULTS/summary.txt
+: > "$SUMMARY"
+FAILED=0
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+# step NAME CAP_SECONDS COMMAND...: runs COMMAND with a time cap (never past the budget), output to
+# NAME.txt and the terminal; records status and seconds in the summary.
+step() {
+  local name=$1 cap=$2; shift 2
+  local left=$(( BUDGET - $(elapsed) - 5 ))
+  [ "$cap" -gt "$left" ] && cap=$left
+  if [ "$cap" -lt 5 ]; then
+    say "$(printf '%-12s SKIPPED (the %ss budget is spent)' "$name" "$BUDGET")"
+    FAILED=1
+    return 1
+  fi
+  echo "---- $name (cap ${cap}s): $*" | tee "$RESULTS/$name.txt"
+  local t0 rc
+  t0=$(date +%s)
+  timeout --kill-after=5 "$cap" "$@" 2>&1 | tee -a "$RESULTS/$name.txt"
+  rc=${PIPESTATUS[0]}
+  local secs=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) say "$(printf '%-12s ok      %4ss' "$name" "$secs")" ;;
+    124|137) say "$(printf '%-12s TIMEOUT %4ss (cap %ss; partial output kept)' "$name" "$secs" "$cap")"; FAILED=1 ;;
+    *) say "$(printf '%-12s FAILED  %4ss (exit %s)' "$name" "$secs" "$rc")"; FAILED=1 ;;
+  esac
+  return $rc
+}
+
+say "gpu-check: bundle $BUNDLE, results $RESULTS, budget ${BUDGET}s, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+# ---------------------------------------------------------------- 1. environment
+{
+  echo "== uname"; uname -a
+  echo "== os"; (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME") || echo unknown
+  echo "== glibc"; ldd --version 2>&1 | head -1
+  echo "== cpu"; grep -m1 'model name' /proc/cpuinfo; echo "cores: $(nproc)"
+  echo "== memory"; grep -E 'MemTotal|MemAvailable' /proc/meminfo
+  echo "== nvidia-smi"
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1
+    nvidia-smi 2>&1 | head -20
+  else
+    echo "nvidia-smi not found"
+  fi
+  echo "== BUILD_INFO.json"; cat "$BUNDLE/bin/BUILD_INFO.json" 2>/dev/null || echo "none"
+  echo "== NVIDIA_* environment"; env | grep -E '^NVIDIA_|^CUDA_' || true
+} > "$RESULTS/env.txt" 2>&1
+say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; GPU: $( (nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'nvidia-smi not found') | head -1)"
+
+# ---------------------------------------------------------------- 2. libraries
+export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+{
+  need=$(sed -n 's/.*"needsGlibc": "\([0-9.]*\)".*/\1/p' "$BUNDLE/bin/BUILD_INFO.json" 2>/dev/null)
+  have=$(ldd --version 2>&1 | head -1 | grep -o '[0-9]\+\.[0-9]\+$')
+  echo "glibc: the bundle needs >= ${need:-?}, this machine has ${have:-?}"
+  if [ -n "$need" ] && [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+    echo "WARNING: this glibc is older than the bundle needs; build the bundle on an older distribution"
+  fi
+} > "$RESULTS/libs.txt"
+if ldd "$BUNDLE/bin/cnn-bench" 2>&1 | grep -q 'not found' || ! "$BUNDLE/bin/cnn-bench" --help > /dev/null 2>>"$RESULTS/libs.txt"; then
+  echo "using lib/fallback (libstdc++ / libgcc_s missing or too old here)" >> "$RESULTS/libs.txt"
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$BUNDLE/lib/fallback"
+fi
+{ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; echo "== ldd bin/cnn-bench"; ldd "$BUNDLE/bin/cnn-bench"
+  echo "== ldd lib/libclblast.so.1"; ldd "$BUNDLE/lib/libclblast.so.1"; } >> "$RESULTS/libs.txt" 2>&1
+grep -q 'not found' "$RESULTS/libs.txt" && say "libraries: something is missing, see libs.txt" || say "libraries: ok (libs.txt)"
+
+# ---------------------------------------------------------------- 3. NVIDIA OpenCL ICD
+VENDORS=${GPU_CHECK_VENDORS_DIR:-/etc/OpenCL/vendors}
+{
+  echo "== ICD files in $VENDORS"
+  for f in "$VENDORS"/*.icd; do [ -e "$f" ] && echo "$f: $(cat "$f")"; done
+  [ -n "${OCL_ICD_VENDORS:-}" ] && echo "OCL_ICD_VENDORS=$OCL_ICD_VENDORS"
+  echo "== libnvidia-opencl.so* in the driver mounts"
+} > "$RESULTS/icd.txt" 2>&1
+FOUND=()
+IFS=: read -r -a EXTRA_DIRS <<< "${GPU_CHECK_DRIVER_DIRS:-}"
+for d in "${EXTRA_DIRS[@]}" /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib /lib/x86_64-linux-gnu \
+         /usr/local/cuda/lib64 /run/nvidia/driver/usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/nvidia/current; do
+  for f in "$d"/libnvidia-opencl.so*; do [ -e "$f" ] && FOUND+=("$f"); done
+done
+while read -r f; do [ -n "$f" ] && FOUND+=("$f"); done < <(ldconfig -p 2>/dev/null | awk '/libnvidia-opencl\.so/ {print $NF}')
+mapfile -t FOUND < <(printf '%s\n' "${FOUND[@]}" | awk 'NF' | sort -u)
+printf '%s\n' "${FOUND[@]:-none found}" >> "$RESULTS/icd.txt"
+# Also report the other driver libraries OpenCL needs (libcuda, the PTX JIT).
+for f in "${FOUND[@]}"; do
+  { echo "== ldd $f"; ldd "$f" 2>&1; } >> "$RESULTS/icd.txt"
+done
+{ echo "== other NVIDIA libraries in those folders"
+  ls -1 /usr/local/nvidia/lib64/ /usr/lib/x86_64-linux-gnu/ 2>/dev/null | grep -E '^lib(cuda|nvidia-(ptxjitcompiler|opencl|compiler))' | sort -u; } >> "$RESULTS/icd.txt"
+
+if grep -qls 'nvidia' "$VENDORS"/*.icd 2>/dev/null; then
+  say "OpenCL ICD: already registered ($(grep -ls nvidia "$VENDORS"/*.icd | head -1): $(cat "$(grep -ls nvidia "$VENDORS"/*.icd | head -1)"))"
+  [ "$VENDORS" != /etc/OpenCL/vendors ] && export OCL_ICD_VENDORS="$VENDORS"
+elif [ ${#FOUND[@]} -eq 0 ]; then
+  say "OpenCL ICD: NO libnvidia-opencl.so found in the driver mounts — the container needs the driver's OpenCL library"
+  say "            (e.g. NVIDIA_DRIVER_CAPABILITIES=compute,utility or all); OpenCL steps will fail, CPU steps still run"
+else
+  # Prefer the .so.1 the dynamic loader finds by name; else the first file by absolute path.
+  LIB=""
+  for f in "${FOUND[@]}"; do case "$f" in */libnvidia-opencl.so.1) LIB=$f; break ;; esac; done
+  [ -z "$LIB" ] && LIB=${FOUND[0]}
+  LIBDIR=$(dirname "$LIB")
+  NAME=libnvidia-opencl.so.1
+  if ! ldconfig -p 2>/dev/null | grep -q 'libnvidia-opencl\.so\.1 '; then
+    # Not in the loader's cache: name it by path, and let its neighbours (libcuda, ...) be found.
+    NAME=$LIB
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$LIBDIR"
+  fi
+  if { mkdir -p "$VENDORS" && echo "$NAME" > "$VENDORS/nvidia.icd"; } 2>/dev/null; then
+    say "OpenCL ICD: wrote $VENDORS/nvidia.icd -> $NAME (found: ${FOUND[*]})"
+    [ "$VENDORS" != /etc/OpenCL/vendors ] && export OCL_ICD_VENDORS="$VENDORS"
+  else
+    mkdir -p "$RESULTS/icd"
+    echo "$LIB" > "$RESULTS/icd/nvidia.icd"
+    export OCL_ICD_VENDORS="$RESULTS/icd"
+    say "OpenCL ICD: /etc/OpenCL/vendors not writable; OCL_ICD_VENDORS=$OCL_ICD_VENDORS -> $LIB (found: ${FOUND[*]})"
+  fi
+fi
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$RESULTS/icd.txt"
+
+# ---------------------------------------------------------------- 4-9. the checks
+CNN=$BUNDLE/bin/cnn
+BENCH=$BUNDLE/bin/cnn-bench
+DATA=$BUNDLE/data/cifar-10-batches-bin
+export SWIFTCNN_CACHE_DIR="$RESULTS/cache"   # a fresh program cache: compile times are measured
+
+step devices 20 "$CNN" devices
+step verify 60 "$CNN" verify --device opencl
+step bench-gpu 110 "$BENCH" --device opencl --reps 10 --max-case-seconds 1.5 --case-budget 10 --device-time-reps 3 \
+  --epoch-images 2048 --data "$DATA" --out "$RESULTS/bench-gpu.json"
+if [ -f "$DATA/data_batch_1.bin" ]; then
+  N=$(( $(stat -c %s "$DATA/data_batch_1.bin") / 3073 ))
+  NT=$(( $(stat -c %s "$DATA/test_batch.bin" 2>/dev/null || echo 0) / 3073 ))
+  step train 45 "$CNN" train --model optimized --epochs 2 --device opencl --data "$DATA" --limit "$N" \
+    --test-limit "$(( NT > 0 ? NT : 1 ))" --runs-dir "$RESULTS/runs" --name gpu-check --no-progress
+else
+  say "train        SKIPPED (the bundle has no data/; build it with --data-images N)"
+fi
+step bench-cpu 45 "$BENCH" --device cpu --filter 'gemm:square:*,train:*:128,infer:*:256' --reps 5 --min-reps 2 \
+  --max-case-seconds 3 --case-budget 8 --epoch-images 0 --out "$RESULTS/bench-cpu.json"
+if [ -f "$RESULTS/bench-cpu.json" ] && [ -f "$RESULTS/bench-gpu.json" ]; then
+  step compare 10 "$BENCH" compare "$RESULTS/bench-cpu.json" "$RESULTS/bench-gpu.json" --threshold 0.1
+fi
+
+say "gpu-check: done in $(elapsed)s (budget ${BUDGET}s); $([ $FAILED = 0 ] && echo 'every step passed' || echo 'some steps FAILED or timed out')"
+tar -C "$(dirname "$RESULTS")" -czf "$RESULTS.tar.gz" "$(basename "$RESULTS")" 2>/dev/null && say "packed $RESULTS.tar.gz"
+exit $FAILED

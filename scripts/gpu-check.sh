@@ -178,7 +178,7 @@ export SWIFTCNN_CACHE_DIR="$RESULTS/cache"   # a fresh program cache: compile ti
 
 step devices 20 "$CNN" devices
 step verify 60 "$CNN" verify --device opencl
-step bench-gpu 110 "$BENCH" --device opencl --reps 10 --max-case-seconds 1.5 --case-budget 10 --device-time-reps 3 \
+step bench-gpu 110 "$BENCH" --device opencl --e2e-first --reps 10 --max-case-seconds 1.5 --case-budget 10 --device-time-reps 3 \
   --epoch-images 2048 --data "$DATA" --out "$RESULTS/bench-gpu.json"
 if [ -f "$DATA/data_batch_1.bin" ]; then
   N=$(( $(stat -c %s "$DATA/data_batch_1.bin") / 3073 ))

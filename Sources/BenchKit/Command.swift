@@ -63,7 +63,9 @@ public struct BenchRunCommand: ParsableCommand {
     @Option(name: .customLong("gate-budget"), help: "Reference multiply-accumulates for an exact-shape check of a GEMM or convolution; larger ones are checked at a smaller batch plus sampled elements of the timed output (default 1e8).") var gateBudget: Double?
     @Option(name: .customLong("model-gate-batch"), help: "Batch of the end-to-end model check (default 2).") var modelGateBatch: Int?
 
-    @Option(help: "Write the results as JSON to this file.") var out: String?
+    @Flag(name: .customLong("e2e-first"), help: "Run the end-to-end cases (train, infer, epoch) before the per-op cases.") var e2eFirst = false
+
+    @Option(help: "Write the results as JSON to this file (rewritten after every case).") var out: String?
 
     public init() {}
 
@@ -90,6 +92,7 @@ public struct BenchRunCommand: ParsableCommand {
         o.dataPath = data
         o.dataWorkers = workers
         o.gate = !noGate
+        o.endToEndFirst = e2eFirst
         if let gateBudget { o.gateBudgetMACs = gateBudget }
         if let modelGateBatch { o.modelGateBatch = modelGateBatch }
         for (v, name) in [(reps, "--reps"), (minReps, "--min-reps"), (opBatch, "--op-batch"), (modelGateBatch, "--model-gate-batch")] {

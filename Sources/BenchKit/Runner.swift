@@ -26,6 +26,9 @@ public struct BenchOptions: Sendable {
     public var modelGateBatch = 2
     public var dataPath: String?
     public var dataWorkers: Int?
+    /// Run the end-to-end cases before the per-op ones (a time-capped run keeps the most telling
+    /// numbers; case-budget estimates then have no per-op rate to start from).
+    public var endToEndFirst = false
     public var command: [String] = CommandLine.arguments
 
     public init() {}
@@ -54,7 +57,8 @@ public struct BenchOptions: Sendable {
     }
 
     public func cases() throws -> [BenchCase] {
-        CaseCatalog.filter(try CaseCatalog.cases(selection), include: filter, exclude: exclude)
+        let cases = CaseCatalog.filter(try CaseCatalog.cases(selection), include: filter, exclude: exclude)
+        return endToEndFirst ? cases.filter(\.isEndToEnd) + cases.filter { !$0.isEndToEnd } : cases
     }
 }
 

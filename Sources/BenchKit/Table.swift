@@ -32,7 +32,9 @@ enum Fmt {
     }
     static func ratio(_ x: Double?) -> String {
         guard let x, x.isFinite else { return "-" }
-        return x >= 100 ? String(format: "%.0fx", x) : (x >= 10 ? String(format: "%.1fx", x) : String(format: "%.2fx", x))
+        if x >= 100 { return String(format: "%.0fx", x) }
+        if x >= 10 { return String(format: "%.1fx", x) }
+        return x >= 0.1 ? String(format: "%.2fx", x) : String(format: "%.2gx", x)
     }
 }
 

@@ -1,31 +1,62 @@
 import CNNCore
 import Foundation
 
-/// The pure-Swift backend: host memory, single-threaded plain loops.
+/// The pure-Swift backend: host memory; fast multi-threaded paths by default, plain loops on request.
 ///
 /// Every primitive validates its arguments (`Validate`, built on CNNCore's `Check`), takes typed
-/// pointers at each tensor's offset and calls the reference function of the same name in
-/// `CPUBackend.Reference` (Sources/CPUBackend/Reference, one file per op family), instantiated with
-/// Float. The reference functions are the spec every other implementation is tested against.
-///
-/// Seam for a fast path: add `Fast/` functions, and switch the calls below to them when
-/// `usesReference` is false; `CPUBackend(reference: true)` must keep calling `Reference`.
+/// pointers at each tensor's offset and calls either
+///   - the reference function of the same name in `CPUBackend.Reference` (Sources/CPUBackend/Reference,
+///     one file per op family, instantiated with Float) — `CPUBackend(reference: true)`; these are
+///     the spec every other implementation is tested against; or
+///   - its fast path (Sources/CPUBackend/Fast: the SGEMM, and Fast/Ops: implicit-GEMM convolution,
+///     BatchNorm, pooling, elementwise, loss, optimizers), whose doc comment names the reference it
+///     equals and the tolerance — `CPUBackend()`, the default.
+/// The fast paths run on `ThreadPool.shared` (SWIFTCNN_THREADS, else the core count) and keep their
+/// scratch memory between calls (`FastWorkspace`). Their results do not depend on the thread count
+/// or on scheduling, except the SGEMM's k-split of long-depth GEMMs, which depends on the thread
+/// count only. A backend is used from one thread at a time.
 public final class CPUBackend: Backend {
     /// The reference math, generic over `T: BinaryFloatingPoint` (the backend uses Float; tests run
     /// the same code in Double). Layout of every buffer is stated in each function's doc comment.
     public enum Reference {}
 
-    /// True when every primitive runs the reference functions. (No fast path exists yet, so
-    /// both settings run the reference today.)
+    /// True when every primitive runs the reference functions.
     public let usesReference: Bool
     public private(set) var transferCounters = TransferCounters()
     public let info: DeviceInfo
+    /// The fast paths' context (nil in reference mode).
+    let fast: FastCPU?
 
-    public init(reference: Bool = false) {
-        usesReference = reference
-        info = DeviceInfo(kind: .cpu, name: "Swift CPU", type: "Swift CPU (reference, 1 thread)",
-                          details: ["implementation": "reference"])
+    /// - Parameters:
+    ///   - reference: run the plain reference functions (single thread, Double accumulation).
+    ///   - pool: the thread pool of the fast paths (default: the process-wide pool).
+    public convenience init(reference: Bool = false, pool: ThreadPool = .shared) {
+        self.init(reference: reference, pool: pool, splitAll: false)
     }
+
+    /// `splitAll`: the fast paths split even the smallest work over the pool (for tests).
+    init(reference: Bool, pool: ThreadPool, splitAll: Bool) {
+        usesReference = reference
+        if reference {
+            fast = nil
+            info = DeviceInfo(kind: .cpu, name: "Swift CPU", type: "Swift CPU (reference, 1 thread)",
+                              details: ["implementation": "reference"])
+        } else {
+            let gemm = splitAll ? FastGEMM(pool: pool, parallelOverhead: 0)
+                : pool === ThreadPool.shared ? FastGEMM.shared : FastGEMM(pool: pool)
+            fast = FastCPU(pool: pool, gemm: gemm, splitAll: splitAll)
+            #if SWIFTCNN_FMA
+            let fma = "yes"
+            #else
+            let fma = "no (build with -target-cpu and -DSWIFTCNN_FMA, see the Makefile)"
+            #endif
+            info = DeviceInfo(kind: .cpu, name: "Swift CPU", type: "Swift CPU (\(pool.threadCount) thread\(pool.threadCount == 1 ? "" : "s"))",
+                              details: ["implementation": "fast", "threads": "\(pool.threadCount)", "fma": fma])
+        }
+    }
+
+    /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode).
+    public var scratchBytes: Int { fast?.workspace.bytesReserved ?? 0 }
 
     // MARK: Pointers
 
@@ -106,8 +137,14 @@ public final class CPUBackend: Backend {
         let op = "gemm"
         try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
                           b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: op)
+        let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
+        if let fast {
+            fast.gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb,
+                            beta: beta, c: pc, ldc: ldc)
+            return
+        }
         Reference.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                       a: try f(a, "A", op), lda: lda, b: try f(b, "B", op), ldb: ldb, beta: beta, c: try f(c, "C", op), ldc: ldc)
+                       a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
     }
 
     public func gemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -116,9 +153,16 @@ public final class CPUBackend: Backend {
         let op = "gemmStridedBatched"
         try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
                           b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch, op: op)
+        let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
+        if let fast {
+            fast.gemm.sgemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                          a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
+                                          beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
+            return
+        }
         Reference.gemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                     a: try f(a, "A", op), lda: lda, strideA: strideA, b: try f(b, "B", op), ldb: ldb, strideB: strideB,
-                                     beta: beta, c: try f(c, "C", op), ldc: ldc, strideC: strideC, batch: batch)
+                                     a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
+                                     beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
     }
 
     // MARK: Convolution
@@ -126,12 +170,14 @@ public final class CPUBackend: Backend {
     public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
         let op = "im2col"
         try Validate.columns(x: x, cols: cols, g, op: op)
+        if let fast { fast.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g); return }
         Reference.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g)
     }
 
     public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
         let op = "col2im"
         try Validate.columns(x: x, cols: cols, g, op: op)
+        if let fast { fast.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g); return }
         Reference.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g)
     }
 
@@ -139,6 +185,11 @@ public final class CPUBackend: Backend {
                               geometry g: Conv2DGeometry, activation: Activation) throws {
         let op = "conv2DForward"
         try Validate.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
+        if let fast {
+            fast.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
+                               y: try f(y, "y", op), geometry: g, activation: activation)
+            return
+        }
         Reference.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
                                 y: try f(y, "y", op), geometry: g, activation: activation)
     }
@@ -146,12 +197,21 @@ public final class CPUBackend: Backend {
     public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardData"
         try Validate.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
+        if let fast {
+            fast.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
+            return
+        }
         Reference.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
     }
 
     public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardFilter"
         try Validate.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
+        if let fast {
+            fast.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
+                                      dBias: try f(dBias, "dBias", op), geometry: g)
+            return
+        }
         Reference.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
                                        dBias: try f(dBias, "dBias", op), geometry: g)
     }
@@ -159,12 +219,17 @@ public final class CPUBackend: Backend {
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
         let op = "biasAdd"
         let (n, c, s) = try Validate.biasAdd(y: y, bias: bias)
+        if let fast {
+            fast.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
+            return
+        }
         Reference.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
     }
 
     public func biasGrad(dy: Tensor, dBias: Tensor) throws {
         let op = "biasGrad"
         let (n, c, s) = try Validate.biasGrad(dy: dy, dBias: dBias)
+        if let fast { fast.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s); return }
         Reference.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s)
     }
 
@@ -173,24 +238,34 @@ public final class CPUBackend: Backend {
     public func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, geometry g: Pool2DGeometry) throws {
         let op = "maxPool2DForward"
         try Validate.maxPool2DForward(x: x, y: y, argmax: argmax, g)
+        if let fast {
+            fast.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
+            return
+        }
         Reference.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
     }
 
     public func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
         let op = "maxPool2DBackward"
         try Validate.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
+        if let fast {
+            try fast.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
+            return
+        }
         try Reference.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
     }
 
     public func avgPool2DForward(x: Tensor, y: Tensor, geometry g: Pool2DGeometry) throws {
         let op = "avgPool2DForward"
         try Validate.avgPool2DForward(x: x, y: y, g)
+        if let fast { fast.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g); return }
         Reference.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g)
     }
 
     public func avgPool2DBackward(dy: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
         let op = "avgPool2DBackward"
         try Validate.avgPool2DBackward(dy: dy, dx: dx, g)
+        if let fast { fast.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g); return }
         Reference.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g)
     }
 
@@ -209,6 +284,14 @@ public final class CPUBackend: Backend {
         try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
         try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
                     + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
+        if let fast {
+            fast.batchNormForwardTraining(
+                x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
+                runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
+                saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+                batch: n, channels: c, spatial: s, momentum: momentum, epsilon: epsilon, activation: activation)
+            return
+        }
         Reference.batchNormForwardTraining(
             x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
             runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
@@ -222,6 +305,13 @@ public final class CPUBackend: Backend {
         let (n, c, s) = try Validate.batchNorm(
             x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
             full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: op)
+        if let fast {
+            fast.batchNormForwardInference(
+                x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
+                runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
+                batch: n, channels: c, spatial: s, epsilon: epsilon, activation: activation)
+            return
+        }
         Reference.batchNormForwardInference(
             x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
             runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
@@ -234,6 +324,14 @@ public final class CPUBackend: Backend {
         let (n, c, s) = try Validate.batchNorm(
             x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
             full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0, op: op)
+        if let fast {
+            fast.batchNormBackward(
+                x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
+                saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+                dx: try f(dx, "dx", op), dGamma: try f(dGamma, "dGamma", op), dBeta: try f(dBeta, "dBeta", op),
+                batch: n, channels: c, spatial: s)
+            return
+        }
         Reference.batchNormBackward(
             x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
             saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
@@ -246,6 +344,7 @@ public final class CPUBackend: Backend {
     public func relu(x: Tensor, y: Tensor) throws {
         let op = "relu"
         try Validate.unary(x, "x", y, "y", op: op)
+        if let fast { fast.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count); return }
         Reference.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
     }
 
@@ -255,6 +354,7 @@ public final class CPUBackend: Backend {
         try Check.dtype(y, .float32, "y", op)
         try Check.shape(y, dy.shape, "y", op)
         try Validate.disjoint(dx, "dx", from: [(y, "y")], op)
+        if let fast { fast.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count); return }
         Reference.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
     }
 
@@ -266,6 +366,11 @@ public final class CPUBackend: Backend {
         try Validate.disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
         try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
         try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
+        if let fast {
+            fast.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
+                                probability: p, seed: seed)
+            return
+        }
         Reference.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
                                  probability: p, seed: seed)
     }
@@ -273,12 +378,14 @@ public final class CPUBackend: Backend {
     public func add(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
         let op = "add"
         try binary(a, b, y, op)
+        if let fast { fast.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
         Reference.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
     }
 
     public func mul(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
         let op = "mul"
         try binary(a, b, y, op)
+        if let fast { fast.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
         Reference.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
     }
 
@@ -292,16 +399,19 @@ public final class CPUBackend: Backend {
     public func scale(_ x: Tensor, by alpha: Float, y: Tensor) throws {
         let op = "scale"
         try Validate.unary(x, "x", y, "y", op: op)
+        if let fast { fast.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count); return }
         Reference.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count)
     }
 
     public func axpy(alpha: Float, x: Tensor, y: Tensor) throws {
         let op = "axpy"
         try Validate.unary(x, "x", y, "y", op: op)
+        if let fast { fast.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count); return }
         Reference.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count)
     }
 
     public func fill(_ t: Tensor, value: Float) throws {
+        if let fast { fast.fill(try f(t, "t", "fill"), value: value, count: t.count); return }
         Reference.fill(try f(t, "t", "fill"), value: value, count: t.count)
     }
 
@@ -313,6 +423,7 @@ public final class CPUBackend: Backend {
         let (n, k) = try Validate.rows(x, "x", op)
         try Check.shape(y, x.shape, "y", op)
         try Validate.disjoint(y, "y", from: [(x, "x")], op)
+        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
         Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
     }
 
@@ -326,6 +437,12 @@ public final class CPUBackend: Backend {
         case .labels(let labels): t = .labels(try i32(labels, "labels", op))
         case .soft(let soft): t = .soft(try f(soft, "soft targets", op))
         }
+        if let fast {
+            try fast.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
+                                         labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
+                                         dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
+            return
+        }
         try Reference.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
                                           labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
                                           dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
@@ -336,6 +453,11 @@ public final class CPUBackend: Backend {
     public func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper: SGDHyper) throws {
         let op = "sgdStep"
         try Validate.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
+        if let fast {
+            fast.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
+                         momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
+            return
+        }
         Reference.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
                           momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
     }
@@ -343,6 +465,11 @@ public final class CPUBackend: Backend {
     public func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper: AdamHyper, step: Int) throws {
         let op = "adamStep"
         try Validate.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
+        if let fast {
+            fast.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
+                          v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
+            return
+        }
         Reference.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
                            v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
     }
@@ -352,12 +479,14 @@ public final class CPUBackend: Backend {
     public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
         let op = "sum"
         try Validate.scalarOut(x, out, op: op)
+        if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: false); return }
         Reference.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
     }
 
     public func sumOfSquares(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
         let op = "sumOfSquares"
         try Validate.scalarOut(x, out, op: op)
+        if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: true); return }
         Reference.sumOfSquares(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
     }
 
@@ -368,6 +497,7 @@ public final class CPUBackend: Backend {
         try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
         try Check.dtype(out, .int32, "out", op)
         try Check.count(out, n, "out", op)
+        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
         Reference.argmax(try f(x, "x", op), rows: n, classes: k, into: try i32(out, "out", op))
     }
 
@@ -380,6 +510,7 @@ public final class CPUBackend: Backend {
         try Check.count(labels, n, "labels", op)
         try Validate.scalarOut(logits, out, op: op)
         try Validate.disjoint(out, "out", from: [(labels, "labels")], op)
+        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
         Reference.countCorrect(logits: try f(logits, "logits", op), labels: try i32(labels, "labels", op), rows: n, classes: k,
                                into: try f(out, "out", op), accumulate: accumulate)
     }

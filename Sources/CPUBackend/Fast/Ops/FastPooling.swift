@@ -1,0 +1,259 @@
+// Fast pooling over NCHW planes, parallel over planes.
+//
+// Max pooling 2x2 / stride 2 / no padding (every model's pool): 16 outputs at a time from two
+// input rows (even / odd lanes of 32-wide loads), maximum and argmax in one pass with the reference's
+// order (row-major window order, first maximum wins, NaN beats numbers, the first NaN wins).
+// Other windows: the reference's loop, per plane. Backward for non-overlapping windows (stride >=
+// kernel, which includes global pooling): dx zeroed, then dy routed to its argmax (bit-exact with
+// the reference: each input element receives at most one value). Overlapping windows use the reference.
+
+import CNNCore
+
+extension FastCPU {
+    func runPlanes<T: ParallelRangeTask>(_ planes: Int, work: Int, _ task: T) {
+        if planes > 1 && split(work, 1 << 15) {
+            pool.parallelRanges(planes, task)
+        } else {
+            task.run(0..<planes)
+        }
+    }
+
+    /// Fast path of `Reference.maxPool2DForward` (bit-exact). x: (N, C, H, W), y, argmax: (N, C, OH, OW).
+    func maxPool2DForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
+                          geometry g: Pool2DGeometry) {
+        let planes = g.batch * g.channels
+        runPlanes(planes, work: planes * g.height * g.width, MaxPoolForwardTask(x: x, y: y, argmax: argmax, g: g))
+    }
+
+    /// Fast path of `Reference.maxPool2DBackward` (bit-exact; the same argmax check, before dx is touched).
+    func maxPool2DBackward(dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>,
+                           geometry g: Pool2DGeometry) throws {
+        if g.strideH < g.kernelH || g.strideW < g.kernelW {
+            try CPUBackend.Reference.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, geometry: g)
+            return
+        }
+        let planes = g.batch * g.channels
+        let outputs = planes * g.outHeight * g.outWidth
+        // The check first (as the reference): every argmax inside its window.
+        let check = MaxPoolArgmaxCheck(argmax: argmax, g: g, failures: workspace.buffer(.small, max(1, threads) * 4 + 64, as: Int.self))
+        let chunks = min(64, max(1, planes))
+        for i in 0..<chunks { check.failures[i] = -1 }
+        let checkTask = MaxPoolArgmaxCheckChunks(check: check, planes: planes, chunks: chunks)
+        if split(outputs, 1 << 15) { pool.parallelFor(chunks, checkTask) } else { for i in 0..<chunks { checkTask.run(i) } }
+        for i in 0..<chunks where check.failures[i] >= 0 {
+            let o = check.failures[i]
+            let (OH, OW) = (g.outHeight, g.outWidth)
+            let plane = o / (OH * OW), oh = (o / OW) % OH, ow = o % OW
+            throw CNNError.invalidArgument(
+                "maxPool2DBackward: argmax[\(plane / g.channels), \(plane % g.channels), \(oh), \(ow)] = \(argmax[o]) is not an input element of its window "
+                + "(\(g)); pass the argmax written by maxPool2DForward with the same geometry")
+        }
+        runPlanes(planes, work: planes * g.height * g.width, MaxPoolBackwardTask(dy: dy, argmax: argmax, dx: dx, g: g))
+    }
+
+    /// Fast path of `Reference.avgPool2DForward` (rtol 1e-6 x window size: Float sums).
+    func avgPool2DForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, geometry g: Pool2DGeometry) {
+        let planes = g.batch * g.channels
+        runPlanes(planes, work: planes * g.height * g.width, AvgPoolForwardTask(x: x, y: y, g: g))
+    }
+
+    /// Fast path of `Reference.avgPool2DBackward` (bit-exact for non-overlapping windows, which
+    /// include global pooling; Float sums otherwise).
+    func avgPool2DBackward(dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, geometry g: Pool2DGeometry) {
+        let planes = g.batch * g.channels
+        runPlanes(planes, work: planes * g.height * g.width, AvgPoolBackwardTask(dy: dy, dx: dx, g: g))
+    }
+}
+
+struct MaxPoolForwardTask: ParallelRangeTask {
+    let x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    let g: Pool2DGeometry
+
+    func run(_ range: Range<Int>) {
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        let is2x2 = g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0
+        for plane in range {
+            let xp = x + plane * H * W, yp = y + plane * OH * OW, ap = argmax + plane * OH * OW
+            if is2x2 {
+                for oh in 0..<OH { pool2x2Row(xp, W: W, oh: oh, OW: OW, y: yp + oh * OW, a: ap + oh * OW) }
+            } else if g.kernelH == H && g.kernelW == W && g.padH == 0 && g.padW == 0 {
+                // Global: one window per plane.
+                var best = 0
+                for p in 1..<(H * W) where CPUBackend.Reference.isGreater(xp[p], than: xp[best]) { best = p }
+                yp[0] = xp[best]; ap[0] = Int32(best)
+            } else {
+                generalPlane(xp, yp, ap)
+            }
+        }
+    }
+
+    /// One output row of a 2x2 / stride 2 pool: outputs ow in 0..<OW from input rows 2oh, 2oh+1.
+    @inline(__always)
+    func pool2x2Row(_ xp: UnsafePointer<Float>, W: Int, oh: Int, OW: Int, y: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Int32>) {
+        let r0 = xp + 2 * oh * W, r1 = r0 + W
+        let base = Int32(2 * oh * W)
+        let w32 = Int32(W)
+        let lane = SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        var ow = 0
+        while ow + 16 <= OW {
+            let v0 = UnsafeRawPointer(r0 + 2 * ow).loadUnaligned(as: SIMD32<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ow).loadUnaligned(as: SIMD32<Float>.self)
+            let i00 = lane &+ (base &+ Int32(2 * ow))
+            var best = v0.evenHalf, idx = i00
+            Self.consider(&best, &idx, v0.oddHalf, i00 &+ 1)
+            Self.consider(&best, &idx, v1.evenHalf, i00 &+ w32)
+            Self.consider(&best, &idx, v1.oddHalf, i00 &+ (w32 &+ 1))
+            UnsafeMutableRawPointer(y + ow).storeBytes(of: best, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(a + ow).storeBytes(of: idx, as: SIMD16<Int32>.self)
+            ow += 16
+        }
+        while ow < OW {
+            let p00 = 2 * oh * W + 2 * ow
+            var best = p00
+            if CPUBackend.Reference.isGreater(xp[p00 + 1], than: xp[best]) { best = p00 + 1 }
+            if CPUBackend.Reference.isGreater(xp[p00 + W], than: xp[best]) { best = p00 + W }
+            if CPUBackend.Reference.isGreater(xp[p00 + W + 1], than: xp[best]) { best = p00 + W + 1 }
+            y[ow] = xp[best]; a[ow] = Int32(best)
+            ow += 1
+        }
+    }
+
+    /// The reference's ordering on 16 lanes: v replaces best where best is not NaN and v > best or v is NaN.
+    @inline(__always)
+    static func consider(_ best: inout SIMD16<Float>, _ idx: inout SIMD16<Int32>, _ v: SIMD16<Float>, _ iv: SIMD16<Int32>) {
+        let take = (best .== best) .& ((v .> best) .| (v .!= v))
+        best.replace(with: v, where: take)
+        idx.replace(with: iv, where: take)   // Float's mask storage is SIMD16<Int32>
+    }
+
+    func generalPlane(_ xp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>, _ ap: UnsafeMutablePointer<Int32>) {
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        for oh in 0..<OH {
+            let h0 = oh * g.strideH - g.padH
+            let hLo = max(0, h0), hHi = min(H, h0 + g.kernelH)
+            for ow in 0..<OW {
+                let w0 = ow * g.strideW - g.padW
+                let wLo = max(0, w0), wHi = min(W, w0 + g.kernelW)
+                var best = hLo * W + wLo
+                for ih in hLo..<hHi {
+                    for iw in wLo..<wHi {
+                        let p = ih * W + iw
+                        if CPUBackend.Reference.isGreater(xp[p], than: xp[best]) { best = p }
+                    }
+                }
+                yp[oh * OW + ow] = xp[best]; ap[oh * OW + ow] = Int32(best)
+            }
+        }
+    }
+}
+
+/// Records, per chunk of planes, the first output whose argmax lies outside its window (-1: none).
+struct MaxPoolArgmaxCheck {
+    let argmax: UnsafePointer<Int32>
+    let g: Pool2DGeometry
+    let failures: UnsafeMutablePointer<Int>
+
+    func check(planes: Range<Int>) -> Int {
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        for plane in planes {
+            let ap = argmax + plane * OH * OW
+            for oh in 0..<OH {
+                let h0 = oh * g.strideH - g.padH
+                let hLo = max(0, h0), hHi = min(H, h0 + g.kernelH)
+                for ow in 0..<OW {
+                    let w0 = ow * g.strideW - g.padW
+                    let wLo = max(0, w0), wHi = min(W, w0 + g.kernelW)
+                    let a = Int(ap[oh * OW + ow])
+                    // Inside iff a = ih*W + iw with ih in [hLo, hHi), iw in [wLo, wHi).
+                    let ok = a >= hLo * W && a < hHi * W && (a % W) >= wLo && (a % W) < wHi
+                    if !ok { return (plane * OH + oh) * OW + ow }
+                }
+            }
+        }
+        return -1
+    }
+}
+
+struct MaxPoolArgmaxCheckChunks: ParallelTask {
+    let check: MaxPoolArgmaxCheck
+    let planes: Int, chunks: Int
+    func run(_ i: Int) {
+        check.failures[i] = check.check(planes: (i * planes / chunks)..<((i + 1) * planes / chunks))
+    }
+}
+
+struct MaxPoolBackwardTask: ParallelRangeTask {
+    let dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>
+    let g: Pool2DGeometry
+    func run(_ range: Range<Int>) {
+        let hw = g.height * g.width, o = g.outHeight * g.outWidth
+        (dx + range.lowerBound * hw).update(repeating: 0, count: range.count * hw)
+        for plane in range {
+            let dyp = dy + plane * o, ap = argmax + plane * o, dxp = dx + plane * hw
+            for i in 0..<o { dxp[Int(ap[i])] = dyp[i] }
+        }
+    }
+}
+
+struct AvgPoolForwardTask: ParallelRangeTask {
+    let x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+    let g: Pool2DGeometry
+    func run(_ range: Range<Int>) {
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        let divisor = Float(g.kernelH * g.kernelW)
+        let global = g.kernelH == H && g.kernelW == W && g.padH == 0 && g.padW == 0
+        for plane in range {
+            let xp = x + plane * H * W, yp = y + plane * OH * OW
+            if global { yp[0] = planeSum(xp, H * W) / divisor; continue }
+            for oh in 0..<OH {
+                let h0 = oh * g.strideH - g.padH
+                let hLo = max(0, h0), hHi = min(H, h0 + g.kernelH)
+                for ow in 0..<OW {
+                    let w0 = ow * g.strideW - g.padW
+                    let wLo = max(0, w0), wHi = min(W, w0 + g.kernelW)
+                    var acc: Float = 0
+                    for ih in hLo..<hHi { for iw in wLo..<wHi { acc += xp[ih * W + iw] } }
+                    yp[oh * OW + ow] = acc / divisor
+                }
+            }
+        }
+    }
+}
+
+struct AvgPoolBackwardTask: ParallelRangeTask {
+    let dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>
+    let g: Pool2DGeometry
+    func run(_ range: Range<Int>) {
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        let divisor = Float(g.kernelH * g.kernelW)
+        for plane in range {
+            let dyp = dy + plane * OH * OW, dxp = dx + plane * H * W
+            if g.strideH >= g.kernelH && g.strideW >= g.kernelW {
+                // Each input element lies in at most one window: dx = dy / divisor there, else 0.
+                dxp.update(repeating: 0, count: H * W)
+                for oh in 0..<OH {
+                    let h0 = oh * g.strideH - g.padH
+                    let hLo = max(0, h0), hHi = min(H, h0 + g.kernelH)
+                    for ow in 0..<OW {
+                        let w0 = ow * g.strideW - g.padW
+                        let wLo = max(0, w0), wHi = min(W, w0 + g.kernelW)
+                        let v = dyp[oh * OW + ow] / divisor
+                        for ih in hLo..<hHi { for iw in wLo..<wHi { dxp[ih * W + iw] = v } }
+                    }
+                }
+                continue
+            }
+            for h in 0..<H {
+                for w in 0..<W {
+                    var acc: Float = 0
+                    for oh in CPUBackend.Reference.windows(containing: h, pad: g.padH, kernel: g.kernelH, stride: g.strideH, count: OH) {
+                        for ow in CPUBackend.Reference.windows(containing: w, pad: g.padW, kernel: g.kernelW, stride: g.strideW, count: OW) {
+                            acc += dyp[oh * OW + ow]
+                        }
+                    }
+                    dxp[h * W + w] = acc / divisor
+                }
+            }
+        }
+    }
+}

@@ -102,6 +102,22 @@ public final class GEMMWorkspace: @unchecked Sendable {
         defer { free.withLock { slots in slots.append(slot) } }
         return body(slot)
     }
+
+    /// `count` slots at once (one lock round trip; the threads of a parallel GEMM then index them
+    /// instead of contending for the lock). The buffer lives on the stack.
+    func withSlots<R>(_ count: Int, _ body: (UnsafeBufferPointer<Slot>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: Slot.self, capacity: count) { buffer in
+            free.withLock { slots in
+                for i in 0..<count { (buffer.baseAddress! + i).initialize(to: slots.popLast() ?? Slot()) }
+            }
+            defer {
+                free.withLock { slots in
+                    for i in 0..<count { slots.append((buffer.baseAddress! + i).move()) }
+                }
+            }
+            return body(UnsafeBufferPointer(buffer))
+        }
+    }
 }
 
 /// How one GEMM is divided among threads (see `FastGEMM.splitPlan`).
@@ -207,22 +223,23 @@ public final class FastGEMM: @unchecked Sendable {
             let KC = min(blocking.kc, k)
             let MC = min(blocking.mc, (m + GEMMTile.mr - 1) / GEMMTile.mr * GEMMTile.mr)
             let NC = min(blocking.nc, (n + GEMMTile.nr - 1) / GEMMTile.nr * GEMMTile.nr)
-            workspace.withSlot { sharedSlot in
-                let shared = plan.axis == .n ? sharedSlot.aBuffer(MC * KC) : sharedSlot.bBuffer(KC * NC)
+            workspace.withSlots(plan.parts + 1) { slots in
+                let shared = plan.axis == .n ? slots[plan.parts].aBuffer(MC * KC) : slots[plan.parts].bBuffer(KC * NC)
                 let ran = pool.runConcurrently(plan.parts, CooperativeTask(
                     gemm: self, plan: plan, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta,
-                    c: c, ldc: ldc, epilogue: epilogue, shared: shared))
+                    c: c, ldc: ldc, epilogue: epilogue, shared: shared, slots: slots))
                 if !ran {   // the pool is busy: we are inside someone's parallel region already
                     runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
                               epilogue: epilogue, rows: 0..<m, cols: 0..<n, depth: 0..<k)
                 }
             }
         case .k:
-            workspace.withSlot { reduction in
-                // partial t (1..<parts): (m, n) with row stride n; part 0 goes straight into C.
-                let partials = reduction.cBuffer((plan.parts - 1) * m * n)
+            workspace.withSlots(plan.parts) { slots in
+                // partial t (1..<parts): (m, n) with row stride n, in slot 0; part 0 goes straight into C.
+                let partials = slots[0].cBuffer((plan.parts - 1) * m * n)
                 pool.parallelFor(plan.parts, DepthTask(gemm: self, parts: plan.parts, m: m, n: n, k: k, alpha: alpha,
-                                                       a: a, b: b, beta: beta, c: c, ldc: ldc, partials: partials))
+                                                       a: a, b: b, beta: beta, c: c, ldc: ldc, partials: partials,
+                                                       slots: slots))
                 pool.parallelRanges(m, SumPartialsTask(parts: plan.parts, m: m, n: n, c: c, ldc: ldc,
                                                        partials: partials, epilogue: epilogue))
             }
@@ -304,7 +321,8 @@ public final class FastGEMM: @unchecked Sendable {
     /// whose rows miss a block still takes part in packing it).
     func runCooperative<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         thread t: Int, plan: GEMMSplit, m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
-        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>,
+        slot: GEMMWorkspace.Slot
     ) {
         let MR = GEMMTile.mr, NR = GEMMTile.nr, P = plan.parts
         let KC = min(blocking.kc, k)
@@ -312,7 +330,7 @@ public final class FastGEMM: @unchecked Sendable {
         let NC = min(blocking.nc, (n + NR - 1) / NR * NR)
         let myRows = plan.axis == .m ? Self.split(m, parts: P, index: t, grain: MR) : 0..<m
         let myCols = plan.axis == .n ? Self.split(n, parts: P, index: t, grain: NR) : 0..<n
-        workspace.withSlot { slot in
+        do {
             let own = plan.axis == .n ? slot.bBuffer(KC * NC) : slot.aBuffer(MC * KC)
             var ic = 0
             while ic < m {
@@ -381,11 +399,29 @@ public final class FastGEMM: @unchecked Sendable {
             epilogue.apply(c: c, ldc: ldc, i0: rows.lowerBound, mc: rows.count, j0: cols.lowerBound, nc: cols.count)
             return
         }
+        workspace.withSlot { slot in
+            runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc, epilogue: epilogue,
+                      rows: rows, cols: cols, depth: depth, slot: slot)
+        }
+    }
+
+    /// `runSerial` with the packing buffers of `slot`.
+    func runSerial<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
+        m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, rows: Range<Int>, cols: Range<Int>,
+        depth: Range<Int>, slot: GEMMWorkspace.Slot
+    ) {
+        if rows.isEmpty || cols.isEmpty { return }
+        if depth.isEmpty || alpha == 0 {
+            scaleC(c, ldc: ldc, rows: rows, cols: cols, beta: beta)
+            epilogue.apply(c: c, ldc: ldc, i0: rows.lowerBound, mc: rows.count, j0: cols.lowerBound, nc: cols.count)
+            return
+        }
         let MR = GEMMTile.mr, NR = GEMMTile.nr
         let KC = min(blocking.kc, depth.count)
         let MC = min(blocking.mc, (rows.count + MR - 1) / MR * MR)
         let NC = min(blocking.nc, (cols.count + NR - 1) / NR * NR)
-        workspace.withSlot { slot in
+        do {
             let aPack = slot.aBuffer(MC * KC)
             let bPack = slot.bBuffer(KC * NC)
             var ic = rows.lowerBound
@@ -481,9 +517,10 @@ private struct CooperativeTask<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>: P
     let gemm: FastGEMM, plan: GEMMSplit
     let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
     let c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>
+    let slots: UnsafeBufferPointer<GEMMWorkspace.Slot>
     func run(_ t: Int) {
         gemm.runCooperative(thread: t, plan: plan, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta,
-                            c: c, ldc: ldc, epilogue: epilogue, shared: shared)
+                            c: c, ldc: ldc, epilogue: epilogue, shared: shared, slot: slots[t])
     }
 }
 
@@ -492,15 +529,16 @@ private struct DepthTask<PA: GEMMPackA, PB: GEMMPackB>: ParallelTask {
     let gemm: FastGEMM, parts: Int
     let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
     let c: UnsafeMutablePointer<Float>, ldc: Int, partials: UnsafeMutablePointer<Float>
+    let slots: UnsafeBufferPointer<GEMMWorkspace.Slot>
     func run(_ t: Int) {
         let depth = FastGEMM.split(k, parts: parts, index: t, grain: 8)
         if t == 0 {
             gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c, ldc: ldc,
-                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth)
+                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth, slot: slots[t])
         } else {
             gemm.runSerial(m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: 0,
                            c: partials + (t - 1) * m * n, ldc: n,
-                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth)
+                           epilogue: GEMMNoEpilogue(), rows: 0..<m, cols: 0..<n, depth: depth, slot: slots[t])
         }
     }
 }

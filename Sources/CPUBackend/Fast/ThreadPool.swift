@@ -242,7 +242,7 @@ private final class PoolCore: @unchecked Sendable {
         var spins = 0
         while completed.load(ordering: .acquiring) < count {
             spins += 1
-            if spins > 1000 { sched_yield() }
+            if spins > 20_000 { sched_yield() }   // ~10-20 us of polling first
         }
         self.job = nil
     }
@@ -259,7 +259,7 @@ private final class PoolCore: @unchecked Sendable {
         var spins = 0
         while barrierPhase.load(ordering: .acquiring) == phase {
             spins += 1
-            if spins > 2000 { sched_yield() }
+            if spins > 20_000 { sched_yield() }   // ~10-20 us of polling first
         }
     }
 

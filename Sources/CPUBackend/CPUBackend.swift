@@ -1,5 +1,6 @@
 import CNNCore
 import Foundation
+import Synchronization
 
 /// The pure-Swift backend: host memory; fast multi-threaded paths by default, plain loops on request.
 ///
@@ -57,6 +58,24 @@ public final class CPUBackend: Backend {
 
     /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode).
     public var scratchBytes: Int { fast?.workspace.bytesReserved ?? 0 }
+
+    // MARK: Profiling
+
+    /// Runs `body`; with `SWIFTCNN_PROFILE=1` in the environment, adds its wall time to the
+    /// process-wide per-op table (keyed by op and shape) that `CPUBackend.profileReport()` returns
+    /// and that is printed to stderr at exit.
+    @inline(__always)
+    private func profiled<R>(_ key: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard let profiler = OpProfiler.shared else { return try body() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { profiler.add(key(), nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) }
+        return try body()
+    }
+
+    /// The per-op time table collected under `SWIFTCNN_PROFILE=1` (empty otherwise), most expensive first.
+    public static func profileReport() -> String { OpProfiler.shared?.report() ?? "" }
+    /// Clears the table (e.g. after warm-up).
+    public static func resetProfile() { OpProfiler.shared?.reset() }
 
     // MARK: Pointers
 
@@ -134,139 +153,165 @@ public final class CPUBackend: Backend {
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float, c: Tensor, ldc: Int) throws {
-        let op = "gemm"
-        try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
-                          b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: op)
-        let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
-        if let fast {
-            fast.gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb,
-                            beta: beta, c: pc, ldc: ldc)
-            return
+        try profiled("gemm \(transA ? "T" : "N")\(transB ? "T" : "N") m\(m) n\(n) k\(k)") {
+            let op = "gemm"
+            try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
+                              b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: op)
+            let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
+            if let fast {
+                fast.gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: lda, b: pb, ldb: ldb,
+                                beta: beta, c: pc, ldc: ldc)
+                return
+            }
+            Reference.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                           a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
         }
-        Reference.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                       a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
     }
 
     public func gemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                    a: Tensor, lda: Int, strideA: Int, b: Tensor, ldb: Int, strideB: Int,
                                    beta: Float, c: Tensor, ldc: Int, strideC: Int, batch: Int) throws {
-        let op = "gemmStridedBatched"
-        try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
-                          b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch, op: op)
-        let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
-        if let fast {
-            fast.gemm.sgemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                          a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
-                                          beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
-            return
+        try profiled("gemmStridedBatched \(batch)x m\(m) n\(n) k\(k)") {
+            let op = "gemmStridedBatched"
+            try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
+                              b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch, op: op)
+            let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
+            if let fast {
+                fast.gemm.sgemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                              a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
+                                              beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
+                return
+            }
+            Reference.gemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                         a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
+                                         beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
         }
-        Reference.gemmStridedBatched(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                     a: pa, lda: lda, strideA: strideA, b: pb, ldb: ldb, strideB: strideB,
-                                     beta: beta, c: pc, ldc: ldc, strideC: strideC, batch: batch)
     }
 
     // MARK: Convolution
 
     public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
-        let op = "im2col"
-        try Validate.columns(x: x, cols: cols, g, op: op)
-        if let fast { fast.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g); return }
-        Reference.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g)
+        try profiled("im2col \(g)") {
+            let op = "im2col"
+            try Validate.columns(x: x, cols: cols, g, op: op)
+            if let fast { fast.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g); return }
+            Reference.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g)
+        }
     }
 
     public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
-        let op = "col2im"
-        try Validate.columns(x: x, cols: cols, g, op: op)
-        if let fast { fast.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g); return }
-        Reference.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g)
+        try profiled("col2im \(g)") {
+            let op = "col2im"
+            try Validate.columns(x: x, cols: cols, g, op: op)
+            if let fast { fast.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g); return }
+            Reference.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g)
+        }
     }
 
     public func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
                               geometry g: Conv2DGeometry, activation: Activation) throws {
-        let op = "conv2DForward"
-        try Validate.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
-        if let fast {
-            fast.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
-                               y: try f(y, "y", op), geometry: g, activation: activation)
-            return
+        try profiled("conv2DForward \(g)") {
+            let op = "conv2DForward"
+            try Validate.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
+            if let fast {
+                fast.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
+                                   y: try f(y, "y", op), geometry: g, activation: activation)
+                return
+            }
+            Reference.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
+                                    y: try f(y, "y", op), geometry: g, activation: activation)
         }
-        Reference.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
-                                y: try f(y, "y", op), geometry: g, activation: activation)
     }
 
     public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
-        let op = "conv2DBackwardData"
-        try Validate.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
-        if let fast {
-            fast.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
-            return
+        try profiled("conv2DBackwardData \(g)") {
+            let op = "conv2DBackwardData"
+            try Validate.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
+            if let fast {
+                fast.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
+                return
+            }
+            Reference.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
         }
-        Reference.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
     }
 
     public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
-        let op = "conv2DBackwardFilter"
-        try Validate.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
-        if let fast {
-            fast.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
-                                      dBias: try f(dBias, "dBias", op), geometry: g)
-            return
+        try profiled("conv2DBackwardFilter \(g)") {
+            let op = "conv2DBackwardFilter"
+            try Validate.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
+            if let fast {
+                fast.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
+                                          dBias: try f(dBias, "dBias", op), geometry: g)
+                return
+            }
+            Reference.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
+                                           dBias: try f(dBias, "dBias", op), geometry: g)
         }
-        Reference.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
-                                       dBias: try f(dBias, "dBias", op), geometry: g)
     }
 
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
-        let op = "biasAdd"
-        let (n, c, s) = try Validate.biasAdd(y: y, bias: bias)
-        if let fast {
-            fast.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
-            return
+        try profiled("biasAdd \(y.shape)") {
+            let op = "biasAdd"
+            let (n, c, s) = try Validate.biasAdd(y: y, bias: bias)
+            if let fast {
+                fast.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
+                return
+            }
+            Reference.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
         }
-        Reference.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
     }
 
     public func biasGrad(dy: Tensor, dBias: Tensor) throws {
-        let op = "biasGrad"
-        let (n, c, s) = try Validate.biasGrad(dy: dy, dBias: dBias)
-        if let fast { fast.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s); return }
-        Reference.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s)
+        try profiled("biasGrad \(dy.shape)") {
+            let op = "biasGrad"
+            let (n, c, s) = try Validate.biasGrad(dy: dy, dBias: dBias)
+            if let fast { fast.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s); return }
+            Reference.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s)
+        }
     }
 
     // MARK: Pooling
 
     public func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, geometry g: Pool2DGeometry) throws {
-        let op = "maxPool2DForward"
-        try Validate.maxPool2DForward(x: x, y: y, argmax: argmax, g)
-        if let fast {
-            fast.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
-            return
+        try profiled("maxPool2DForward \(g)") {
+            let op = "maxPool2DForward"
+            try Validate.maxPool2DForward(x: x, y: y, argmax: argmax, g)
+            if let fast {
+                fast.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
+                return
+            }
+            Reference.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
         }
-        Reference.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
     }
 
     public func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
-        let op = "maxPool2DBackward"
-        try Validate.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
-        if let fast {
-            try fast.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
-            return
+        try profiled("maxPool2DBackward \(g)") {
+            let op = "maxPool2DBackward"
+            try Validate.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
+            if let fast {
+                try fast.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
+                return
+            }
+            try Reference.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
         }
-        try Reference.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
     }
 
     public func avgPool2DForward(x: Tensor, y: Tensor, geometry g: Pool2DGeometry) throws {
-        let op = "avgPool2DForward"
-        try Validate.avgPool2DForward(x: x, y: y, g)
-        if let fast { fast.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g); return }
-        Reference.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g)
+        try profiled("avgPool2DForward \(g)") {
+            let op = "avgPool2DForward"
+            try Validate.avgPool2DForward(x: x, y: y, g)
+            if let fast { fast.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g); return }
+            Reference.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g)
+        }
     }
 
     public func avgPool2DBackward(dy: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
-        let op = "avgPool2DBackward"
-        try Validate.avgPool2DBackward(dy: dy, dx: dx, g)
-        if let fast { fast.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g); return }
-        Reference.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g)
+        try profiled("avgPool2DBackward \(g)") {
+            let op = "avgPool2DBackward"
+            try Validate.avgPool2DBackward(dy: dy, dx: dx, g)
+            if let fast { fast.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g); return }
+            Reference.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g)
+        }
     }
 
     // MARK: BatchNorm
@@ -274,119 +319,135 @@ public final class CPUBackend: Backend {
     public func batchNormForwardTraining(x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor,
                                          runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
                                          momentum: Float, epsilon: Float, activation: Activation) throws {
-        let op = "batchNormForwardTraining"
-        let (n, c, s) = try Validate.batchNorm(
-            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
-                               (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
-            full: [(y, "y")],
-            outputs: [(y, "y"), (runningMean, "runningMean"), (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
-            epsilon: epsilon, op: op)
-        try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
-        try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
-                    + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
-        if let fast {
-            fast.batchNormForwardTraining(
+        try profiled("batchNormForwardTraining \(x.shape)") {
+            let op = "batchNormForwardTraining"
+            let (n, c, s) = try Validate.batchNorm(
+                x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
+                                   (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+                full: [(y, "y")],
+                outputs: [(y, "y"), (runningMean, "runningMean"), (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+                epsilon: epsilon, op: op)
+            try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
+            try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
+                        + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
+            if let fast {
+                fast.batchNormForwardTraining(
+                    x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
+                    runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
+                    saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+                    batch: n, channels: c, spatial: s, momentum: momentum, epsilon: epsilon, activation: activation)
+                return
+            }
+            Reference.batchNormForwardTraining(
                 x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
                 runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
                 saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
                 batch: n, channels: c, spatial: s, momentum: momentum, epsilon: epsilon, activation: activation)
-            return
         }
-        Reference.batchNormForwardTraining(
-            x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
-            runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op),
-            saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
-            batch: n, channels: c, spatial: s, momentum: momentum, epsilon: epsilon, activation: activation)
     }
 
     public func batchNormForwardInference(x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                                           y: Tensor, epsilon: Float, activation: Activation) throws {
-        let op = "batchNormForwardInference"
-        let (n, c, s) = try Validate.batchNorm(
-            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
-            full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: op)
-        if let fast {
-            fast.batchNormForwardInference(
+        try profiled("batchNormForwardInference \(x.shape)") {
+            let op = "batchNormForwardInference"
+            let (n, c, s) = try Validate.batchNorm(
+                x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
+                full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: op)
+            if let fast {
+                fast.batchNormForwardInference(
+                    x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
+                    runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
+                    batch: n, channels: c, spatial: s, epsilon: epsilon, activation: activation)
+                return
+            }
+            Reference.batchNormForwardInference(
                 x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
                 runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
                 batch: n, channels: c, spatial: s, epsilon: epsilon, activation: activation)
-            return
         }
-        Reference.batchNormForwardInference(
-            x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
-            runningMean: try f(runningMean, "runningMean", op), runningVar: try f(runningVar, "runningVar", op), y: try f(y, "y", op),
-            batch: n, channels: c, spatial: s, epsilon: epsilon, activation: activation)
     }
 
     public func batchNormBackward(x: Tensor, dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
                                   dx: Tensor, dGamma: Tensor, dBeta: Tensor) throws {
-        let op = "batchNormBackward"
-        let (n, c, s) = try Validate.batchNorm(
-            x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
-            full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0, op: op)
-        if let fast {
-            fast.batchNormBackward(
+        try profiled("batchNormBackward \(x.shape)") {
+            let op = "batchNormBackward"
+            let (n, c, s) = try Validate.batchNorm(
+                x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
+                full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0, op: op)
+            if let fast {
+                fast.batchNormBackward(
+                    x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
+                    saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
+                    dx: try f(dx, "dx", op), dGamma: try f(dGamma, "dGamma", op), dBeta: try f(dBeta, "dBeta", op),
+                    batch: n, channels: c, spatial: s)
+                return
+            }
+            Reference.batchNormBackward(
                 x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
                 saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
                 dx: try f(dx, "dx", op), dGamma: try f(dGamma, "dGamma", op), dBeta: try f(dBeta, "dBeta", op),
                 batch: n, channels: c, spatial: s)
-            return
         }
-        Reference.batchNormBackward(
-            x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
-            saveMean: try f(saveMean, "saveMean", op), saveInvStd: try f(saveInvStd, "saveInvStd", op),
-            dx: try f(dx, "dx", op), dGamma: try f(dGamma, "dGamma", op), dBeta: try f(dBeta, "dBeta", op),
-            batch: n, channels: c, spatial: s)
     }
 
     // MARK: Elementwise
 
     public func relu(x: Tensor, y: Tensor) throws {
-        let op = "relu"
-        try Validate.unary(x, "x", y, "y", op: op)
-        if let fast { fast.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count); return }
-        Reference.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
+        try profiled("relu \(x.shape)") {
+            let op = "relu"
+            try Validate.unary(x, "x", y, "y", op: op)
+            if let fast { fast.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count); return }
+            Reference.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
+        }
     }
 
     public func reluBackward(y: Tensor, dy: Tensor, dx: Tensor) throws {
-        let op = "reluBackward"
-        try Validate.unary(dy, "dy", dx, "dx", op: op)
-        try Check.dtype(y, .float32, "y", op)
-        try Check.shape(y, dy.shape, "y", op)
-        try Validate.disjoint(dx, "dx", from: [(y, "y")], op)
-        if let fast { fast.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count); return }
-        Reference.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
+        try profiled("reluBackward \(dy.shape)") {
+            let op = "reluBackward"
+            try Validate.unary(dy, "dy", dx, "dx", op: op)
+            try Check.dtype(y, .float32, "y", op)
+            try Check.shape(y, dy.shape, "y", op)
+            try Validate.disjoint(dx, "dx", from: [(y, "y")], op)
+            if let fast { fast.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count); return }
+            Reference.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
+        }
     }
 
     public func dropoutForward(x: Tensor, y: Tensor, mask: Tensor, probability p: Float, seed: UInt64) throws {
-        let op = "dropoutForward"
-        try Validate.unary(x, "x", y, "y", op: op)
-        try Check.dtype(mask, .float32, "mask", op)
-        try Check.shape(mask, x.shape, "mask", op)
-        try Validate.disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
-        try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
-        try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
-        if let fast {
-            fast.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
-                                probability: p, seed: seed)
-            return
+        try profiled("dropoutForward \(x.shape)") {
+            let op = "dropoutForward"
+            try Validate.unary(x, "x", y, "y", op: op)
+            try Check.dtype(mask, .float32, "mask", op)
+            try Check.shape(mask, x.shape, "mask", op)
+            try Validate.disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
+            try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
+            try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
+            if let fast {
+                fast.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
+                                    probability: p, seed: seed)
+                return
+            }
+            Reference.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
+                                     probability: p, seed: seed)
         }
-        Reference.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
-                                 probability: p, seed: seed)
     }
 
     public func add(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
-        let op = "add"
-        try binary(a, b, y, op)
-        if let fast { fast.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
-        Reference.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+        try profiled("add \(y.shape)") {
+            let op = "add"
+            try binary(a, b, y, op)
+            if let fast { fast.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
+            Reference.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+        }
     }
 
     public func mul(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
-        let op = "mul"
-        try binary(a, b, y, op)
-        if let fast { fast.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
-        Reference.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+        try profiled("mul \(y.shape)") {
+            let op = "mul"
+            try binary(a, b, y, op)
+            if let fast { fast.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
+            Reference.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
+        }
     }
 
     private func binary(_ a: Tensor, _ b: Tensor, _ y: Tensor, _ op: String) throws {
@@ -397,121 +458,176 @@ public final class CPUBackend: Backend {
     }
 
     public func scale(_ x: Tensor, by alpha: Float, y: Tensor) throws {
-        let op = "scale"
-        try Validate.unary(x, "x", y, "y", op: op)
-        if let fast { fast.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count); return }
-        Reference.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count)
+        try profiled("scale \(y.shape)") {
+            let op = "scale"
+            try Validate.unary(x, "x", y, "y", op: op)
+            if let fast { fast.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count); return }
+            Reference.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count)
+        }
     }
 
     public func axpy(alpha: Float, x: Tensor, y: Tensor) throws {
-        let op = "axpy"
-        try Validate.unary(x, "x", y, "y", op: op)
-        if let fast { fast.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count); return }
-        Reference.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count)
+        try profiled("axpy \(y.shape)") {
+            let op = "axpy"
+            try Validate.unary(x, "x", y, "y", op: op)
+            if let fast { fast.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count); return }
+            Reference.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count)
+        }
     }
 
     public func fill(_ t: Tensor, value: Float) throws {
-        if let fast { fast.fill(try f(t, "t", "fill"), value: value, count: t.count); return }
-        Reference.fill(try f(t, "t", "fill"), value: value, count: t.count)
+        try profiled("fill \(t.shape)") {
+            if let fast { fast.fill(try f(t, "t", "fill"), value: value, count: t.count); return }
+            Reference.fill(try f(t, "t", "fill"), value: value, count: t.count)
+        }
     }
 
     // MARK: Loss
 
     public func softmax(x: Tensor, y: Tensor) throws {
-        let op = "softmax"
-        try Check.float([(x, "x"), (y, "y")], op)
-        let (n, k) = try Validate.rows(x, "x", op)
-        try Check.shape(y, x.shape, "y", op)
-        try Validate.disjoint(y, "y", from: [(x, "x")], op)
-        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
-        Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
+        try profiled("softmax \(x.shape)") {
+            let op = "softmax"
+            try Check.float([(x, "x"), (y, "y")], op)
+            let (n, k) = try Validate.rows(x, "x", op)
+            try Check.shape(y, x.shape, "y", op)
+            try Validate.disjoint(y, "y", from: [(x, "x")], op)
+            // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
+            Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
+        }
     }
 
     public func softmaxCrossEntropy(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
                                     losses: Tensor, dLogits: Tensor?, gradScale: Float) throws {
-        let op = "softmaxCrossEntropy"
-        let (n, k) = try Validate.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: labelSmoothing,
-                                                      losses: losses, dLogits: dLogits, gradScale: gradScale)
-        let t: Reference.LossTargets<Float>
-        switch targets {
-        case .labels(let labels): t = .labels(try i32(labels, "labels", op))
-        case .soft(let soft): t = .soft(try f(soft, "soft targets", op))
+        try profiled("softmaxCrossEntropy \(logits.shape)") {
+            let op = "softmaxCrossEntropy"
+            let (n, k) = try Validate.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: labelSmoothing,
+                                                          losses: losses, dLogits: dLogits, gradScale: gradScale)
+            let t: Reference.LossTargets<Float>
+            switch targets {
+            case .labels(let labels): t = .labels(try i32(labels, "labels", op))
+            case .soft(let soft): t = .soft(try f(soft, "soft targets", op))
+            }
+            if let fast {
+                try fast.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
+                                             labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
+                                             dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
+                return
+            }
+            try Reference.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
+                                              labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
+                                              dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
         }
-        if let fast {
-            try fast.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
-                                         labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
-                                         dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
-            return
-        }
-        try Reference.softmaxCrossEntropy(logits: try f(logits, "logits", op), targets: t, rows: n, classes: k,
-                                          labelSmoothing: labelSmoothing, losses: try f(losses, "losses", op),
-                                          dLogits: try f(dLogits, "dLogits", op), gradScale: gradScale)
     }
 
     // MARK: Optimizers
 
     public func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper: SGDHyper) throws {
-        let op = "sgdStep"
-        try Validate.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
-        if let fast {
-            fast.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
-                         momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
-            return
+        try profiled("sgdStep \(params.count)") {
+            let op = "sgdStep"
+            try Validate.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
+            if let fast {
+                fast.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
+                             momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
+                return
+            }
+            Reference.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
+                              momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
         }
-        Reference.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
-                          momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
     }
 
     public func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper: AdamHyper, step: Int) throws {
-        let op = "adamStep"
-        try Validate.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
-        if let fast {
-            fast.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
-                          v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
-            return
+        try profiled("adamStep \(params.count)") {
+            let op = "adamStep"
+            try Validate.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
+            if let fast {
+                fast.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
+                              v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
+                return
+            }
+            Reference.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
+                               v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
         }
-        Reference.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
-                           v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
     }
 
     // MARK: Reductions
 
     public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
-        let op = "sum"
-        try Validate.scalarOut(x, out, op: op)
-        if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: false); return }
-        Reference.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+        try profiled("sum \(x.count)") {
+            let op = "sum"
+            try Validate.scalarOut(x, out, op: op)
+            if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: false); return }
+            Reference.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+        }
     }
 
     public func sumOfSquares(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
-        let op = "sumOfSquares"
-        try Validate.scalarOut(x, out, op: op)
-        if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: true); return }
-        Reference.sumOfSquares(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+        try profiled("sumOfSquares \(x.count)") {
+            let op = "sumOfSquares"
+            try Validate.scalarOut(x, out, op: op)
+            if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: true); return }
+            Reference.sumOfSquares(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
+        }
     }
 
     public func argmax(_ x: Tensor, into out: Tensor) throws {
-        let op = "argmax"
-        try Check.dtype(x, .float32, "x", op)
-        let (n, k) = try Validate.rows(x, "x", op)
-        try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
-        try Check.dtype(out, .int32, "out", op)
-        try Check.count(out, n, "out", op)
-        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
-        Reference.argmax(try f(x, "x", op), rows: n, classes: k, into: try i32(out, "out", op))
+        try profiled("argmax \(x.shape)") {
+            let op = "argmax"
+            try Check.dtype(x, .float32, "x", op)
+            let (n, k) = try Validate.rows(x, "x", op)
+            try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
+            try Check.dtype(out, .int32, "out", op)
+            try Check.count(out, n, "out", op)
+            // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
+            Reference.argmax(try f(x, "x", op), rows: n, classes: k, into: try i32(out, "out", op))
+        }
     }
 
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
-        let op = "countCorrect"
-        try Check.dtype(logits, .float32, "logits", op)
-        let (n, k) = try Validate.rows(logits, "logits", op)
-        try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
-        try Check.dtype(labels, .int32, "labels", op)
-        try Check.count(labels, n, "labels", op)
-        try Validate.scalarOut(logits, out, op: op)
-        try Validate.disjoint(out, "out", from: [(labels, "labels")], op)
-        // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
-        Reference.countCorrect(logits: try f(logits, "logits", op), labels: try i32(labels, "labels", op), rows: n, classes: k,
-                               into: try f(out, "out", op), accumulate: accumulate)
+        try profiled("countCorrect \(logits.shape)") {
+            let op = "countCorrect"
+            try Check.dtype(logits, .float32, "logits", op)
+            let (n, k) = try Validate.rows(logits, "logits", op)
+            try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
+            try Check.dtype(labels, .int32, "labels", op)
+            try Check.count(labels, n, "labels", op)
+            try Validate.scalarOut(logits, out, op: op)
+            try Validate.disjoint(out, "out", from: [(labels, "labels")], op)
+            // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
+            Reference.countCorrect(logits: try f(logits, "logits", op), labels: try i32(labels, "labels", op), rows: n, classes: k,
+                                   into: try f(out, "out", op), accumulate: accumulate)
+        }
+    }
+}
+
+
+/// Per-op wall time of CPUBackend primitives, enabled by SWIFTCNN_PROFILE=1 (see `CPUBackend.profileReport`).
+final class OpProfiler: @unchecked Sendable {
+    static let shared: OpProfiler? = {
+        guard ProcessInfo.processInfo.environment["SWIFTCNN_PROFILE"] == "1" else { return nil }
+        let p = OpProfiler()
+        atexit { if let r = OpProfiler.shared?.report(), !r.isEmpty { FileHandle.standardError.write(Data(r.utf8)) } }
+        return p
+    }()
+    private let table = Mutex<[String: (calls: Int, ns: UInt64)]>([:])
+
+    func add(_ key: String, nanoseconds: UInt64) {
+        table.withLock { t in
+            let e = t[key] ?? (0, 0)
+            t[key] = (e.calls + 1, e.ns + nanoseconds)
+        }
+    }
+    func reset() { table.withLock { $0.removeAll() } }
+
+    func report() -> String {
+        let rows = table.withLock { $0 }.sorted { $0.value.ns > $1.value.ns }
+        let total = rows.reduce(0) { $0 + $1.value.ns }
+        guard total > 0 else { return "" }
+        var out = "CPUBackend profile (SWIFTCNN_PROFILE=1): total \(String(format: "%.1f", Double(total) / 1e6)) ms in primitives\n"
+        out += "     ms      %    calls   ms/call  op\n"
+        for (key, v) in rows {
+            out += String(format: "%8.1f  %5.1f  %7d  %8.3f  ", Double(v.ns) / 1e6, 100 * Double(v.ns) / Double(total), v.calls,
+                          Double(v.ns) / 1e6 / Double(v.calls)) + key + "\n"
+        }
+        return out
     }
 }

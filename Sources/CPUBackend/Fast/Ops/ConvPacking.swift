@@ -143,14 +143,16 @@ enum ConvPacking {
     /// The forward B block: op(B)[pc ..< pc+kc, q0 ..< q0+nc] of the im2col matrix of the images in
     /// `src` (columns = output positions counted from image src.first), in the packed-B layout
     /// (panels of NR columns, each (kc, NR) row-major, zero-padded columns).
+    /// `skipDirect`: leave out the panels the direct-B kernels read from the image (`directPanel`).
     static func packForwardB(into dst: UnsafeMutablePointer<Float>, pc: Int, kc: Int, q0: Int, nc: Int,
                              dims d: ConvDims, src: PaddedImages, rowOffsets: UnsafePointer<Int>,
-                             runBuffer: UnsafeMutablePointer<PatchRun>) {
+                             runBuffer: UnsafeMutablePointer<PatchRun>, skipDirect: Bool = false) {
         let NR = GEMMTile.nr
         var jr = 0
         while jr < nc {
             let cnt = min(NR, nc - jr)
             let panel = dst + jr * kc
+            if skipDirect && directPanel(q: q0 + jr, count: cnt, dims: d, src: src) != nil { jr += NR; continue }
             let nRuns = runs(q0: q0 + jr, count: cnt, dims: d, src: src, into: runBuffer)
             let base = src.base
             if nRuns == 1 && cnt == NR && d.sw == 1 {
@@ -178,42 +180,99 @@ enum ConvPacking {
         }
     }
 
-    /// The weight-gradient B block: op(B)[d0 ..< d0+kc, jc ..< jc+nc] = cols^T, i.e. element (t, s)
-    /// is patch element jc+s of output position d0+t (positions counted from image src.first), in
-    /// the packed-B layout. Built per panel through `temp` (NR rows of up to `tempDepth` positions,
-    /// contiguous along positions: runs of source rows), then transposed into the panel.
-    static func packFilterB(into dst: UnsafeMutablePointer<Float>, d0: Int, kc: Int, jc: Int, nc: Int,
-                            dims d: ConvDims, src: PaddedImages, rowOffsets: UnsafePointer<Int>,
-                            runs runBuffer: UnsafePointer<PatchRun>, runCount: Int,
-                            temp: UnsafeMutablePointer<Float>, tempDepth: Int) {
+    /// The image pointers (patch element 0) of the two 16-position halves of the 32-column panel at
+    /// position q (from image src.first), when the direct-B kernels can read it from the image:
+    /// stride 1 along rows, 32 columns inside one image, each half inside one output row.
+    @inline(__always)
+    static func directPanel(q: Int, count: Int, dims d: ConvDims, src: PaddedImages) -> (UnsafePointer<Float>, UnsafePointer<Float>)? {
+        guard count == GEMMTile.nr && d.sw == 1 && d.ow % 16 == 0 else { return nil }
+        let img = q / d.p, pos = q - img * d.p
+        guard pos + 32 <= d.p else { return nil }
+        func base(_ pos: Int) -> UnsafePointer<Float> {
+            let orow = pos / d.ow, ocol = pos - orow * d.ow
+            return src.base + (img * src.imageStride + orow * d.sh * d.wp + ocol)
+        }
+        return (base(pos), base(pos + 16))
+    }
+
+    // MARK: Weight gradient (channels-last source)
+    //
+    // The weight gradient reads x through a padded channels-last copy xT (images, Hp, Wp, Cin) and
+    // orders the patch as (i, j, ci): patch element k' = (i*KW + j)*Cin + ci of output position
+    // (n, oh, ow) is xT[posOffset(n, oh, ow) + (i*Wp + j)*Cin + ci] with
+    // posOffset = ((n*Hp + oh*sh)*Wp + ow*sw)*Cin. For each i the (j, ci) part is contiguous
+    // (KW*Cin floats), so a row of a B panel (one position, 32 consecutive k') is one or a few
+    // contiguous copies — or, when KW*Cin is a multiple of 32, read in place by the direct-B kernels.
+
+    /// xT[(i * Hp + ih) * Wp + iw] * Cin + ci for images first ..< first+count of x (N, Cin, H, W),
+    /// zero-padded: the channels-last copy described above, in `dst` (count * Hp*Wp*Cin floats).
+    static func channelsLast(x: UnsafePointer<Float>, dims d: ConvDims, first: Int, count: Int, into dst: UnsafeMutablePointer<Float>) {
+        let (h, w, hp, wp, ph, pw, cin) = (d.h, d.w, d.hp, d.wp, d.ph, d.pw, d.cin)
+        for i in 0..<count {
+            let xn = x + (first + i) * cin * h * w
+            let out = dst + i * hp * wp * cin
+            out.update(repeating: 0, count: ph * wp * cin)
+            for r in 0..<h {
+                let row = out + (r + ph) * wp * cin
+                row.update(repeating: 0, count: pw * cin)
+                // row[(pw + c) * cin + ci] = x[ci, r, c]
+                packTransposed(row + pw * cin, width: cin, count: cin, src: xn + r * w, srcStride: h * w, kc: w)
+                (row + (pw + w) * cin).update(repeating: 0, count: (wp - pw - w) * cin)
+            }
+            (out + (ph + h) * wp * cin).update(repeating: 0, count: (hp - ph - h) * wp * cin)
+        }
+    }
+
+    /// Offsets in xT of output positions d0 ..< d0+count counted from the chunk's first image
+    /// (patch element 0 of each).
+    static func positionOffsets(d0: Int, count: Int, dims d: ConvDims, into table: UnsafeMutablePointer<Int>) {
+        var img = d0 / d.p, pos = d0 - img * d.p
+        var orow = pos / d.ow, ocol = pos - orow * d.ow
+        let imageSize = d.hp * d.wp * d.cin
+        for t in 0..<count {
+            table[t] = img * imageSize + (orow * d.sh * d.wp + ocol * d.sw) * d.cin
+            ocol += 1
+            if ocol == d.ow {
+                ocol = 0; orow += 1
+                if orow == d.oh { orow = 0; img += 1 }
+            }
+        }
+    }
+
+    /// Offset of patch element k' (i, j, ci order) in xT relative to its position's offset.
+    @inline(__always)
+    static func channelsLastOffset(_ k: Int, dims d: ConvDims) -> Int {
+        let run = d.kw * d.cin
+        let i = k / run
+        return i * d.wp * d.cin + (k - i * run)
+    }
+
+    /// The weight-gradient B block in the packed-B layout: element (t, s) = patch element jc+s
+    /// ((i, j, ci) order) of position t of the block (positions' xT offsets in `positions`).
+    /// `segments`: scratch for up to 32 runs.
+    static func packFilterB(into dst: UnsafeMutablePointer<Float>, kc: Int, jc: Int, nc: Int, dims d: ConvDims,
+                            xT: UnsafePointer<Float>, positions: UnsafePointer<Int>, segments: UnsafeMutablePointer<PatchRun>) {
         let NR = GEMMTile.nr
+        let run = d.kw * d.cin
         var jr = 0
         while jr < nc {
             let cnt = min(NR, nc - jr)
             let panel = dst + jr * kc
-            // Depth in chunks of tempDepth positions; the runs cover d0 ..< d0+kc (starts relative to d0).
-            var t0 = 0, r0 = 0
-            while t0 < kc {
-                let tc = min(tempDepth, kc - t0)
-                // Rows s of temp: patch element jc+jr+s at positions t0 ..< t0+tc.
-                for s in cnt..<NR { (temp + s * tempDepth).update(repeating: 0, count: tc) }
-                for s in 0..<cnt {
-                    let ro = rowOffsets[jc + jr + s]
-                    let row = temp + s * tempDepth - t0
-                    var r = r0
-                    while r < runCount {
-                        let run = runBuffer[r]
-                        if run.start >= t0 + tc { break }
-                        // The part of the run inside [t0, t0+tc).
-                        let a = max(run.start, t0), b = min(run.start + run.length, t0 + tc)
-                        copyRun(row + a, src.base + (run.offset &+ ro &+ (a - run.start) &* d.sw), b - a, stride: d.sw)
-                        r += 1
-                    }
+            // The panel's columns as runs contiguous in xT.
+            var nSeg = 0, s = 0
+            while s < cnt {
+                let k = jc + jr + s
+                let len = min(cnt - s, run - k % run)
+                segments[nSeg] = PatchRun(start: s, length: len, offset: channelsLastOffset(k, dims: d))
+                nSeg += 1; s += len
+            }
+            for t in 0..<kc {
+                let row = panel + t &* NR, base = xT + positions[t]
+                for g in 0..<nSeg {
+                    let seg = segments[g]
+                    copyFloats(row + seg.start, base + seg.offset, seg.length)
                 }
-                packTransposed(panel + t0 * NR, width: NR, count: NR, src: UnsafePointer(temp), srcStride: tempDepth, kc: tc)
-                t0 += tc
-                // Skip runs that ended before the next chunk.
-                while r0 < runCount && runBuffer[r0].start + runBuffer[r0].length <= t0 { r0 += 1 }
+                if cnt < NR { for c in cnt..<NR { row[c] = 0 } }
             }
             jr += NR
         }
@@ -223,12 +282,11 @@ enum ConvPacking {
     /// over the images from `firstImage` (depth counted from its first position), in the packed-A layout.
     /// dy: (N, Cout, P).
     static func packFilterA(into dst: UnsafeMutablePointer<Float>, d0: Int, kc: Int, dims d: ConvDims,
-                            dy: UnsafePointer<Float>, firstImage: Int) {
+                            dy: UnsafePointer<Float>, firstImage: Int, panels: RowPanels) {
         let MR = GEMMTile.mr
-        var co0 = 0
-        while co0 < d.cout {
-            let rows = min(MR, d.cout - co0)
-            let panel = dst + co0 * kc
+        for q in 0..<panels.count {
+            let (co0, rows) = panels[q]
+            let panel = dst + q * MR * kc
             var t = 0
             while t < kc {
                 let q = d0 + t
@@ -238,7 +296,27 @@ enum ConvPacking {
                                 src: dy + ((firstImage + img) * d.cout + co0) * d.p + pos, srcStride: d.p, kc: len)
                 t += len
             }
-            co0 += MR
+        }
+    }
+
+    /// into[row] += sum over the kc depth steps of the packed A block's entry for that row, per
+    /// panel (A block as `packFilterA` writes it; Float sums per block, added in Double). Reads 4
+    /// floats past each panel row (lanes 12..15 of a 16-wide load are ignored).
+    static func addPanelSums(_ a: UnsafePointer<Float>, kc: Int, panels: RowPanels, into: UnsafeMutablePointer<Double>) {
+        let MR = GEMMTile.mr
+        for q in 0..<panels.count {
+            let (start, rows) = panels[q]
+            let panel = UnsafeRawPointer(a + q * MR * kc)
+            var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+            var t = 0
+            while t &+ 2 <= kc {
+                acc0 += panel.loadUnaligned(fromByteOffset: t &* MR &* 4, as: SIMD16<Float>.self)
+                acc1 += panel.loadUnaligned(fromByteOffset: (t &+ 1) &* MR &* 4, as: SIMD16<Float>.self)
+                t &+= 2
+            }
+            if t < kc { acc0 += panel.loadUnaligned(fromByteOffset: t &* MR &* 4, as: SIMD16<Float>.self) }
+            let sum = acc0 + acc1
+            for r in 0..<rows { into[start + r] += Double(sum[r]) }
         }
     }
 

@@ -7,9 +7,10 @@
 // still stream contiguous memory.
 //
 // Per-channel sums: each plane (S values) is summed in Float with 16-lane SIMD accumulators, and
-// the plane sums are added in Double in image order. The statistics follow the reference's two
-// passes (mean, then squared deviations from it). Per-channel results never depend on how channels
-// are grouped into tasks, so they are the same for any thread count.
+// the plane sums are added in Double in image order. The forward statistics take one pass (sums of
+// x - K and (x - K)^2 around a per-channel shift K, see BatchNormTrainingTask) instead of the
+// reference's two; the normalising pass then reads the range again from L2. Per-channel results
+// never depend on how channels are grouped into tasks, so they are the same for any thread count.
 
 import CNNCore
 
@@ -105,29 +106,27 @@ func planeSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
     return s
 }
 
-/// Sum of (p[i] - m)^2 in Float (as `planeSum`).
+/// (sum of (p[i] - k), sum of (p[i] - k)^2) over a plane, in Float (as `planeSum`).
 @inline(__always)
-func planeSquaredDeviations(_ p: UnsafePointer<Float>, _ count: Int, _ m: Float) -> Float {
+func planeShiftedMoments(_ p: UnsafePointer<Float>, _ count: Int, _ k: Float) -> (Float, Float) {
     let r = UnsafeRawPointer(p)
-    let mv = SIMD16<Float>(repeating: m)
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+    let kv = SIMD16<Float>(repeating: k)
+    var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), q0 = SIMD16<Float>(), q1 = SIMD16<Float>()
     var i = 0
-    while i &+ 64 <= count {
-        let d0 = r.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) - mv
-        let d1 = r.loadUnaligned(fromByteOffset: i &* 4 &+ 64, as: SIMD16<Float>.self) - mv
-        let d2 = r.loadUnaligned(fromByteOffset: i &* 4 &+ 128, as: SIMD16<Float>.self) - mv
-        let d3 = r.loadUnaligned(fromByteOffset: i &* 4 &+ 192, as: SIMD16<Float>.self) - mv
-        a0 += d0 * d0; a1 += d1 * d1; a2 += d2 * d2; a3 += d3 * d3
-        i &+= 64
+    while i &+ 32 <= count {
+        let d0 = r.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) - kv
+        let d1 = r.loadUnaligned(fromByteOffset: i &* 4 &+ 64, as: SIMD16<Float>.self) - kv
+        s0 += d0; s1 += d1; q0 += d0 * d0; q1 += d1 * d1
+        i &+= 32
     }
     while i &+ 16 <= count {
-        let d0 = r.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) - mv
-        a0 += d0 * d0
+        let d0 = r.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) - kv
+        s0 += d0; q0 += d0 * d0
         i &+= 16
     }
-    var s = ((a0 + a1) + (a2 + a3)).sum()
-    while i < count { let dd = p[i] - m; s += dd * dd; i &+= 1 }
-    return s
+    var a = (s0 + s1).sum(), b = (q0 + q1).sum()
+    while i < count { let d = p[i] - k; a += d; b += d * d; i &+= 1 }
+    return (a, b)
 }
 
 /// y[i] = act((x[i] - m) * a + b) for i in 0..<count.
@@ -170,27 +169,28 @@ struct BatchNormTrainingTask: ParallelTask {
         let c0 = t * perTask, c1 = min(c, c0 + perTask)
         if c0 >= c1 { return }
         let m = n * s
+        // One statistics pass: per plane, Float sums of (x - K) and (x - K)^2 around a per-channel
+        // shift K (the channel's first value, so that K is within a few deviations of the mean and
+        // the variance does not cancel), added in Double in image order; then
+        //   mean = K + S1/M,  var = S2/M - (S1/M)^2.
         let sum = sums + c0, sq = sums + c + c0
         for ch in 0..<(c1 - c0) { sum[ch] = 0; sq[ch] = 0 }
         for img in 0..<n {
             let base = x + (img * c + c0) * s
-            for ch in 0..<(c1 - c0) { sum[ch] += Double(planeSum(base + ch * s, s)) }
-        }
-        for ch in 0..<(c1 - c0) {
-            let mean = sum[ch] / Double(m)
-            sum[ch] = mean
-            saveMean[c0 + ch] = Float(mean)
-        }
-        for img in 0..<n {
-            let base = x + (img * c + c0) * s
-            for ch in 0..<(c1 - c0) { sq[ch] += Double(planeSquaredDeviations(base + ch * s, s, saveMean[c0 + ch])) }
+            for ch in 0..<(c1 - c0) {
+                let (a, b) = planeShiftedMoments(base + ch * s, s, x[(c0 + ch) * s])
+                sum[ch] += Double(a); sq[ch] += Double(b)
+            }
         }
         let mom = Double(momentum)
         for ch in 0..<(c1 - c0) {
             let cc = c0 + ch
-            let mean = sum[ch]
-            let variance = sq[ch] / Double(m)
+            let shift = Double(x[cc * s])
+            let d = sum[ch] / Double(m)
+            let mean = shift + d
+            let variance = max(0, sq[ch] / Double(m) - d * d)
             let invStd = 1 / (variance + Double(epsilon)).squareRoot()
+            saveMean[cc] = Float(mean)
             saveInvStd[cc] = Float(invStd)
             sq[ch] = Double(gamma[cc]) * invStd   // the scale a
             runningMean[cc] = Float((1 - mom) * Double(runningMean[cc]) + mom * mean)

@@ -27,6 +27,27 @@
 
 import CNNCore
 
+/// Row panels of an A operand with m rows: MR (12) rows each, except that m = 12k + 4 ends with two
+/// panels of 8 instead of 12 + 4 (the 8-row kernel is twice as efficient as the 4-row one, and 64
+/// and 256 output channels are common). Every panel is stored MR wide (rows beyond it zero).
+struct RowPanels {
+    let m: Int
+    let count: Int
+    private let split: Bool
+    init(_ m: Int, standard: Bool = false) {
+        self.m = m
+        split = !standard && m % GEMMTile.mr == 4 && m >= 16
+        count = split ? m / GEMMTile.mr + 1 : (m + GEMMTile.mr - 1) / GEMMTile.mr
+    }
+    /// Rows reserved per depth step (count * MR).
+    var padded: Int { count * GEMMTile.mr }
+    /// (first row, rows) of panel q.
+    subscript(_ q: Int) -> (Int, Int) {
+        if split && q >= count - 2 { return ((count - 2) * GEMMTile.mr + (q - count + 2) * 8, 8) }
+        return (q * GEMMTile.mr, min(GEMMTile.mr, m - q * GEMMTile.mr))
+    }
+}
+
 /// The fast paths' shared context: the thread pool, the SGEMM, and the scratch memory.
 final class FastCPU: @unchecked Sendable {
     let pool: ThreadPool
@@ -76,15 +97,19 @@ extension FastCPU {
         implicitForward(x: x, dims: d, aPack: aPack, bias: bias, relu: activation == .relu, y: y)
     }
 
-    /// All depth blocks of op(A) (m x k) in A panels: block b (rows of depth `depthBlock(b)`)
-    /// starts at start(b) * mPad, mPad = m rounded up to MR.
+    /// All depth blocks of op(A) (m x k) in A panels (`RowPanels(m)`): block b (depth range
+    /// `depthBlock(b)`) starts at start(b) * panels.padded, panel q of it at q * MR * kc.
     func packWeights<PA: GEMMPackA>(_ a: PA, m: Int, k: Int) -> UnsafePointer<Float> {
-        let mPad = (m + GEMMTile.mr - 1) / GEMMTile.mr * GEMMTile.mr
-        let dst = workspace.floats(.convA, mPad * max(k, 1))
+        let panels = RowPanels(m)
+        let dst = workspace.floats(.convA, panels.padded * max(k, 1))
         let blocks = Self.depthBlocks(k)
         for b in 0..<blocks {
             let r = Self.depthBlock(b, of: blocks, k: k)
-            a.packA(into: dst + r.lowerBound * mPad, i0: 0, mc: m, p0: r.lowerBound, kc: r.count)
+            for q in 0..<panels.count {
+                let (start, rows) = panels[q]
+                a.packA(into: dst + r.lowerBound * panels.padded + q * GEMMTile.mr * r.count, i0: start, mc: rows,
+                        p0: r.lowerBound, kc: r.count)
+            }
         }
         return UnsafePointer(dst)
     }
@@ -138,7 +163,7 @@ struct ConvForwardTask: ParallelTask {
         let range = FastGEMM.split(columns, parts: splits, index: part, grain: GEMMTile.nr)
         if range.isEmpty { return }
         let NR = GEMMTile.nr, MR = GEMMTile.mr
-        let mPad = (d.cout + MR - 1) / MR * MR
+        let mPad = RowPanels(d.cout).padded
         let blocks = FastCPU.depthBlocks(d.k)
         scratch.withSlot { slot in
             let src = PaddedImages.make(x: x, dims: d, first: n0, count: n1 - n0, scratch: { slot.floats(0, $0) })
@@ -154,9 +179,9 @@ struct ConvForwardTask: ParallelTask {
                 for b in 0..<blocks {
                     let kr = FastCPU.depthBlock(b, of: blocks, k: d.k)
                     ConvPacking.packForwardB(into: bPack, pc: kr.lowerBound, kc: kr.count, q0: q0, nc: nb,
-                                             dims: d, src: src, rowOffsets: rowOffsets, runBuffer: runs)
-                    forwardMacro(kc: kr.count, aPack: aPack + kr.lowerBound * mPad, bPack: bPack, q0: q0, nb: nb,
-                                 yChunk: yChunk, beta: b == 0 ? 0 : 1, last: b == blocks - 1, tile: tile)
+                                             dims: d, src: src, rowOffsets: rowOffsets, runBuffer: runs, skipDirect: true)
+                    forwardMacro(kc: kr.count, pc: kr.lowerBound, aPack: aPack + kr.lowerBound * mPad, bPack: bPack, src: src,
+                                 q0: q0, nb: nb, yChunk: yChunk, accumulate: b != 0, last: b == blocks - 1, tile: tile)
                 }
                 q0 += nb
             }
@@ -164,27 +189,41 @@ struct ConvForwardTask: ParallelTask {
     }
 
     /// C tiles of one (depth block, column block): rows 0..<Cout, columns q0 ..< q0+nb of the task's
-    /// images (y: (images, Cout, P) from yChunk). beta 0 overwrites, 1 accumulates; `last` applies
-    /// bias + activation.
+    /// images (y: (images, Cout, P) from yChunk). `accumulate` adds to C (depth blocks after the
+    /// first); `last` applies bias + activation. B comes straight from the image for panels that
+    /// allow it (`ConvPacking.directPanel`), else from `bPack`.
     @inline(__always)
-    func forwardMacro(kc: Int, aPack: UnsafePointer<Float>, bPack: UnsafeMutablePointer<Float>, q0: Int, nb: Int,
-                      yChunk: UnsafeMutablePointer<Float>, beta: Float, last: Bool, tile: UnsafeMutablePointer<Float>) {
+    func forwardMacro(kc: Int, pc: Int, aPack: UnsafePointer<Float>, bPack: UnsafeMutablePointer<Float>, src: PaddedImages,
+                      q0: Int, nb: Int, yChunk: UnsafeMutablePointer<Float>, accumulate: Bool, last: Bool,
+                      tile: UnsafeMutablePointer<Float>) {
         let MR = GEMMTile.mr, NR = GEMMTile.nr
         let M = d.cout, P = d.p
         let epilogue = last && (bias != nil || relu)
-        var ir = 0
-        while ir < M {
-            let mr = min(MR, M - ir)
-            let aPanel = aPack + ir * kc
+        let beta: Float = accumulate ? 1 : 0
+        let offsets = rowOffsets + pc
+        let panels = RowPanels(M)
+        for panel in 0..<panels.count {
+            let (ir, mr) = panels[panel]
+            let aPanel = aPack + panel * MR * kc
             var jr = 0
             while jr < nb {
                 let nr = min(NR, nb - jr)
-                let bPanel = UnsafePointer(bPack + jr * kc)
                 let q = q0 + jr
                 let img = q / P, pos = q - img * P
+                let direct = ConvPacking.directPanel(q: q, count: nr, dims: d, src: src)
+                let bPanel = UnsafePointer(bPack + jr * kc)
                 if nr == NR && pos + NR <= P && (mr == MR || mr == 8 || mr == 4) {
                     let c = yChunk + (img * M + ir) * P + pos
-                    if mr == MR {
+                    if let direct {
+                        let db = DirectB(base0: direct.0, base1: direct.1, rowOffsets: offsets)
+                        if mr == MR {
+                            convKernel12x32(kc: kc, a: aPanel, b: db, c: c, ldc: P, accumulate: accumulate)
+                        } else if mr == 8 {
+                            convKernel8x32(kc: kc, a: aPanel, b: db, c: c, ldc: P, accumulate: accumulate)
+                        } else {
+                            convKernel4x32(kc: kc, a: aPanel, b: db, c: c, ldc: P, accumulate: accumulate)
+                        }
+                    } else if mr == MR {
                         microKernel12x32(kc: kc, a: aPanel, b: bPanel, c: c, ldc: P, alpha: 1, beta: beta)
                     } else if mr == 8 {
                         microKernel8x32(kc: kc, a: aPanel, b: bPanel, c: c, ldc: P, alpha: 1, beta: beta)
@@ -193,7 +232,16 @@ struct ConvForwardTask: ParallelTask {
                     }
                     if epilogue { applyEpilogue32(c, ldc: P, rows: mr, bias: bias.map { $0 + ir }, relu: relu) }
                 } else {
-                    if mr <= 4 {
+                    if let direct {
+                        let db = DirectB(base0: direct.0, base1: direct.1, rowOffsets: offsets)
+                        if mr <= 4 {
+                            convKernel4x32(kc: kc, a: aPanel, b: db, c: tile, ldc: NR, accumulate: false)
+                        } else if mr <= 8 {
+                            convKernel8x32(kc: kc, a: aPanel, b: db, c: tile, ldc: NR, accumulate: false)
+                        } else {
+                            convKernel12x32(kc: kc, a: aPanel, b: db, c: tile, ldc: NR, accumulate: false)
+                        }
+                    } else if mr <= 4 {
                         microKernel4x32(kc: kc, a: aPanel, b: bPanel, c: tile, ldc: NR, alpha: 1, beta: 0)
                     } else if mr <= 8 {
                         microKernel8x32(kc: kc, a: aPanel, b: bPanel, c: tile, ldc: NR, alpha: 1, beta: 0)
@@ -212,7 +260,7 @@ struct ConvForwardTask: ParallelTask {
                             let bv: Float = bias.map { $0[ir + r] } ?? 0
                             for t in 0..<len {
                                 var v = src[t]
-                                if beta != 0 { v += dst[t] }
+                                if accumulate { v += dst[t] }
                                 if last {
                                     if bias != nil { v += bv }
                                     if relu { v = reluValue(v) }
@@ -225,7 +273,6 @@ struct ConvForwardTask: ParallelTask {
                 }
                 jr += NR
             }
-            ir += MR
         }
     }
 }
@@ -410,91 +457,178 @@ extension FastCPU {
     func conv2DBackwardFilter(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
                               dBias: UnsafeMutablePointer<Float>?, geometry g: Conv2DGeometry) {
         let d = ConvDims(g)
-        let rowOffsets = workspace.buffer(.rowOffsets, d.k, as: Int.self)
-        ConvPacking.rowOffsets(d, into: rowOffsets)
         let groups = min(d.n, Self.filterGroups)
         let size = d.cout * d.k
-        let partials = workspace.floats(.convPartials, max(1, groups - 1) * size)
-        let task = ConvFilterTask(d: d, x: x, dy: dy, dWeight: dWeight, partials: partials, groups: groups,
-                                  rowOffsets: UnsafePointer(rowOffsets), gemm: gemm, scratch: workspace.scratch)
+        // (groups, Cout, K') partial gradients, patch in (i, j, ci) order.
+        let partials = workspace.floats(.convPartials, groups * size)
+        // (groups, Cout) bias partials, summed while dy is packed (no separate pass over dy).
+        let biasPartials: UnsafeMutablePointer<Double>? = dBias == nil ? nil : workspace.buffer(.biasPartials, groups * d.cout, as: Double.self)
+        let task = ConvFilterTask(d: d, x: x, dy: dy, partials: partials, biasPartials: biasPartials, groups: groups, gemm: gemm,
+                                  scratch: workspace.scratch)
         let parallel = split(d.n * d.p * d.k * d.cout, 1 << 20)
         if parallel { pool.parallelFor(groups, task) } else { for t in 0..<groups { task.run(t) } }
-        if groups > 1 {
-            let sum = SumPartialsInOrder(out: dWeight, partials: UnsafePointer(partials), parts: groups - 1, count: size)
-            if parallel && size >= 1 << 15 { pool.parallelRanges(size, grain: 16, sum) } else { sum.run(0..<size) }
-        }
-        if let dBias { biasGrad(dy: dy, dBias: dBias, batch: d.n, channels: d.cout, spatial: d.p) }
-    }
-}
-
-/// out[i] = ((out[i] + partials[0][i]) + partials[1][i]) + ... for i in a range (fixed order).
-struct SumPartialsInOrder: ParallelRangeTask {
-    let out: UnsafeMutablePointer<Float>
-    let partials: UnsafePointer<Float>
-    let parts: Int, count: Int
-    func run(_ range: Range<Int>) {
-        for t in 0..<parts {
-            let src = partials + t * count
-            var i = range.lowerBound
-            while i + 16 <= range.upperBound {
-                let o = UnsafeMutableRawPointer(out + i), s = UnsafeRawPointer(src + i)
-                o.storeBytes(of: o.load(as: SIMD16<Float>.self) + s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                i += 16
+        let sum = FilterGradientSum(d: d, partials: UnsafePointer(partials), groups: groups, dWeight: dWeight,
+                                    channelsLastOrder: !ConvFilterTask.usesSmallPatch(d))
+        if parallel && size >= 1 << 14 { pool.parallelRanges(d.cout, sum) } else { sum.run(0..<d.cout) }
+        if let dBias, let biasPartials {
+            for co in 0..<d.cout {
+                var v = 0.0
+                for t in 0..<groups { v += biasPartials[t * d.cout + co] }
+                dBias[co] = Float(v)
             }
-            while i < range.upperBound { out[i] += src[i]; i += 1 }
         }
     }
 }
 
-/// Image group t of a weight gradient: its partial dW (group 0 into dWeight itself).
+/// dWeight[co, ci, i, j] = partial[0][co, k'] + partial[1][co, k'] + ... (group order),
+/// k' = (i*KW + j)*Cin + ci, for co in a range.
+struct FilterGradientSum: ParallelRangeTask {
+    let d: ConvDims
+    let partials: UnsafePointer<Float>
+    let groups: Int
+    let dWeight: UnsafeMutablePointer<Float>
+    /// Partials in (i, j, ci) patch order (else already in the reference's (ci, i, j) order).
+    let channelsLastOrder: Bool
+    func run(_ range: Range<Int>) {
+        let size = d.cout * d.k, taps = d.kh * d.kw
+        if !channelsLastOrder {
+            for i in (range.lowerBound * d.k)..<(range.upperBound * d.k) {
+                var v = partials[i]
+                for g in 1..<max(1, groups) { v += partials[g * size + i] }
+                dWeight[i] = v
+            }
+            return
+        }
+        for co in range {
+            let out = dWeight + co * d.k
+            let src = partials + co * d.k
+            for tap in 0..<taps {
+                for ci in 0..<d.cin {
+                    let k = tap * d.cin + ci
+                    var v = src[k]
+                    for g in 1..<max(1, groups) { v += src[g * size + k] }
+                    out[ci * taps + tap] = v
+                }
+            }
+        }
+    }
+}
+
+extension ConvFilterTask {
+    /// The first layer's shape (KW = 3, a small patch, stride 1, OW a multiple of 16, Cout a multiple
+    /// of 8): `smallPatchFilterGradient` instead of the packed GEMM. Its partials are in the
+    /// reference's (ci, i, j) patch order.
+    static func usesSmallPatch(_ d: ConvDims) -> Bool {
+        d.kw == 3 && d.k <= 64 && d.sw == 1 && d.sh == 1 && d.ow % 16 == 0 && d.cout % 8 == 0
+    }
+
+    func runSmallPatch(images: Range<Int>, out: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Double>?) {
+        scratch.withSlot { slot in
+            let acc = slot.buffer(1, d.cout * d.k, as: SIMD16<Float>.self)
+            acc.update(repeating: SIMD16<Float>(), count: d.cout * d.k)
+            let perChunk = 8
+            var n0 = images.lowerBound
+            while n0 < images.upperBound {
+                let n1 = min(images.upperBound, n0 + perChunk)
+                let src = PaddedImages.make(x: x, dims: d, first: n0, count: n1 - n0, scratch: { slot.floats(0, $0) })
+                smallPatchFilterGradient(dims: d, src: src, images: n1 - n0, dy: dy + n0 * d.cout * d.p, acc: acc, bias: bias)
+                n0 = n1
+            }
+            for i in 0..<(d.cout * d.k) { out[i] = acc[i].sum() }
+        }
+    }
+}
+
+/// Image group t of a weight gradient: its partial dW' (Cout, K') over the group's positions.
+/// A panels: dy transposed (positions x 12 channels); B: the channels-last copy of x, read in place
+/// by the direct-B kernels when KW*Cin is a multiple of 32, else packed (ConvPacking.packFilterB).
 struct ConvFilterTask: ParallelTask {
     let d: ConvDims
     let x: UnsafePointer<Float>, dy: UnsafePointer<Float>
-    let dWeight: UnsafeMutablePointer<Float>, partials: UnsafeMutablePointer<Float>
+    let partials: UnsafeMutablePointer<Float>
+    /// (groups, Cout): the group's sums of dy per output channel (nil: no bias).
+    let biasPartials: UnsafeMutablePointer<Double>?
     let groups: Int
-    let rowOffsets: UnsafePointer<Int>
     let gemm: FastGEMM
     let scratch: ScratchPool
 
     func run(_ t: Int) {
         let images = FastGEMM.split(d.n, parts: groups, index: t, grain: 1)
-        let out = t == 0 ? dWeight : partials + (t - 1) * d.cout * d.k
+        let out = partials + t * d.cout * d.k
+        let bias = biasPartials.map { $0 + t * d.cout }
+        if let bias { bias.update(repeating: 0, count: d.cout) }
         if images.isEmpty { out.update(repeating: 0, count: d.cout * d.k); return }
         let MR = GEMMTile.mr, NR = GEMMTile.nr
-        let KC = FastCPU.depthBlock
-        let NC = 768
-        let mPad = (d.cout + MR - 1) / MR * MR
-        // Images per depth chunk: enough positions for a full depth block.
+        let KC = FastCPU.depthBlock, NC = 768
+        let K = d.k, M = d.cout
         let perChunk = max(1, KC / d.p)
-        let tempDepth = 128
+        let direct = (d.kw * d.cin) % NR == 0
+        // Direct path: A panels as RowPanels (no 4-row panels); packed path: FastGEMM's 12-row panels.
+        let panels = direct ? RowPanels(M) : RowPanels(M, standard: true)
+        let mPad = panels.padded
+        if ConvFilterTask.usesSmallPatch(d) { runSmallPatch(images: images, out: out, bias: bias); return }
         scratch.withSlot { slot in
-            let aPack = slot.floats(1, mPad * KC)
-            let bPack = slot.floats(2, KC * min(NC, (d.k + NR - 1) / NR * NR))
-            let temp = slot.floats(3, NR * tempDepth)
-            let runs = slot.buffer(4, KC, as: PatchRun.self)
+            let xT = slot.floats(0, perChunk * d.hp * d.wp * d.cin)
+            let aPack = slot.floats(1, mPad * KC + 16)   // + 16: panelColumnSums reads 4 past the last row
+            let bPack = direct ? slot.floats(2, 1) : slot.floats(2, KC * min(NC, (K + NR - 1) / NR * NR))
+            let positions = slot.buffer(3, KC, as: Int.self)
+            let segments = slot.buffer(4, NR, as: PatchRun.self)
             let tile = slot.floats(5, MR * NR)
             var first = true
             var n0 = images.lowerBound
             while n0 < images.upperBound {
                 let n1 = min(images.upperBound, n0 + perChunk)
-                let src = PaddedImages.make(x: x, dims: d, first: n0, count: n1 - n0, scratch: { slot.floats(0, $0) })
-                let positions = (n1 - n0) * d.p
-                let blocks = max(1, (positions + KC - 1) / KC)
+                ConvPacking.channelsLast(x: x, dims: d, first: n0, count: n1 - n0, into: xT)
+                let count = (n1 - n0) * d.p
+                let blocks = max(1, (count + KC - 1) / KC)
                 for b in 0..<blocks {
-                    let dr = FastGEMM.split(positions, parts: blocks, index: b, grain: 8)
+                    let dr = FastGEMM.split(count, parts: blocks, index: b, grain: 8)
                     if dr.isEmpty { continue }
                     let kc = dr.count
-                    ConvPacking.packFilterA(into: aPack, d0: dr.lowerBound, kc: kc, dims: d, dy: dy, firstImage: n0)
-                    let runCount = ConvPacking.runs(q0: dr.lowerBound, count: kc, dims: d, src: src, into: runs)
-                    var jc = 0
-                    while jc < d.k {
-                        let nc = min(NC, d.k - jc)
-                        ConvPacking.packFilterB(into: bPack, d0: dr.lowerBound, kc: kc, jc: jc, nc: nc, dims: d, src: src,
-                                                rowOffsets: rowOffsets, runs: runs, runCount: runCount,
-                                                temp: temp, tempDepth: tempDepth)
-                        gemm.macroKernel(mc: d.cout, nc: nc, kc: kc, aPack: aPack, bPack: bPack, c: out + jc, ldc: d.k,
-                                         alpha: 1, beta: first ? 0 : 1, tile: tile)
-                        jc += nc
+                    ConvPacking.packFilterA(into: aPack, d0: dr.lowerBound, kc: kc, dims: d, dy: dy, firstImage: n0, panels: panels)
+                    if let bias { ConvPacking.addPanelSums(aPack, kc: kc, panels: panels, into: bias) }
+                    ConvPacking.positionOffsets(d0: dr.lowerBound, count: kc, dims: d, into: positions)
+                    if direct {
+                        var jr = 0
+                        while jr < K {
+                            let koff = ConvPacking.channelsLastOffset(jr, dims: d)
+                            let db = DirectB(base0: UnsafePointer(xT + koff), base1: UnsafePointer(xT + koff + 16), rowOffsets: positions)
+                            for panel in 0..<panels.count {
+                                let (ir, mr) = panels[panel]
+                                let a = UnsafePointer(aPack + panel * MR * kc)
+                                let c = out + ir * K + jr
+                                if mr == MR {
+                                    convKernel12x32(kc: kc, a: a, b: db, c: c, ldc: K, accumulate: !first)
+                                } else if mr == 8 {
+                                    convKernel8x32(kc: kc, a: a, b: db, c: c, ldc: K, accumulate: !first)
+                                } else if mr == 4 {
+                                    convKernel4x32(kc: kc, a: a, b: db, c: c, ldc: K, accumulate: !first)
+                                } else {
+                                    if mr < 4 {
+                                        convKernel4x32(kc: kc, a: a, b: db, c: tile, ldc: NR, accumulate: false)
+                                    } else if mr < 8 {
+                                        convKernel8x32(kc: kc, a: a, b: db, c: tile, ldc: NR, accumulate: false)
+                                    } else {
+                                        convKernel12x32(kc: kc, a: a, b: db, c: tile, ldc: NR, accumulate: false)
+                                    }
+                                    for r in 0..<mr {
+                                        let dst = c + r * K, src = tile + r * NR
+                                        for s in 0..<NR { dst[s] = first ? src[s] : src[s] + dst[s] }
+                                    }
+                                }
+                            }
+                            jr += NR
+                        }
+                    } else {
+                        var jc = 0
+                        while jc < K {
+                            let nc = min(NC, K - jc)
+                            ConvPacking.packFilterB(into: bPack, kc: kc, jc: jc, nc: nc, dims: d, xT: UnsafePointer(xT),
+                                                    positions: positions, segments: segments)
+                            gemm.macroKernel(mc: M, nc: nc, kc: kc, aPack: aPack, bPack: bPack, c: out + jc, ldc: K,
+                                             alpha: 1, beta: first ? 0 : 1, tile: tile)
+                            jc += nc
+                        }
                     }
                     first = false
                 }

@@ -10,8 +10,20 @@ import CNNCore
 extension FastCPU {
     static let parallelElements = 1 << 17
 
+    /// Runs `task` over 0..<count: on the calling thread when small, else in chunks of at least 32K
+    /// elements (64-aligned), about 4 per thread, handed out dynamically — a core busy with another
+    /// process then delays one chunk, not half of the op.
     func elementwise<T: ParallelRangeTask>(_ count: Int, _ task: T) {
-        if split(count, Self.parallelElements) { pool.parallelRanges(count, grain: 64, task) } else { task.run(0..<count) }
+        if !split(count, Self.parallelElements) { task.run(0..<count); return }
+        parallelChunks(count, grain: 64, minimum: 1 << 15, task)
+    }
+
+    /// `task.run(range)` over 0..<count in about 4 * threads dynamic chunks of at least `minimum`
+    /// elements (multiples of `grain`). Which thread runs which chunk does not change any result.
+    func parallelChunks<T: ParallelRangeTask>(_ count: Int, grain: Int, minimum: Int, _ task: T) {
+        let chunks = max(1, min(4 * threads, count / max(1, minimum)))
+        if chunks == 1 { task.run(0..<count); return }
+        pool.parallelFor(chunks, ChunkTask(task: task, count: count, chunks: chunks, grain: grain))
     }
 
     /// Fast path of `Reference.relu` (bit-exact). y may be x.
@@ -54,7 +66,7 @@ extension FastCPU {
         let task = BiasAddTask(y: y, bias: bias, c: channels, s: spatial, relu: activation == .relu)
         let planes = batch * channels
         if split(planes * spatial, Self.parallelElements) {
-            pool.parallelRanges(planes, grain: max(1, 1024 / max(1, spatial)), task)
+            parallelChunks(planes, grain: 1, minimum: max(1, (1 << 15) / max(1, spatial)), task)
         } else {
             task.run(0..<planes)
         }
@@ -76,7 +88,7 @@ extension FastCPU {
         }
         let task = BiasGradTask(dy: dy, dBias: dBias, n: batch, c: channels, s: spatial)
         if split(batch * channels * spatial, Self.parallelElements) {
-            pool.parallelRanges(channels, task)
+            parallelChunks(channels, grain: 1, minimum: 1, task)
         } else {
             task.run(0..<channels)
         }
@@ -192,14 +204,16 @@ struct DropoutTask: ParallelRangeTask {
         let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y), mr = UnsafeMutableRawPointer(mask)
         let lanes = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         let keyV = SIMD16<UInt32>(repeating: key)
-        let pv = SIMD16<Float>(repeating: p), scale = SIMD16<Float>(repeating: keepScale)
+        let scale = SIMD16<Float>(repeating: keepScale)
+        // u >= p  <=>  (h >> 8) >= threshold, with u = (h >> 8) * 2^-24 exact: compare the integers
+        // (threshold = ceil(p * 2^24), exact in Double), no conversion to Float needed.
+        let threshold = SIMD16<UInt32>(repeating: UInt32((Double(p) * 16_777_216).rounded(.up)))
         var i = range.lowerBound
         let end = range.upperBound
         while i &+ 16 <= end {
             let index = lanes &+ UInt32(truncatingIfNeeded: i)
             let h = hash32(hash32((index &* 0x9E37_79B1) ^ keyV) &+ keyV)
-            let u = SIMD16<Float>(h &>> 8) * (1.0 / 16_777_216.0)
-            let m = SIMD16<Float>(repeating: 0).replacing(with: scale, where: u .>= pv)
+            let m = SIMD16<Float>(repeating: 0).replacing(with: scale, where: (h &>> 8) .>= threshold)
             mr.storeBytes(of: m, toByteOffset: i &* 4, as: SIMD16<Float>.self)
             yr.storeBytes(of: xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) * m, toByteOffset: i &* 4, as: SIMD16<Float>.self)
             i &+= 16
@@ -279,5 +293,15 @@ struct ChunkSumTask: ParallelTask {
         var acc = (a0 + a1).sum()
         while j < hi { let v = Double(x[j]); acc += squares ? v * v : v; j &+= 1 }
         partial[i] = acc
+    }
+}
+
+/// Chunk c of `chunks` grain-aligned ranges covering 0..<count.
+struct ChunkTask<T: ParallelRangeTask>: ParallelTask {
+    let task: T, count: Int, chunks: Int, grain: Int
+    func run(_ c: Int) {
+        let units = (count + grain - 1) / grain
+        let lo = min(count, c * units / chunks * grain), hi = min(count, (c + 1) * units / chunks * grain)
+        if lo < hi { task.run(lo..<hi) }
     }
 }

@@ -91,6 +91,10 @@ struct AdamTask: ParallelRangeTask {
         let b1 = hyper.beta1, b2 = hyper.beta2, eps = hyper.epsilon, wd = hyper.weightDecay, lr = hyper.learningRate
         let decoupled = hyper.decoupled
         let decay = 1 - lr * wd
+        // 16 lanes at a time with the reference's operation order. The square root stays per lane:
+        // Float.squareRoot() goes through sqrtf (errno) on Linux, so LLVM never vectorizes it, but the
+        // scalar vsqrtss path costs ~1.4 ms per million lanes — an exact vectorised emulation (Newton
+        // in Double plus a rounding correction) measured 1.7x slower than that.
         let pr = UnsafeMutableRawPointer(params), gr = UnsafeRawPointer(grads)
         let mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
         let b1V = SIMD16<Float>(repeating: b1), b2V = SIMD16<Float>(repeating: b2)

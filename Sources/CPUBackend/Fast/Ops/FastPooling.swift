@@ -107,13 +107,44 @@ struct MaxPoolForwardTask: ParallelRangeTask {
             UnsafeMutableRawPointer(a + ow).storeBytes(of: idx, as: SIMD16<Int32>.self)
             ow += 16
         }
+        if ow + 8 <= OW {
+            let v0 = UnsafeRawPointer(r0 + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+            let i00 = lane.lowHalf &+ (base &+ Int32(2 * ow))
+            var best = v0.evenHalf, idx = i00
+            Self.consider8(&best, &idx, v0.oddHalf, i00 &+ 1)
+            Self.consider8(&best, &idx, v1.evenHalf, i00 &+ w32)
+            Self.consider8(&best, &idx, v1.oddHalf, i00 &+ (w32 &+ 1))
+            UnsafeMutableRawPointer(y + ow).storeBytes(of: best, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(a + ow).storeBytes(of: idx, as: SIMD8<Int32>.self)
+            ow += 8
+        }
+        if ow + 4 <= OW {
+            let v0 = UnsafeRawPointer(r0 + 2 * ow).loadUnaligned(as: SIMD8<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ow).loadUnaligned(as: SIMD8<Float>.self)
+            let i00 = lane.lowHalf.lowHalf &+ (base &+ Int32(2 * ow))
+            var best = v0.evenHalf, idx = i00
+            Self.consider4(&best, &idx, v0.oddHalf, i00 &+ 1)
+            Self.consider4(&best, &idx, v1.evenHalf, i00 &+ w32)
+            Self.consider4(&best, &idx, v1.oddHalf, i00 &+ (w32 &+ 1))
+            UnsafeMutableRawPointer(y + ow).storeBytes(of: best, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(a + ow).storeBytes(of: idx, as: SIMD4<Int32>.self)
+            ow += 4
+        }
         while ow < OW {
+            // Branch-free: the comparisons select, they do not branch (random data mispredicts).
             let p00 = 2 * oh * W + 2 * ow
-            var best = p00
-            if CPUBackend.Reference.isGreater(xp[p00 + 1], than: xp[best]) { best = p00 + 1 }
-            if CPUBackend.Reference.isGreater(xp[p00 + W], than: xp[best]) { best = p00 + W }
-            if CPUBackend.Reference.isGreater(xp[p00 + W + 1], than: xp[best]) { best = p00 + W + 1 }
-            y[ow] = xp[best]; a[ow] = Int32(best)
+            var best = xp[p00], bi = p00
+            var v = xp[p00 + 1]
+            var take = !best.isNaN && (v > best || v.isNaN)
+            best = take ? v : best; bi = take ? p00 + 1 : bi
+            v = xp[p00 + W]
+            take = !best.isNaN && (v > best || v.isNaN)
+            best = take ? v : best; bi = take ? p00 + W : bi
+            v = xp[p00 + W + 1]
+            take = !best.isNaN && (v > best || v.isNaN)
+            best = take ? v : best; bi = take ? p00 + W + 1 : bi
+            y[ow] = best; a[ow] = Int32(bi)
             ow += 1
         }
     }
@@ -124,6 +155,18 @@ struct MaxPoolForwardTask: ParallelRangeTask {
         let take = (best .== best) .& ((v .> best) .| (v .!= v))
         best.replace(with: v, where: take)
         idx.replace(with: iv, where: take)   // Float's mask storage is SIMD16<Int32>
+    }
+    @inline(__always)
+    static func consider8(_ best: inout SIMD8<Float>, _ idx: inout SIMD8<Int32>, _ v: SIMD8<Float>, _ iv: SIMD8<Int32>) {
+        let take = (best .== best) .& ((v .> best) .| (v .!= v))
+        best.replace(with: v, where: take)
+        idx.replace(with: iv, where: take)
+    }
+    @inline(__always)
+    static func consider4(_ best: inout SIMD4<Float>, _ idx: inout SIMD4<Int32>, _ v: SIMD4<Float>, _ iv: SIMD4<Int32>) {
+        let take = (best .== best) .& ((v .> best) .| (v .!= v))
+        best.replace(with: v, where: take)
+        idx.replace(with: iv, where: take)
     }
 
     func generalPlane(_ xp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>, _ ap: UnsafeMutablePointer<Int32>) {
@@ -155,17 +198,34 @@ struct MaxPoolArgmaxCheck {
 
     func check(planes: Range<Int>) -> Int {
         let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        let is2x2 = g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0
         for plane in planes {
             let ap = argmax + plane * OH * OW
             for oh in 0..<OH {
                 let h0 = oh * g.strideH - g.padH
                 let hLo = max(0, h0), hHi = min(H, h0 + g.kernelH)
+                if is2x2 {
+                    // a - (2oh*W + 2ow) must be one of 0, 1, W, W + 1: (r >> 1) == 0 or ((r - W) >> 1) == 0
+                    // as unsigned values. Branch-free (vectorizes); OR of the per-output minimums.
+                    var bad: UInt32 = 0
+                    let row = ap + oh * OW
+                    let base = Int32(truncatingIfNeeded: 2 * oh * W), w32 = Int32(truncatingIfNeeded: W)
+                    for ow in 0..<OW {
+                        let r = UInt32(bitPattern: row[ow] &- (base &+ Int32(truncatingIfNeeded: 2 * ow)))
+                        bad |= min(r &>> 1, (r &- UInt32(bitPattern: w32)) &>> 1)
+                    }
+                    if bad == 0 { continue }
+                }
                 for ow in 0..<OW {
                     let w0 = ow * g.strideW - g.padW
                     let wLo = max(0, w0), wHi = min(W, w0 + g.kernelW)
                     let a = Int(ap[oh * OW + ow])
-                    // Inside iff a = ih*W + iw with ih in [hLo, hHi), iw in [wLo, wHi).
-                    let ok = a >= hLo * W && a < hHi * W && (a % W) >= wLo && (a % W) < wHi
+                    // Inside iff a - ih*W lies in [wLo, wHi) for one of the window's rows ih.
+                    var ok = false
+                    for ih in hLo..<hHi {
+                        let c = a - ih * W
+                        if c >= wLo && c < wHi { ok = true; break }
+                    }
                     if !ok { return (plane * OH + oh) * OW + ow }
                 }
             }

@@ -51,6 +51,8 @@ final class FastWorkspace: @unchecked Sendable {
         case small
         /// Patch row offsets of a convolution (Int).
         case rowOffsets
+        /// Per-group bias-gradient partials of a weight gradient (Double).
+        case biasPartials
     }
     private var buffers = [GrowableBuffer](repeating: GrowableBuffer(), count: Key.allCases.count)
     let scratch = ScratchPool()

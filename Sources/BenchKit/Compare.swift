@@ -64,7 +64,8 @@ public enum BenchCompare {
             }
             return CompareInput(label: "\(name)@\(device)", results: results)
         }
-        return CompareInput(label: name, results: results)
+        let devices = Set(results.map(\.device))
+        return CompareInput(label: devices.count == 1 ? "\(name)@\(devices.first!)" : name, results: results)
     }
 
     /// pytorch_baseline.py's JSON: {"env": {"torch": ...}, "results": [{"case", "step_s_median", ...}]}.
@@ -121,6 +122,9 @@ public enum BenchCompare {
     /// The comparison table, with a summary line per input (geometric-mean speedup over the matched cases).
     public static func table(_ inputs: [CompareInput], threshold: Double?, metric: CompareMetric) -> String {
         let rows = rows(inputs, threshold: threshold, metric: metric)
+        // Different devices side by side: "slower" / "faster", not a regression of one build against another.
+        let crossDevice = inputs.allSatisfy { $0.singleDevice != nil } && Set(inputs.compactMap(\.singleDevice)).count > 1
+        let slowerWord = crossDevice ? "slower" : "REGRESSION"
         let showDevice = rows.contains { $0.device != nil }
         var header = ["case"] + (showDevice ? ["device"] : []) + inputs.map(\.label)
         header += inputs.dropFirst().map { "\($0.label) vs \(inputs[0].label)" }
@@ -138,7 +142,7 @@ public enum BenchCompare {
                 var flags: [String] = []
                 for i in r.regressions {
                     let pct = (r.ms[i]! / r.ms[0]! - 1) * 100
-                    flags.append("REGRESSION" + (inputs.count > 2 ? " (\(inputs[i].label))" : "") + String(format: " +%.0f%%", pct))
+                    flags.append(slowerWord + (inputs.count > 2 ? " (\(inputs[i].label))" : "") + String(format: " +%.0f%%", pct))
                 }
                 for i in r.improvements where inputs.count > 2 || r.regressions.isEmpty {
                     flags.append("faster" + (inputs.count > 2 ? " (\(inputs[i].label))" : ""))
@@ -156,7 +160,9 @@ public enum BenchCompare {
                 + " (\(metric.rawValue) time; > 1 means \(inputs[i].label) is faster)"
             if threshold != nil {
                 let reg = rows.filter { $0.regressions.contains(i) }.count
-                out += String(format: "; %d regression%@ beyond %.0f%%", reg, reg == 1 ? "" : "s", (threshold ?? 0) * 100)
+                out += crossDevice
+                    ? String(format: "; %d case%@ slower by more than %.0f%%", reg, reg == 1 ? "" : "s", (threshold ?? 0) * 100)
+                    : String(format: "; %d regression%@ beyond %.0f%%", reg, reg == 1 ? "" : "s", (threshold ?? 0) * 100)
             }
         }
         return out

@@ -249,6 +249,9 @@ let tinyRunArguments = [
         let cpu = CompareInput(label: "cpu", results: [result("x", "cpu", [10])])
         let gpu = CompareInput(label: "gpu", results: [result("x", "opencl:0:0", [2])])
         #expect(BenchCompare.rows([cpu, gpu], threshold: nil, metric: .wall).map(\.speedups) == [[5.0]])
+        // Devices against each other are "slower"/"faster", not regressions.
+        let crossTable = BenchCompare.table([gpu, cpu], threshold: 0.1, metric: .wall)
+        #expect(crossTable.contains("slower +400%") && !crossTable.contains("REGRESSION"))
 
         let py = temporaryFile("pt.json")
         let json = """

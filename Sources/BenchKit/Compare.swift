@@ -55,7 +55,8 @@ public enum BenchCompare {
         } else {
             results = try BenchSchema.decode(data, source: path).results
         }
-        let name = (path as NSString).lastPathComponent
+        var name = (path as NSString).lastPathComponent
+        if name.hasSuffix(".json") { name.removeLast(5) }
         if let device {
             let all = Set(results.map(\.device)).sorted()
             results = results.filter { $0.device == device }
@@ -127,7 +128,7 @@ public enum BenchCompare {
         let slowerWord = crossDevice ? "slower" : "REGRESSION"
         let showDevice = rows.contains { $0.device != nil }
         var header = ["case"] + (showDevice ? ["device"] : []) + inputs.map(\.label)
-        header += inputs.dropFirst().map { "\($0.label) vs \(inputs[0].label)" }
+        header += inputs.dropFirst().map { inputs.count == 2 ? "speedup" : "speedup \($0.label)" }
         if threshold != nil { header.append("flag") }
         var table = [header]
         for r in rows {

@@ -113,7 +113,10 @@ public struct BenchRunCommand: ParsableCommand {
             return
         }
         let path = out
-        let report = try BenchRunner(options: o, checkpoint: { partial in
+        // Table rows go straight to file descriptor 1 (print's stdout is block-buffered in a pipe): piped
+        // into `tee` under a time limit (scripts/gpu-check.sh), a killed run keeps every row printed so far.
+        let report = try BenchRunner(options: o, out: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) },
+                                     checkpoint: { partial in
             guard let path, let data = try? BenchSchema.encode(partial) else { return }
             try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         }).run()

@@ -3,6 +3,7 @@
 //   gemm TA TB M N K REPS   -> "<median seconds per call> <max abs error vs. a Double reference on a sample>"
 //   poolwork TASKS WORK_US GAP_US REPS -> median job time, ThreadPool then concurrentPerform
 //   loop TA TB M N K CALLS  -> seconds for CALLS back-to-back calls (nothing else allocates)
+//   scale M N K CALLS ROUNDS -> GFLOP/s on 1 thread / 2 threads, alternating ROUNDS times
 //   kernel KC REPS          -> median seconds of one micro-kernel call on L1-resident panels
 //   pool TASKS REPS         -> median seconds of a near-empty parallelFor: ParallelTask form, closure form,
 //                              DispatchQueue.concurrentPerform
@@ -138,6 +139,25 @@ struct GEMMBenchMain {
                                b: b.p, ldb: tb ? k : n, beta: 0, c: c.p, ldc: n)
                 }
                 reply("\(now() - t0) 0")
+            case "scale":
+                // scale M N K CALLS ROUNDS: CALLS calls on a 1-thread pool, then on a 2-thread pool,
+                // alternating ROUNDS times; prints GFLOP/s pairs (thread scaling, same process).
+                let m = Int(f[1])!, n = Int(f[2])!, k = Int(f[3])!, calls = Int(f[4])!, rounds = Int(f[5])!
+                let a = Buf(m * k, seed: 1), b = Buf(k * n, seed: 2), c = Buf(m * n, seed: 3)
+                let g1 = FastGEMM(pool: ThreadPool(threadCount: 1), blocking: blocking)
+                let g2 = FastGEMM(pool: ThreadPool(threadCount: 2), blocking: blocking)
+                var out = ""
+                for _ in 0..<rounds {
+                    for g in [g1, g2] {
+                        let t0 = now()
+                        for _ in 0..<calls {
+                            g.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a.p, lda: k,
+                                    b: b.p, ldb: n, beta: 0, c: c.p, ldc: n)
+                        }
+                        out += "\(Int(2.0 * Double(m * n * k * calls) / (now() - t0) / 1e9))" + (g === g1 ? "/" : " ")
+                    }
+                }
+                reply(out)
             case "kernel":
             // The micro-kernel alone on L1-resident panels: the ceiling for the whole GEMM.
             let kc = Int(f[1])!, reps = Int(f[2])!

@@ -115,6 +115,16 @@ func packRowsContiguous(_ panel: UnsafeMutablePointer<Float>, width: Int, count:
         }
         return
     }
+    if count == width && width == 12 {
+        let d = UnsafeMutableRawPointer(panel)
+        for p in 0..<kc {
+            let s = UnsafeRawPointer(src + p &* srcStride)
+            d.storeBytes(of: s.loadUnaligned(as: SIMD8<Float>.self), toByteOffset: p &* 48, as: SIMD8<Float>.self)
+            d.storeBytes(of: s.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self), toByteOffset: p &* 48 &+ 32,
+                         as: SIMD4<Float>.self)
+        }
+        return
+    }
     for p in 0..<kc {
         let s = src + p &* srcStride
         let d = panel + p &* width

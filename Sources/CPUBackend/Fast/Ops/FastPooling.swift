@@ -4,8 +4,10 @@
 // input rows (even / odd lanes of 32-wide loads), maximum and argmax in one pass with the reference's
 // order (row-major window order, first maximum wins, NaN beats numbers, the first NaN wins).
 // Other windows: the reference's loop, per plane. Backward for non-overlapping windows (stride >=
-// kernel, which includes global pooling): dx zeroed, then dy routed to its argmax (bit-exact with
-// the reference: each input element receives at most one value). Overlapping windows use the reference.
+// kernel, which includes global pooling): each input element receives at most one value, so dx is
+// dy routed to its argmax and zero elsewhere — bit-exact with the reference; 2x2 / stride 2 writes
+// both input rows of an output row in one SIMD pass, other windows zero dx and then route.
+// Overlapping windows use the reference.
 
 import CNNCore
 
@@ -246,11 +248,54 @@ struct MaxPoolBackwardTask: ParallelRangeTask {
     let dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>
     let g: Pool2DGeometry
     func run(_ range: Range<Int>) {
-        let hw = g.height * g.width, o = g.outHeight * g.outWidth
-        (dx + range.lowerBound * hw).update(repeating: 0, count: range.count * hw)
+        let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
+        let hw = H * W, o = OH * OW
+        let is2x2 = g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0
+        if !is2x2 {
+            // Non-overlapping windows: zero, then route each dy to its argmax.
+            (dx + range.lowerBound * hw).update(repeating: 0, count: range.count * hw)
+            for plane in range {
+                let dyp = dy + plane * o, ap = argmax + plane * o, dxp = dx + plane * hw
+                for i in 0..<o { dxp[Int(ap[i])] = dyp[i] }
+            }
+            return
+        }
+        // 2x2 / stride 2: every element of dx written once, in one pass (no zeroing pass): the two
+        // input rows of an output row are built 16 floats at a time from 8 outputs — dy and the
+        // argmax offsets duplicated into even / odd lanes, kept where the offset names that lane.
+        let dup = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let w32 = Int32(truncatingIfNeeded: W)
+        let parity = SIMD16<Int32>(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1)
+        let lower = parity &+ SIMD16<Int32>(repeating: w32)
         for plane in range {
             let dyp = dy + plane * o, ap = argmax + plane * o, dxp = dx + plane * hw
-            for i in 0..<o { dxp[Int(ap[i])] = dyp[i] }
+            for oh in 0..<OH {
+                let r0 = dxp + 2 * oh * W, r1 = r0 + W
+                let drow = dyp + oh * OW, arow = ap + oh * OW
+                let base = Int32(truncatingIfNeeded: 2 * oh * W)
+                var ow = 0
+                while ow + 8 <= OW {
+                    let d = UnsafeRawPointer(drow + ow).loadUnaligned(as: SIMD8<Float>.self)
+                    let r = UnsafeRawPointer(arow + ow).loadUnaligned(as: SIMD8<Int32>.self)
+                        &- (dup &+ (base &+ Int32(truncatingIfNeeded: 2 * ow)))
+                    let d2 = SIMD16<Float>(d[0], d[0], d[1], d[1], d[2], d[2], d[3], d[3], d[4], d[4], d[5], d[5], d[6], d[6], d[7], d[7])
+                    let r2 = SIMD16<Int32>(r[0], r[0], r[1], r[1], r[2], r[2], r[3], r[3], r[4], r[4], r[5], r[5], r[6], r[6], r[7], r[7])
+                    let zero = SIMD16<Float>(repeating: 0)
+                    UnsafeMutableRawPointer(r0 + 2 * ow).storeBytes(of: zero.replacing(with: d2, where: r2 .== parity), as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(r1 + 2 * ow).storeBytes(of: zero.replacing(with: d2, where: r2 .== lower), as: SIMD16<Float>.self)
+                    ow += 8
+                }
+                while ow < OW {
+                    let v = drow[ow], r = Int(arow[ow]) - (2 * oh * W + 2 * ow)
+                    r0[2 * ow] = r == 0 ? v : 0
+                    r0[2 * ow + 1] = r == 1 ? v : 0
+                    r1[2 * ow] = r == W ? v : 0
+                    r1[2 * ow + 1] = r == W + 1 ? v : 0
+                    ow += 1
+                }
+                for c in (2 * OW)..<W { r0[c] = 0; r1[c] = 0 }   // odd W: the last column is in no window
+            }
+            if 2 * OH < H { (dxp + 2 * OH * W).update(repeating: 0, count: (H - 2 * OH) * W) }
         }
     }
 }

@@ -20,9 +20,14 @@ struct GrowableBuffer {
     private(set) var raw: UnsafeMutableRawPointer? = nil
     private(set) var capacity = 0   // bytes
 
+    /// Allocations made by all growable buffers of the process (tests check that a steady-state
+    /// training step makes none).
+    static let allocations = Atomic<Int>(0)
+
     /// At least `bytes` bytes (contents are not kept when it grows).
     mutating func bytes(_ bytes: Int) -> UnsafeMutableRawPointer {
         if bytes > capacity || raw == nil {
+            GrowableBuffer.allocations.wrappingAdd(1, ordering: .relaxed)
             raw?.deallocate()
             // Round up so that small growth steps do not reallocate every time.
             let size = max(64, bytes + bytes / 8 + 63) & ~63

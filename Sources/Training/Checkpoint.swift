@@ -63,6 +63,9 @@ public enum Checkpoint {
         try SafeTensors.write(opt.tensors.map { ($0.0, .float($0.1)) }, metadata: meta, to: optimizerURL(dir, stem))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // A plateau schedule that has not seen a validation loss holds best = +inf, and a diverged run
+        // may hold NaN: JSON has neither, so they are written as strings (and read back the same way).
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try enc.encode(state), to: stateURL(dir, stem))
     }
 
@@ -73,7 +76,9 @@ public enum Checkpoint {
             throw CNNError.io("cannot resume: \(su.path) does not exist (a run folder holds latest.json after its first epoch)")
         }
         let state: CheckpointState
-        do { state = try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { state = try dec.decode(CheckpointState.self, from: data) } catch {
             throw CNNError.invalidData("cannot resume: \(su.path) is not a SwiftCNN checkpoint state (\(error))")
         }
         try require(state.format == CheckpointState.formatVersion, "cannot resume: \(su.path) has format \(state.format), expected \(CheckpointState.formatVersion)")

@@ -127,6 +127,11 @@ public final class Trainer {
                 }
                 try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
             }
+            if !m.trainLoss.isFinite {
+                // The weights are no longer numbers: every later epoch would be wasted. The latest
+                // checkpoint now holds the diverged weights; best.* still holds the last good ones.
+                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower --lr (now %g) or set --clip-grad-norm", epoch, "\(m.trainLoss)", config.learningRate))
+            }
             if let stop = stopAfterEpoch, epoch >= stop, epoch < config.epochs {
                 log("stopping after epoch \(epoch) as asked; continue with --resume")
                 return TrainResult(history: history, bestEpoch: bestEpoch, bestValidationAccuracy: bestValidationAccuracy,
@@ -192,8 +197,9 @@ public final class Trainer {
             bar.update(done: done, images: images, extra: String(format: "loss %.4f  acc %.1f%%", shown.loss, 100 * shown.accuracy))
             if let every = config.logEvery, globalStep % every == 0, let dir = runDirectory {
                 let t = try runner.peekTotals()
-                try appendLine(String(format: "{\"step\":%d,\"epoch\":%d,\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"lr\":%.6g}\n",
-                                      globalStep, epoch, t.loss, t.accuracy, lr), to: dir.appendingPathComponent("metrics.jsonl"))
+                try appendLine("{\"step\":\(globalStep),\"epoch\":\(epoch),\"train_loss\":\(jsonNumber(t.loss, "%.6f")),"
+                               + "\"train_accuracy\":\(jsonNumber(t.accuracy, "%.6f")),\"lr\":\(jsonNumber(lr, "%.6g"))}\n",
+                               to: dir.appendingPathComponent("metrics.jsonl"))
             }
         }
         bar.finish()
@@ -210,8 +216,9 @@ public final class Trainer {
     }
 
     func jsonLine(_ m: EpochMetrics) -> String {
-        String(format: "{\"epoch\":%d,\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"val_loss\":%.6f,\"val_accuracy\":%.6f,\"lr\":%.6g,\"seconds\":%.3f,\"images_per_second\":%.1f}\n",
-               m.epoch, m.trainLoss, m.trainAccuracy, m.validationLoss, m.validationAccuracy, m.learningRate, m.seconds, m.imagesPerSecond)
+        "{\"epoch\":\(m.epoch),\"train_loss\":\(jsonNumber(m.trainLoss, "%.6f")),\"train_accuracy\":\(jsonNumber(m.trainAccuracy, "%.6f")),"
+            + "\"val_loss\":\(jsonNumber(m.validationLoss, "%.6f")),\"val_accuracy\":\(jsonNumber(m.validationAccuracy, "%.6f")),"
+            + "\"lr\":\(jsonNumber(m.learningRate, "%.6g")),\"seconds\":\(jsonNumber(m.seconds, "%.3f")),\"images_per_second\":\(jsonNumber(m.imagesPerSecond, "%.1f"))}\n"
     }
 }
 
@@ -232,4 +239,10 @@ func appendLine(_ line: String, to url: URL) throws {
     defer { try? h.close() }
     h.seekToEndOfFile()
     h.write(Data(line.utf8))
+}
+
+/// A number for a JSON line: NaN and infinities (a diverged loss) become null, which JSON readers
+/// accept, instead of the bare `nan` that printf writes.
+func jsonNumber(_ v: Double, _ format: String) -> String {
+    v.isFinite ? String(format: format, v) : "null"
 }

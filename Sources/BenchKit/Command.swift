@@ -16,7 +16,7 @@ public struct CNNBench: ParsableCommand {
           cnn-bench compare results.json                       the devices of one file side by side
           cnn-bench compare pytorch.json results.json@cpu      against pytorch_baseline.py's JSON
 
-        Every case is checked against the CPU reference before it is timed (see --no-gate); a case that
+        Every case is checked against the CPU reference before it is timed (see --no-gate); a case that \
         fails the check is reported as FAIL with no timing, and the exit status is 1.
         """,
         subcommands: [BenchRunCommand.self, BenchCompareCommand.self],
@@ -141,8 +141,8 @@ public struct BenchCompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Compare result files (or devices within one) case by case.",
         discussion: """
-        Each FILE may be FILE@DEVICE to take one device's results (e.g. results.json@opencl:0:0). Rows match
-        by case name, and by device too unless every input holds one device. The first input is the base:
+        Each FILE may be FILE@DEVICE to take one device's results (e.g. results.json@opencl:0:0). Rows match \
+        by case name, and by device too unless every input holds one device. The first input is the base: \
         "B vs A" is A's time / B's time (> 1: B is faster). One file with several devices compares them.
         """)
 

@@ -66,6 +66,7 @@ public final class CPUBackend: Backend {
     /// and that is printed to stderr at exit.
     @inline(__always)
     private func profiled<R>(_ key: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        if fast != nil { FloatEnvironment.flushSubnormalsOnThisThread() }
         guard let profiler = OpProfiler.shared else { return try body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         defer { profiler.add(key(), nanoseconds: DispatchTime.now().uptimeNanoseconds - t0) }

@@ -33,15 +33,18 @@ public enum CIFAR10 {
     public static func load(_ part: Part, directory: String, limit: Int? = nil) throws -> ImageDataset {
         if let limit { try require(limit > 0, "CIFAR-10 limit must be positive, got \(limit)") }
         let names = try readClassNames(directory: directory)
+        // One buffer of the final size, filled file by file in small chunks: loading peaks at the
+        // dataset's size (150 MB for the training set), not at a multiple of it.
+        let expected = min(limit ?? Int.max, part.files.count * 10_000)
         var pixels: [UInt8] = []
         var labels: [Int32] = []
+        pixels.reserveCapacity(expected * imageBytes)
+        labels.reserveCapacity(expected)
         for file in part.files {
             let remaining = limit.map { $0 - labels.count } ?? Int.max
             if remaining <= 0 { break }
             let path = (directory as NSString).appendingPathComponent(file)
-            let batch = try readBatch(path: path, limit: remaining == Int.max ? nil : remaining)
-            pixels += batch.pixels
-            labels += batch.labels
+            try appendBatch(path: path, limit: remaining == Int.max ? nil : remaining, pixels: &pixels, labels: &labels)
         }
         return try ImageDataset(pixels: pixels, labels: labels, classNames: names,
                                 channels: 3, height: side, width: side, source: directory)
@@ -53,6 +56,13 @@ public enum CIFAR10 {
     /// whole number of records (naming the byte offset where the incomplete record starts), and
     /// when a label byte is above 9 (naming the record and its byte offset).
     public static func readBatch(path: String, limit: Int? = nil) throws -> (pixels: [UInt8], labels: [Int32]) {
+        var pixels: [UInt8] = [], labels: [Int32] = []
+        try appendBatch(path: path, limit: limit, pixels: &pixels, labels: &labels)
+        return (pixels, labels)
+    }
+
+    /// `readBatch`, appending to `pixels` and `labels`; the file is read in chunks of 1,000 records.
+    static func appendBatch(path: String, limit: Int?, pixels: inout [UInt8], labels: inout [Int32]) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
@@ -74,29 +84,32 @@ public enum CIFAR10 {
                 + "Re-download or re-extract the file.")
         }
         let n = min(whole, limit ?? whole)
-        let data = try handle.read(upToCount: n * recordSize) ?? Data()
-        guard data.count == n * recordSize else {
-            throw CNNError.io("CIFAR-10 batch file \(path): read \(data.count) of \(n * recordSize) bytes (file changed while reading?)")
-        }
-        var pixels = [UInt8](repeating: 0, count: n * imageBytes)
-        var labels = [Int32](repeating: 0, count: n)
-        var badRecord: Int? = nil
-        data.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
-            pixels.withUnsafeMutableBytes { dst in
-                for r in 0..<n {
+        let firstPixel = pixels.count, firstLabel = labels.count
+        var r0 = 0
+        while r0 < n {
+            let count = min(1_000, n - r0)
+            let data = try handle.read(upToCount: count * recordSize) ?? Data()
+            guard data.count == count * recordSize else {
+                throw CNNError.io("CIFAR-10 batch file \(path): read \(r0 * recordSize + data.count) of \(n * recordSize) bytes (file changed while reading?)")
+            }
+            var badLabel: (record: Int, value: UInt8)? = nil
+            data.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
+                for r in 0..<count {
                     let label = src[r * recordSize]
-                    if label > 9 { badRecord = r; return }
-                    labels[r] = Int32(label)
-                    dst.baseAddress!.advanced(by: r * imageBytes)
-                        .copyMemory(from: src.baseAddress!.advanced(by: r * recordSize + 1), byteCount: imageBytes)
+                    if label > 9 { badLabel = (r0 + r, label); return }
+                    labels.append(Int32(label))
+                    pixels.append(contentsOf: UnsafeRawBufferPointer(rebasing: src[(r * recordSize + 1)..<((r + 1) * recordSize)]))
                 }
             }
+            if let (r, value) = badLabel {
+                // Leave the arrays as they were: a failed file adds nothing.
+                pixels.removeSubrange(firstPixel...)
+                labels.removeSubrange(firstLabel...)
+                throw CNNError.invalidData("CIFAR-10 batch file \(path): record \(r) (byte offset \(r * recordSize)) has label \(value); "
+                    + "labels must be 0...9. The file is corrupt or not a CIFAR-10 batch (CIFAR-100 files have 2 label bytes): re-download it.")
+            }
+            r0 += count
         }
-        if let r = badRecord {
-            throw CNNError.invalidData("CIFAR-10 batch file \(path): record \(r) (byte offset \(r * recordSize)) has label \(data[r * recordSize]); "
-                + "labels must be 0...9. The file is corrupt or not a CIFAR-10 batch (CIFAR-100 files have 2 label bytes): re-download it.")
-        }
-        return (pixels, labels)
     }
 
     /// Class names from `directory/batches.meta.txt` (one a line, blank lines ignored), or the

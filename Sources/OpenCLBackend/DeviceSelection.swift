@@ -55,7 +55,11 @@ public enum DeviceChoice: Sendable, CustomStringConvertible {
 /// over the Swift CPU backend), saying which and why. `opencl` and `opencl:P:D` throw a clear
 /// error when no such OpenCL device exists.
 public func selectDevice(_ spec: String) throws -> DeviceChoice {
-    try selectDevice(DeviceRequest.parse(spec), inventory: OpenCLDiscovery.inventory())
+    let request = try DeviceRequest.parse(spec)
+    // --device cpu never touches OpenCL: loading a driver (PoCL brings LLVM) would cost ~50 MB of
+    // memory and a second of start-up for nothing.
+    if case .cpu = request { return try selectDevice(request, inventory: OpenCLInventory(devices: [], noPlatformReason: nil, problems: [])) }
+    return try selectDevice(request, inventory: OpenCLDiscovery.inventory())
 }
 
 /// The same decision over a given inventory (tests pass made-up inventories).

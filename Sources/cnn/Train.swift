@@ -6,10 +6,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (default: the PyTorch CIFAR-10 guide's recipe).",
         discussion: """
-        Defaults reproduce the guide: --model optimized --batch-size 64 --optimizer adam --lr 1e-3 --weight-decay 1e-4,
-        ReduceLROnPlateau (patience 3, factor 0.1) on validation loss, flip + rotation 15 + normalize 0.5, 80/20 split,
-        15 epochs. Settings come from the defaults, then --config FILE (JSON, any subset of the keys that
-        --print-config shows), then the options given here. Each run writes runs/NAME/: config.json, metrics.jsonl,
+        Defaults reproduce the guide: --model optimized --batch-size 64 --optimizer adam --lr 1e-3 --weight-decay 1e-4, \
+        ReduceLROnPlateau (patience 3, factor 0.1) on validation loss, flip + rotation 15 + normalize 0.5, 80/20 split, \
+        15 epochs. Settings come from the defaults, then --config FILE (JSON, any subset of the keys that \
+        --print-config shows), then the options given here. Each run writes runs/NAME/: config.json, metrics.jsonl, \
         latest.* and best.* checkpoints (PyTorch state-dict names, safetensors), test_report.txt and the confusion matrix.
         """)
 

@@ -6,8 +6,8 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every primitive of a device against the CPU reference.",
         discussion: """
-        Runs each primitive on the device and on the plain CPU reference over odd shapes, N=1, sizes that are not
-        tile multiples, and the layer shapes of the cnn and optimized models; prints op, shape, max abs/rel error,
+        Runs each primitive on the device and on the plain CPU reference over odd shapes, N=1, sizes that are not \
+        tile multiples, and the layer shapes of the cnn and optimized models; prints op, shape, max abs/rel error, \
         tolerance and pass/fail; exits 1 if any check fails. --device cpu checks the fast CPU path.
         """)
 

@@ -283,6 +283,7 @@ private final class PoolCore: @unchecked Sendable {
     }
 
     private func workerLoop(_ w: Worker) {
+        FloatEnvironment.flushSubnormalsOnThisThread()
         // Generation 0 is the state before any job: a job (or a shutdown) published before this
         // thread got going is still seen as new.
         var seen = 0

@@ -56,8 +56,9 @@ public final class CPUBackend: Backend {
         }
     }
 
-    /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode).
-    public var scratchBytes: Int { fast?.workspace.bytesReserved ?? 0 }
+    /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode): the
+    /// workspace of the convolution and other ops, and the SGEMM's packing buffers.
+    public var scratchBytes: Int { (fast?.workspace.bytesReserved ?? 0) + (fast?.gemm.workspace.bytesReserved ?? 0) }
 
     // MARK: Profiling
 

@@ -1,4 +1,5 @@
 import CNNCore
+import Synchronization
 
 /// Host memory owned by `CPUBackend`: `capacity` elements of 4 bytes, 64-byte aligned (a cache
 /// line, and the widest SIMD register a later fast path may use), zero-filled, freed in deinit.
@@ -11,6 +12,9 @@ public final class CPUStorage: BufferStorage {
 
     public let capacity: Int
     public let dtype: DType
+    /// Bytes held by all live CPU storages of the process (for memory reports).
+    public static var liveBytes: Int { live.load(ordering: .relaxed) }
+    private static let live = Atomic<Int>(0)
     /// The allocation: max(capacity, 1) * 4 bytes.
     public let raw: UnsafeMutableRawPointer
 
@@ -21,13 +25,17 @@ public final class CPUStorage: BufferStorage {
         self.dtype = dtype
         let elements = max(capacity, 1)
         raw = UnsafeMutableRawPointer.allocate(byteCount: elements * dtype.byteSize, alignment: CPUStorage.alignment)
+        CPUStorage.live.wrappingAdd(elements * dtype.byteSize, ordering: .relaxed)
         switch dtype {
         case .float32: raw.bindMemory(to: Float.self, capacity: elements).initialize(repeating: 0, count: elements)
         case .int32: raw.bindMemory(to: Int32.self, capacity: elements).initialize(repeating: 0, count: elements)
         }
     }
 
-    deinit { raw.deallocate() }
+    deinit {
+        CPUStorage.live.wrappingSubtract(max(capacity, 1) * dtype.byteSize, ordering: .relaxed)
+        raw.deallocate()
+    }
 
     /// Element 0 of a float32 view `t` of this storage.
     public func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {

@@ -1,6 +1,13 @@
 import CNNCore
 
 /// How padding pixels are made for the random crop.
+/// How a rotated image samples its source (PIL's resampling filters, as torchvision's
+/// `RandomRotation(interpolation=...)`, whose default is nearest).
+public enum RotationInterpolation: String, Codable, Sendable, CaseIterable {
+    case nearest   // the source pixel under the mapped point: no blur, values stay integral
+    case bilinear  // the four source pixels around it, blended
+}
+
 public enum PaddingMode: String, Codable, Sendable, CaseIterable {
     case zero     // black (pixel value 0), as torchvision's padding_mode="constant", fill=0
     case reflect  // mirror without repeating the edge, as torchvision's padding_mode="reflect"
@@ -60,8 +67,9 @@ public struct Normalization: Codable, Sendable, Equatable {
 /// `RandomCrop(pad) -> RandomHorizontalFlip -> RandomRotation -> ToTensor -> Normalize -> Cutout`:
 /// 1. random crop: pad by `cropPadding` (zero or reflect), crop back to the original size;
 /// 2. horizontal flip with probability `horizontalFlip`;
-/// 3. rotation by an angle uniform in ±`rotationDegrees` (bilinear, counter-clockwise for
-///    positive angles, about the image centre, outside filled with 0 — PIL's Image.rotate);
+/// 3. rotation by an angle uniform in ±`rotationDegrees` (`rotationInterpolation`: nearest, as
+///    torchvision's default, or bilinear; counter-clockwise for positive angles, about the image
+///    centre, outside filled with 0 — PIL's Image.rotate);
 /// 4. normalisation (always);
 /// 5. cutout: a `cutoutSize` square (centre uniform over the image, clipped at the borders)
 ///    set to 0 after normalisation, with probability `cutoutProbability`.
@@ -71,6 +79,7 @@ public struct Normalization: Codable, Sendable, Equatable {
 public struct AugmentationConfig: Codable, Sendable, Equatable {
     public var horizontalFlip: Float = 0
     public var rotationDegrees: Float = 0
+    public var rotationInterpolation: RotationInterpolation = .nearest
     public var cropPadding: Int = 0
     public var paddingMode: PaddingMode = .zero
     public var normalization: Normalization = .half
@@ -81,13 +90,15 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
     public var mixProbability: Float = 1
     public var cutmixSwitchProbability: Float = 0.5
 
-    public init(horizontalFlip: Float = 0, rotationDegrees: Float = 0, cropPadding: Int = 0,
+    public init(horizontalFlip: Float = 0, rotationDegrees: Float = 0, rotationInterpolation: RotationInterpolation = .nearest,
+                cropPadding: Int = 0,
                 paddingMode: PaddingMode = .zero, normalization: Normalization = .half,
                 cutoutSize: Int = 0, cutoutProbability: Float = 1,
                 mixupAlpha: Float = 0, cutmixAlpha: Float = 0, mixProbability: Float = 1,
                 cutmixSwitchProbability: Float = 0.5) {
         self.horizontalFlip = horizontalFlip
         self.rotationDegrees = rotationDegrees
+        self.rotationInterpolation = rotationInterpolation
         self.cropPadding = cropPadding
         self.paddingMode = paddingMode
         self.normalization = normalization
@@ -110,7 +121,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
     public var usesMixing: Bool { mixupAlpha > 0 || cutmixAlpha > 0 }
 
     enum CodingKeys: String, CodingKey {
-        case horizontalFlip, rotationDegrees, cropPadding, paddingMode, normalization, cutoutSize, cutoutProbability
+        case horizontalFlip, rotationDegrees, rotationInterpolation, cropPadding, paddingMode, normalization, cutoutSize, cutoutProbability
         case mixupAlpha, cutmixAlpha, mixProbability, cutmixSwitchProbability
     }
 
@@ -118,7 +129,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         // Unknown keys are errors: a misspelt setting must not silently fall back to its default.
         let any = try decoder.container(keyedBy: AnyKey.self)
         if let unknown = any.allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
-            let known = ["horizontalFlip", "rotationDegrees", "cropPadding", "paddingMode", "normalization", "cutoutSize",
+            let known = ["horizontalFlip", "rotationDegrees", "rotationInterpolation", "cropPadding", "paddingMode", "normalization", "cutoutSize",
                          "cutoutProbability", "mixupAlpha", "cutmixAlpha", "mixProbability", "cutmixSwitchProbability"]
             throw CNNError.invalidArgument("augmentation config: unknown key '\(unknown.stringValue)'; known keys: "
                 + known.joined(separator: ", "))
@@ -127,6 +138,14 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         let d = AugmentationConfig()
         horizontalFlip = try c.decodeIfPresent(Float.self, forKey: .horizontalFlip) ?? d.horizontalFlip
         rotationDegrees = try c.decodeIfPresent(Float.self, forKey: .rotationDegrees) ?? d.rotationDegrees
+        if let name = try c.decodeIfPresent(String.self, forKey: .rotationInterpolation) {
+            guard let v = RotationInterpolation(rawValue: name) else {
+                throw CNNError.invalidArgument("augmentation rotationInterpolation '\(name)': use nearest or bilinear")
+            }
+            rotationInterpolation = v
+        } else {
+            rotationInterpolation = d.rotationInterpolation
+        }
         cropPadding = try c.decodeIfPresent(Int.self, forKey: .cropPadding) ?? d.cropPadding
         paddingMode = try c.decodeIfPresent(PaddingMode.self, forKey: .paddingMode) ?? d.paddingMode
         if let name = try? c.decodeIfPresent(String.self, forKey: .normalization) {

@@ -31,7 +31,7 @@ public struct SampleDraw: Sendable, Equatable {
 /// Applies an `AugmentationConfig`'s per-sample steps to (C, H, W) UInt8 images, writing
 /// (C, H, W) Float32 normalised images. Crop, flip and rotation are fused into one pass over the
 /// output: each output pixel maps back to a source position (crop and flip are per-axis index
-/// maps; rotation is PIL's inverse affine map with bilinear sampling), so nothing is copied twice.
+/// maps; rotation is PIL's inverse affine map with nearest or bilinear sampling), so nothing is copied twice.
 ///
 /// Normalisation is `(v / 255 - mean) / std` in Float, the same operations as torchvision's
 /// ToTensor + Normalize, so integral pixel values give the same floats. Rotated values are
@@ -146,11 +146,12 @@ public struct Augmenter: Sendable {
         }
     }
 
-    /// PIL's Image.rotate(angle, BILINEAR, center=None, fillcolor=0) on the mapped image, into
+    /// PIL's Image.rotate(angle, NEAREST or BILINEAR, center=None, fillcolor=0) on the mapped image, into
     /// `dst` as raw pixel values (0...255, Float). Output pixel (x, y) samples the input at
     ///   xin = cos·(x + ½ − W/2) − sin·(y + ½ − H/2) + W/2,  yin = sin·(x + ½ − W/2) + cos·(y + ½ − H/2) + H/2;
     /// outside [0, W) x [0, H) it is 0, inside it blends the four pixels around (xin − ½, yin − ½)
-    /// with edge clamping, weights (1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy.
+    /// with edge clamping, weights (1−dx)(1−dy), dx(1−dy), (1−dx)dy, dx·dy. Nearest takes the pixel
+    /// (floor(xin), floor(yin)) (PIL's affine NEAREST): the same gather with weights (1, 0, 0, 0).
     private func rotate(_ degrees: Float, _ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Float>,
                         _ rowMap: UnsafeMutablePointer<Int32>, _ colMap: UnsafeMutablePointer<Int32>) {
         let H = height, W = width, HW = H &* W, C = channels
@@ -160,6 +161,7 @@ public struct Augmenter: Sendable {
         let halfW = Float(W) / 2, halfH = Float(H) / 2
         let fW = Float(W), fH = Float(H)
         let sentinel = Int32(HW)  // offset of the 0 appended to every source plane
+        let nearest = config.rotationInterpolation == .nearest
         // Pass 1, shared by all channels: for each output pixel the source offsets of its four
         // neighbours (sentinel for padding or outside) and their bilinear weights.
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * HW) { offsBuf in
@@ -184,10 +186,16 @@ public struct Augmenter: Sendable {
                             wts[k] = 0; wts[k &+ 1] = 0; wts[k &+ 2] = 0; wts[k &+ 3] = 0
                             continue
                         }
-                        // xs, ys >= -0.5, so truncating (x + 1) floors: no libm call.
-                        let xs = xin - 0.5, ys = yin - 0.5
-                        let x0 = Int(Int32(xs + 1)) &- 1, y0 = Int(Int32(ys + 1)) &- 1
-                        let dx = xs - Float(x0), dy = ys - Float(y0)
+                        let x0: Int, y0: Int, dx: Float, dy: Float
+                        if nearest {
+                            // xin, yin >= 0 here, so truncating floors.
+                            x0 = Int(Int32(xin)); y0 = Int(Int32(yin)); dx = 0; dy = 0
+                        } else {
+                            // xs, ys >= -0.5, so truncating (x + 1) floors: no libm call.
+                            let xs = xin - 0.5, ys = yin - 0.5
+                            x0 = Int(Int32(xs + 1)) &- 1; y0 = Int(Int32(ys + 1)) &- 1
+                            dx = xs - Float(x0); dy = ys - Float(y0)
+                        }
                         let ca = colMap[max(x0, 0)], cb = colMap[min(x0 &+ 1, W &- 1)]
                         let ra = rowMap[max(y0, 0)], rb = rowMap[min(y0 &+ 1, H &- 1)]
                         let w32 = Int32(W)

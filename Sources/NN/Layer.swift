@@ -49,6 +49,8 @@ public final class LayerBuilder {
 /// shape (C, H, W) or (F)); then `forward` / `backward` pairs. `forward` in training mode keeps what
 /// `backward` needs; `backward` receives dL/dy, writes parameter gradients (overwriting) and returns
 /// dL/dx (nil when `needsInputGradient` is false, e.g. for the first layer).
+/// `backward` may overwrite `dy`: the caller hands it over (ReLU, dropout and fused activations work
+/// in place, which saves one activation-sized buffer each; `Residual` copies dy for its body).
 /// Returned tensors are owned by the layer and stay valid until its next forward/backward.
 public protocol Layer: AnyObject {
     func build(_ builder: LayerBuilder, input: Shape) throws -> Shape

@@ -2,6 +2,7 @@ import CNNCore
 import Datasets
 import Foundation
 import NN
+import CPUBackend
 
 /// The outcome of `Trainer.run()`.
 public struct TrainResult: Sendable {
@@ -127,6 +128,7 @@ public final class Trainer {
                 }
                 try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
             }
+            if epoch == startEpoch { log("  " + memoryReport()) }
             if !m.trainLoss.isFinite {
                 // The weights are no longer numbers: every later epoch would be wasted. The latest
                 // checkpoint now holds the diverged weights; best.* still holds the last good ones.
@@ -162,7 +164,22 @@ public final class Trainer {
                 }
             }
         }
+        if let peak = ProcessMemory.peakResidentBytes() { log("peak resident memory \(ProcessMemory.mebibytes(peak))") }
         return result
+    }
+
+    /// Where the memory goes: peak resident set, the images held, device tensors and scratch.
+    func memoryReport() -> String {
+        var parts: [String] = []
+        let dataBytes = data.train.pixels.count + (data.test?.pixels.count ?? 0)
+        parts.append("images \(ProcessMemory.mebibytes(dataBytes))")
+        parts.append("model parameters \(ProcessMemory.mebibytes(model.parameterCount * 4))")
+        if let cpu = model.backend as? CPUBackend {
+            parts.append("tensors \(ProcessMemory.mebibytes(CPUStorage.liveBytes))")
+            parts.append("scratch \(ProcessMemory.mebibytes(cpu.scratchBytes))")
+        }
+        let peak = ProcessMemory.peakResidentBytes().map { "peak resident memory \(ProcessMemory.mebibytes($0))" } ?? "memory"
+        return peak + " (" + parts.joined(separator: ", ") + ")"
     }
 
     func checkpointState(epoch: Int) -> CheckpointState {

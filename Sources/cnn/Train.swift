@@ -50,6 +50,7 @@ struct Train: ParsableCommand {
     // Augmentation
     @Option(help: "Horizontal flip probability.") var flip: Float?
     @Option(help: "Random rotation range in degrees (±).") var rotation: Float?
+    @Option(name: .customLong("rotation-interpolation"), help: "Rotation sampling: nearest (torchvision's default) or bilinear.") var rotationInterpolation: String?
     @Option(name: .customLong("crop-padding"), help: "Random crop with this much padding (0: off).") var cropPadding: Int?
     @Option(name: .customLong("padding-mode"), help: "Crop padding: zero or reflect.") var paddingMode: String?
     @Option(help: "Normalisation: half (mean 0.5, std 0.5, the guide's), cifar10 (dataset statistics) or none.") var normalize: String?
@@ -121,6 +122,10 @@ struct Train: ParsableCommand {
         }
         if let v = flip { c.augmentation.horizontalFlip = v }
         if let v = rotation { c.augmentation.rotationDegrees = v }
+        if let v = rotationInterpolation {
+            guard let m = RotationInterpolation(rawValue: v) else { throw ValidationError("--rotation-interpolation '\(v)': use nearest or bilinear") }
+            c.augmentation.rotationInterpolation = m
+        }
         if let v = cropPadding { c.augmentation.cropPadding = v }
         if let v = paddingMode {
             guard let m = PaddingMode(rawValue: v) else { throw ValidationError("--padding-mode '\(v)': use zero or reflect") }

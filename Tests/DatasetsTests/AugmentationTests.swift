@@ -69,8 +69,10 @@ import Testing
         #expect(a.apply(SampleDraw(angle: 0), to: grid3) == unit([1, 2, 3, 4, 5, 6, 7, 8, 9]))
     }
 
-    @Test func rotationBy90() {
-        let a = augmenter(AugmentationConfig(rotationDegrees: 90, normalization: .unit))
+    /// Quarter turns move whole pixels: both samplings give the same exact permutation.
+    @Test(arguments: RotationInterpolation.allCases)
+    func rotationBy90(mode: RotationInterpolation) {
+        let a = augmenter(AugmentationConfig(rotationDegrees: 90, rotationInterpolation: mode, normalization: .unit))
         // Counter-clockwise: the right column becomes the top row.
         #expect(a.apply(SampleDraw(angle: 90), to: grid3) == unit([3, 6, 9,
                                                                     2, 5, 8,
@@ -80,20 +82,30 @@ import Testing
                                                                      9, 6, 3]))
         #expect(a.apply(SampleDraw(angle: 180), to: grid3) == unit([9, 8, 7, 6, 5, 4, 3, 2, 1]))
         // Even size: the centre lies between pixels.
-        let b = augmenter(AugmentationConfig(rotationDegrees: 90, normalization: .unit), h: 4, w: 4)
+        let b = augmenter(AugmentationConfig(rotationDegrees: 90, rotationInterpolation: mode, normalization: .unit), h: 4, w: 4)
         let img = (1...16).map(UInt8.init)
         #expect(b.apply(SampleDraw(angle: 90), to: img) == unit([4, 8, 12, 16,
                                                                   3, 7, 11, 15,
                                                                   2, 6, 10, 14,
                                                                   1, 5, 9, 13]))
         // Not square (H 2, W 4): what falls outside the source is filled with 0.
-        let c = augmenter(AugmentationConfig(rotationDegrees: 90, normalization: .unit), h: 2, w: 4)
+        let c = augmenter(AugmentationConfig(rotationDegrees: 90, rotationInterpolation: mode, normalization: .unit), h: 2, w: 4)
         #expect(c.apply(SampleDraw(angle: 90), to: [1, 2, 3, 4, 5, 6, 7, 8]) == unit([0, 3, 7, 0,
                                                                                        0, 2, 6, 0]))
     }
 
+    @Test func rotationBy45Nearest() {
+        let a = augmenter(AugmentationConfig(rotationDegrees: 45, rotationInterpolation: .nearest, normalization: .unit))
+        let out = a.apply(SampleDraw(angle: 45), to: grid3)
+        // Output (x, y) takes source pixel (floor(xin), floor(yin)) with xin = 0.7071·(x − y) + 1.5,
+        // yin = 0.7071·(x + y − 2) + 1.5: (1, 0) → (2.207, 0.793) → pixel (2, 0) = 3; (0, 0) → (1.5, 0.086)
+        // → (1, 0) = 2; (2, 0) → (2.914, 1.5) → (2, 1) = 6; (1, 2) → (0.793, 2.207) → (0, 2) = 7.
+        // Values stay whole levels (no blending).
+        #expect(out.map { $0 * 255 } == [2, 3, 6, 1, 5, 9, 4, 7, 8])
+    }
+
     @Test func rotationBy45IsBilinear() {
-        let a = augmenter(AugmentationConfig(rotationDegrees: 45, normalization: .unit))
+        let a = augmenter(AugmentationConfig(rotationDegrees: 45, rotationInterpolation: .bilinear, normalization: .unit))
         let out = a.apply(SampleDraw(angle: 45), to: grid3)
         // Centre pixel stays. Pixel (x 1, y 0) samples the source at (x 1.7071, y 0.2929):
         // rows 0/1 blend 2->3 and 5->6 by 0.7071, then 0.2929 of the way down: 3.5858.

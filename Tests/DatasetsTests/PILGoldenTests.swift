@@ -4,7 +4,8 @@ import Testing
 
 /// Golden values from Pillow 13.0.0 (the library torchvision's PIL transforms call), made once by
 /// a script and pasted here, for an 8x6 RGB image with pixel (x, y, c) = (37x + 91y + 53c + 11xy) % 256:
-///   img.rotate(angle, Image.BILINEAR, fillcolor=0)   (torchvision RandomRotation on a PIL image)
+///   img.rotate(angle, Image.BILINEAR, fillcolor=0)   (torchvision RandomRotation(interpolation=BILINEAR))
+///   img.rotate(angle, Image.NEAREST, fillcolor=0)    (torchvision RandomRotation's default)
 ///   img.resize((w, h), Image.BILINEAR)                (torchvision Resize)
 ///   img.convert("L")
 /// Arrays are (C, H, W). Pillow writes 8-bit results; our rotation keeps floats, so it may differ
@@ -25,6 +26,22 @@ import Testing
         222, 77, 159, 60, 98, 126, 155, 184, 73, 148, 152, 113, 186, 140, 106, 94, 0, 192, 147, 114, 46, 135, 0, 0,
         0, 0, 205, 241, 126, 129, 106, 0, 138, 154, 104, 114, 129, 150, 153, 181, 190, 164, 117, 170, 38, 127, 67, 107,
         39, 122, 71, 88, 127, 162, 133, 59, 126, 147, 82, 149, 99, 119, 159, 129, 0, 124, 127, 167, 99, 188, 0, 0,
+    ]
+    static let nearest15: [Int] = [
+        0, 0, 111, 148, 185, 222, 171, 0, 37, 37, 187, 235, 27, 75, 24, 83, 91, 139, 44, 103, 162, 221, 181, 251,
+        182, 241, 157, 227, 41, 111, 82, 163, 17, 87, 14, 95, 176, 1, 239, 239, 0, 108, 35, 127, 219, 55, 0, 0,
+        0, 0, 164, 201, 238, 19, 224, 0, 90, 90, 240, 32, 80, 128, 77, 136, 144, 192, 97, 156, 215, 18, 234, 48,
+        235, 38, 210, 24, 94, 164, 135, 216, 70, 140, 67, 148, 229, 54, 36, 36, 0, 161, 88, 180, 16, 108, 0, 0,
+        0, 0, 217, 254, 35, 72, 21, 0, 143, 143, 37, 85, 133, 181, 130, 189, 197, 245, 150, 209, 12, 71, 31, 101,
+        32, 91, 7, 77, 147, 217, 188, 13, 123, 193, 120, 201, 26, 107, 89, 89, 0, 214, 141, 233, 69, 161, 0, 0,
+    ]
+    static let nearestMinus33_5: [Int] = [
+        0, 182, 139, 187, 111, 111, 0, 0, 17, 87, 241, 44, 235, 148, 185, 0, 108, 87, 157, 103, 162, 27, 75, 222,
+        35, 14, 95, 227, 41, 221, 24, 171, 0, 127, 219, 176, 111, 181, 24, 83, 0, 0, 55, 55, 1, 82, 251, 0,
+        0, 235, 192, 240, 164, 164, 0, 0, 70, 140, 38, 97, 32, 201, 238, 0, 161, 140, 210, 156, 215, 80, 128, 19,
+        88, 67, 148, 24, 94, 18, 77, 224, 0, 180, 16, 229, 164, 234, 77, 136, 0, 0, 108, 108, 54, 135, 48, 0,
+        0, 32, 245, 37, 217, 217, 0, 0, 123, 193, 91, 150, 85, 254, 35, 0, 214, 193, 7, 209, 12, 133, 181, 72,
+        141, 120, 201, 77, 147, 71, 130, 21, 0, 233, 69, 26, 217, 31, 130, 189, 0, 0, 161, 161, 107, 188, 101, 0,
     ]
     static let rotateMinus33_5: [Int] = [
         0, 165, 157, 138, 110, 124, 0, 0, 33, 116, 154, 125, 213, 102, 176, 0, 132, 128, 145, 135, 133, 85, 121, 181,
@@ -74,7 +91,7 @@ import Testing
 
     @Test(arguments: [(Float(15), rotate15), (Float(-33.5), rotateMinus33_5)])
     func rotationMatchesPillow(angle: Float, golden: [Int]) throws {
-        let a = try Augmenter(config: AugmentationConfig(rotationDegrees: 45, normalization: .unit),
+        let a = try Augmenter(config: AugmentationConfig(rotationDegrees: 45, rotationInterpolation: .bilinear, normalization: .unit),
                               channels: 3, height: Self.height, width: Self.width)
         let out = a.apply(SampleDraw(angle: angle), to: Self.image)
         var worst = 0.0
@@ -85,6 +102,15 @@ import Testing
             if golden[i] == 0 { #expect(ours < 1, "pixel \(i): Pillow 0, ours \(ours)") }
         }
         #expect(worst < 1, "worst difference from Pillow: \(worst) levels")
+    }
+
+    /// Nearest sampling picks source pixels, so it equals Pillow exactly.
+    @Test(arguments: [(Float(15), nearest15), (Float(-33.5), nearestMinus33_5)])
+    func nearestRotationMatchesPillowExactly(angle: Float, golden: [Int]) throws {
+        let a = try Augmenter(config: AugmentationConfig(rotationDegrees: 45, rotationInterpolation: .nearest, normalization: .unit),
+                              channels: 3, height: Self.height, width: Self.width)
+        let out = a.apply(SampleDraw(angle: angle), to: Self.image).map { Int(($0 * 255).rounded()) }
+        #expect(out == golden)
     }
 
     @Test(arguments: [(5, 4, resize5x4), (13, 9, resize13x9)])

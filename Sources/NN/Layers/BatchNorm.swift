@@ -23,7 +23,7 @@ public final class BatchNorm: ActivationFusable {
     private var y: Tensor?
     private var saveMean: Tensor!
     private var saveInvStd: Tensor!
-    private var yCache = TensorCache(), dxCache = TensorCache(), dyCache = TensorCache()
+    private var yCache = TensorCache(), dxCache = TensorCache()
 
     init(features: Int, momentum: Float, epsilon: Float, spatial: Bool) {
         self.features = features; self.momentum = momentum; self.epsilon = epsilon; self.spatial = spatial
@@ -73,11 +73,9 @@ public final class BatchNorm: ActivationFusable {
 
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
         guard let x, let y else { throw CNNError.invalidArgument("BatchNorm.backward called before a training forward") }
-        var dy = dyIn
-        if fusedActivation == .relu {
-            dy = try dyCache.tensor(dyIn.shape, on: backend)
-            try backend.reluBackward(y: y, dy: dyIn, dx: dy)
-        }
+        let dy = dyIn
+        // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
+        if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
         let dx = try dxCache.tensor(x.shape, on: backend)
         try backend.batchNormBackward(x: x, dy: dy, gamma: weight.value, saveMean: saveMean, saveInvStd: saveInvStd,
                                       dx: dx, dGamma: weight.grad, dBeta: bias.grad)

@@ -14,7 +14,7 @@ public final class Conv2d: ActivationFusable {
     private var x: Tensor?
     private var y: Tensor?
     private var geometry: Conv2DGeometry?
-    private var yCache = TensorCache(), dxCache = TensorCache(), dyCache = TensorCache()
+    private var yCache = TensorCache(), dxCache = TensorCache()
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         self.inChannels = inChannels; self.outChannels = outChannels
@@ -55,11 +55,9 @@ public final class Conv2d: ActivationFusable {
 
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
         guard let x, let y, let g = geometry else { throw CNNError.invalidArgument("Conv2d.backward called before a training forward") }
-        var dy = dyIn
-        if fusedActivation == .relu {
-            dy = try dyCache.tensor(dyIn.shape, on: backend)
-            try backend.reluBackward(y: y, dy: dyIn, dx: dy)
-        }
+        let dy = dyIn
+        // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
+        if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
         try backend.conv2DBackwardFilter(x: x, dy: dy, dWeight: weight.grad, dBias: bias?.grad, geometry: g)
         guard needsInputGradient else { return nil }
         let dx = try dxCache.tensor(g.inputShape, on: backend)

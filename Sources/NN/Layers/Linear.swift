@@ -13,7 +13,7 @@ public final class Linear: ActivationFusable {
     private var x: Tensor?
     private var y: Tensor?
     private var inputShape: Shape?
-    private var yCache = TensorCache(), dxCache = TensorCache(), dyCache = TensorCache()
+    private var yCache = TensorCache(), dxCache = TensorCache()
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
         self.inFeatures = inFeatures; self.outFeatures = outFeatures; self.hasBias = bias
@@ -53,12 +53,9 @@ public final class Linear: ActivationFusable {
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
         guard let x, let y else { throw CNNError.invalidArgument("Linear.backward called before a training forward") }
         let n = x.shape[0]
-        var dy = dyIn.reshaped([n, outFeatures])
-        if fusedActivation == .relu {
-            let d = try dyCache.tensor(dy.shape, on: backend)
-            try backend.reluBackward(y: y, dy: dy, dx: d)
-            dy = d
-        }
+        let dy = dyIn.reshaped([n, outFeatures])
+        // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
+        if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
         // dW (out, in) = dy^T (out, N) * x (N, in)
         try backend.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, alpha: 1,
                          a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 0, c: weight.grad, ldc: inFeatures)

@@ -79,7 +79,7 @@ public final class Residual: Layer {
     public let shortcut: Sequential?
     public var needsInputGradient = true
     private var backend: (any Backend)!
-    private var yCache = TensorCache(), dxCache = TensorCache()
+    private var yCache = TensorCache(), dxCache = TensorCache(), bodyDyCache = TensorCache()
 
     public init(_ body: Sequential, shortcut: Sequential? = nil) {
         self.body = body
@@ -106,7 +106,10 @@ public final class Residual: Layer {
     }
 
     public func backward(_ dy: Tensor) throws -> Tensor? {
-        let dBody = try body.backward(dy)
+        // dy feeds two branches and a layer's backward may overwrite its dy: the body gets a copy.
+        let bodyDy = try bodyDyCache.tensor(dy.shape, on: backend)
+        try backend.copy(dy, to: bodyDy)
+        let dBody = try body.backward(bodyDy)
         let dShort = try shortcut?.backward(dy) ?? dy
         guard needsInputGradient, let dBody else { return nil }
         let dx = try dxCache.tensor(dBody.shape, on: backend)

@@ -8,7 +8,7 @@ public final class ReLU: Layer {
     public internal(set) var fused = false
     private var backend: (any Backend)!
     private var y: Tensor?
-    private var yCache = TensorCache(), dxCache = TensorCache()
+    private var yCache = TensorCache()
     public init() {}
     public var summary: String { fused ? "ReLU (fused into previous)" : "ReLU" }
 
@@ -26,9 +26,8 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor) throws -> Tensor? {
         if fused { return dy }
         guard let y else { throw CNNError.invalidArgument("ReLU.backward called before a training forward") }
-        let dx = try dxCache.tensor(dy.shape, on: backend)
-        try backend.reluBackward(y: y, dy: dy, dx: dx)
-        return dx
+        try backend.reluBackward(y: y, dy: dy, dx: dy)   // in place (see `Layer.backward`)
+        return dy
     }
 }
 
@@ -41,7 +40,7 @@ public final class Dropout: Layer {
     private var backend: (any Backend)!
     private var layerIndex = 0
     private var mask: Tensor?
-    private var yCache = TensorCache(), maskCache = TensorCache(), dxCache = TensorCache()
+    private var yCache = TensorCache(), maskCache = TensorCache()
 
     public init(_ p: Float = 0.5) { probability = p }
     public var summary: String { "Dropout(\(probability))" }
@@ -70,9 +69,8 @@ public final class Dropout: Layer {
     }
     public func backward(_ dy: Tensor) throws -> Tensor? {
         guard let mask else { return dy }
-        let dx = try dxCache.tensor(dy.shape, on: backend)
-        try backend.mul(dy, mask, y: dx)
-        return dx
+        try backend.mul(dy, mask, y: dy)   // in place (see `Layer.backward`)
+        return dy
     }
 }
 

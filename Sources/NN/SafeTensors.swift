@@ -7,39 +7,48 @@ import Foundation
 /// Supported dtypes: F32 and I64 (BatchNorm's num_batches_tracked).
 public enum SafeTensors {
     public static func encode(_ entries: [(String, StateValue)], metadata: [String: String] = [:]) throws -> Data {
+        var out = Data()
+        try serialize(entries, metadata: metadata) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The file's bytes in order, handed to `emit` piece by piece: the 8-byte length, the header,
+    /// then each tensor's values straight from its array (no second copy of the weights).
+    static func serialize(_ entries: [(String, StateValue)], metadata: [String: String],
+                          _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {
         var header = "{"
-        var body = Data()
         var first = true
         func appendKey(_ s: String) { header += (first ? "" : ",") + jsonString(s) + ":"; first = false }
         if !metadata.isEmpty {
             appendKey("__metadata__")
             header += "{" + metadata.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + jsonString($0.value) }.joined(separator: ",") + "}"
         }
+        var offset = 0
         for (name, value) in entries {
             try require(name != "__metadata__" && !name.isEmpty, "invalid tensor name '\(name)'")
-            let begin = body.count
-            let dtype: String
-            let shape: Shape
+            let dtype: String, shape: Shape, bytes: Int
             switch value {
             case .float(let t):
-                dtype = "F32"; shape = t.shape
-                t.values.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 4)) }
+                dtype = "F32"; shape = t.shape; bytes = t.values.count * 4
             case .int64(let s, let v):
-                dtype = "I64"; shape = s
+                dtype = "I64"; shape = s; bytes = v.count * 8
                 try require(v.count == s.count, "tensor '\(name)': \(v.count) values for shape \(s)")
-                v.withUnsafeBufferPointer { body.append(UnsafeBufferPointer(start: UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: UInt8.self), count: $0.count * 8)) }
             }
             appendKey(name)
-            header += "{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(begin),\(body.count)]}"
+            header += "{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
         }
         header += "}"
         while header.utf8.count % 8 != 0 { header += " " }
-        var out = Data()
         var n = UInt64(header.utf8.count).littleEndian
-        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
-        out.append(contentsOf: Array(header.utf8))
-        out.append(body)
-        return out
+        try withUnsafeBytes(of: &n) { try emit($0) }
+        try Array(header.utf8).withUnsafeBytes { try emit($0) }
+        for (_, value) in entries {
+            switch value {
+            case .float(let t): try t.values.withUnsafeBytes { try emit($0) }
+            case .int64(_, let v): try v.withUnsafeBytes { try emit($0) }
+            }
+        }
     }
 
     public static func decode(_ data: Data, source: String) throws -> (entries: [(String, StateValue)], metadata: [String: String]) {
@@ -81,8 +90,9 @@ public enum SafeTensors {
         return (entries.sorted { $0.2 < $1.2 }.map { ($0.0, $0.1) }, metadata)
     }
 
+    /// Writes atomically (see `AtomicFile`), streaming the tensors to the file.
     public static func write(_ entries: [(String, StateValue)], metadata: [String: String] = [:], to url: URL) throws {
-        try AtomicFile.write(try encode(entries, metadata: metadata), to: url)
+        try AtomicFile.write(to: url) { emit in try serialize(entries, metadata: metadata, emit) }
     }
 
     public static func read(_ url: URL) throws -> (entries: [(String, StateValue)], metadata: [String: String]) {

@@ -19,19 +19,21 @@ import Testing
         #expect(try be.floats(c) == [0, 0, 0, 0])
     }
 
-    @Test func referenceKeepsSubnormalsOnAFreshThread() throws {
-        // A detached task may run on a thread that ran fast primitives before; a new Thread is fresh.
-        let result = try runOnFreshThread { () throws -> [Float] in
+    @Test func referenceKeepsSubnormals() throws {
+        // On a thread in IEEE mode (threads inherit the mode of their creator, so it is cleared
+        // first), the reference backend leaves the mode alone and computes with subnormals.
+        let (flushes, values) = try runOnFreshThread { () throws -> (Bool, [Float]) in
+            FloatEnvironment.keepSubnormalsOnThisThread()
             let be = CPUBackend(reference: true)
             let tiny = Float.leastNormalMagnitude / 8
             let a = try be.upload([tiny], shape: [1, 1])
             let b = try be.upload([Float(2)], shape: [1, 1])
             let c = try be.makeTensor([1, 1])
             try be.gemm(transA: false, transB: false, m: 1, n: 1, k: 1, alpha: 1, a: a, lda: 1, b: b, ldb: 1, beta: 0, c: c, ldc: 1)
-            #expect(!FloatEnvironment.flushesOnThisThread)
-            return try be.floats(c)
+            return (FloatEnvironment.flushesOnThisThread, try be.floats(c))
         }
-        #expect(result == [Float.leastNormalMagnitude / 4])
+        #expect(!flushes)
+        #expect(values == [Float.leastNormalMagnitude / 4])
     }
 }
 

@@ -45,6 +45,23 @@ enum FloatEnvironment {
         #endif
     }
 
+    /// Clears flush-to-zero and denormals-are-zero on the calling thread (IEEE behaviour). New
+    /// threads inherit the mode of the thread that creates them, so tests that need IEEE
+    /// subnormals call this first.
+    static func keepSubnormalsOnThisThread() {
+        #if canImport(Glibc) && arch(x86_64)
+        var env = fenv_t()
+        fegetenv(&env)
+        env.__mxcsr &= ~UInt32(0x8040)
+        fesetenv(&env)
+        #elseif canImport(Glibc) && arch(arm64)
+        var env = fenv_t()
+        fegetenv(&env)
+        env.__fpcr &= ~(UInt32(1) << 24)
+        fesetenv(&env)
+        #endif
+    }
+
     /// True when the calling thread flushes subnormal results to zero (for tests).
     static var flushesOnThisThread: Bool {
         quarter(Float.leastNormalMagnitude) == 0

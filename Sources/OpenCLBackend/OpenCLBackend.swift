@@ -20,6 +20,9 @@ public final class OpenCLBackend: Backend {
     public let deviceInfo: OpenCLDeviceInfo
     public let info: DeviceInfo
     public private(set) var transferCounters = TransferCounters()
+    /// Names of the kernels this backend has launched (tests check that the parity cases reach
+    /// every kernel of Kernels/*.cl).
+    public private(set) var launchedKernels: Set<String> = []
 
     let runtime: DeviceRuntime
     let queue: cl_command_queue?
@@ -186,6 +189,7 @@ public final class OpenCLBackend: Backend {
     /// kernels check their bounds). `local == nil` lets the driver choose.
     func launch(_ k: Kernel, global: [Int], local: [Int]?, _ args: [KernelArg]) throws {
         if global.contains(0) { return }
+        launchedKernels.insert(k.name)
         var index: cl_uint = 0
         func set<T>(_ value: T) throws {
             let status = withUnsafeBytes(of: value) { clSetKernelArg(k.handle, index, $0.count, $0.baseAddress) }

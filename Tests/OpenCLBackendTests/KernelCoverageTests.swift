@@ -1,0 +1,46 @@
+import CNNCore
+@testable import OpenCLBackend
+import Testing
+import Verification
+
+/// Every kernel in Kernels/*.cl is reached by the parity cases: the ops are tested against the CPU
+/// reference (ParityTests.swift), and this test shows that those ops launch every kernel, including
+/// the partial / finalize stages of the multi-kernel ops.
+@Suite(.enabled(if: OCL.available, "no OpenCL device"))
+struct KernelCoverageTests {
+    /// The kernels of Kernels/*.cl, by family (the test also checks this list against the sources).
+    static let kernels: [KernelFamily: Set<String>] = [
+        .conv: ["im2col", "col2im", "biasAdd", "biasGradPartial", "biasGradFinalize", "conv2DBackwardFilterSum"],
+        .pooling: ["maxPool2DForward", "maxPool2DBackward", "avgPool2DForward", "avgPool2DBackward"],
+        .batchnorm: ["batchNormStatsPartial", "batchNormStatsFinalize", "batchNormForwardTraining", "batchNormForwardInference",
+                     "batchNormBackwardPartial", "batchNormBackwardFinalize", "batchNormBackwardData"],
+        .elementwise: ["relu", "reluBackward", "dropoutForward", "add", "mul", "scale", "axpy", "fill"],
+        .loss: ["softmax", "softmaxCrossEntropyLabels", "softmaxCrossEntropySoft"],
+        .optimizers: ["sgdStep", "adamStep"],
+        .reductions: ["sumPartial", "sumFinalize", "argmax", "countCorrectPartial"],
+    ]
+
+    @Test func theListMatchesTheSources() {
+        for family in KernelFamily.allCases {
+            #expect(kernelNames(in: family.source) == Self.kernels[family] ?? [], "kernels of \(family.rawValue).cl")
+        }
+    }
+
+    @Test func parityCasesLaunchEveryKernel() throws {
+        let device = try OCL.backend()
+        for c in VerifySuite.quick { _ = try c.run(device) }
+        let all = Self.kernels.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        let missed = all.subtracting(device.launchedKernels)
+        #expect(missed.isEmpty, "kernels no parity case launches: \(missed.sorted())")
+    }
+
+    /// Names following `__kernel void` in OpenCL C source.
+    func kernelNames(in source: String) -> Set<String> {
+        var names = Set<String>()
+        let tokens = source.split(whereSeparator: { $0.isWhitespace || $0 == "(" })
+        for i in tokens.indices.dropLast(2) where tokens[i] == "__kernel" && tokens[i + 1] == "void" {
+            names.insert(String(tokens[i + 2]))
+        }
+        return names
+    }
+}

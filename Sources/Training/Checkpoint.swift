@@ -47,7 +47,9 @@ public enum Checkpoint {
 
     /// Metadata stored in the model file, enough for `cnn eval` / `cnn predict` to rebuild the model.
     public static func modelMetadata(model: Model, classNames: [String], normalization: Normalization, epoch: Int) -> [String: String] {
-        let norm = (try? JSONEncoder().encode(normalization)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys   // the same run writes the same bytes
+        let norm = (try? encoder.encode(normalization)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return ["format": "pt", "swiftcnn_model": model.name,
                 "swiftcnn_input_shape": model.inputShape.dims.map(String.init).joined(separator: ","),
                 "swiftcnn_classes": classNames.joined(separator: "\n"),

@@ -260,7 +260,9 @@ public func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws
 }
 
 func appendLine(_ line: String, to url: URL) throws {
-    if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: url.path), !FileManager.default.createFile(atPath: url.path, contents: nil) {
+        throw CNNError.io("cannot create \(url.path): check that the run folder is writable")
+    }
     guard let h = try? FileHandle(forWritingTo: url) else { throw CNNError.io("cannot append to \(url.path)") }
     defer { try? h.close() }
     h.seekToEndOfFile()

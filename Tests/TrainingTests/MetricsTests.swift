@@ -98,7 +98,7 @@ import Testing
 @Suite struct ConfigTests {
     func write(_ s: String) -> String {
         let p = TestData.temporaryDirectory().appendingPathComponent("c.json").path
-        FileManager.default.createFile(atPath: p, contents: Data(s.utf8))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(s.utf8))
         return p
     }
 

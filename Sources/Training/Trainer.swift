@@ -47,6 +47,7 @@ public final class Trainer {
     private var bestValidationLoss = Double.infinity
     private var bestEpoch = 0
     private var epochsWithoutImprovement = 0
+    private var tensorBoard: TensorBoardWriter?
 
     /// Builds model, optimizer and loaders on `backend`. `runDirectory` nil: nothing is written.
     public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?) throws {
@@ -107,6 +108,12 @@ public final class Trainer {
             try AtomicFile.write(Data(config.json().utf8), to: dir.appendingPathComponent("config.json"))
             // metrics.jsonl restarts from the (possibly resumed) history, so it never holds a dropped epoch.
             try AtomicFile.write(Data(history.map(jsonLine).joined().utf8), to: dir.appendingPathComponent("metrics.jsonl"))
+            // So does the TensorBoard event file (one per run folder; `tensorboard --logdir runs`).
+            for old in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where old.hasPrefix("events.out.tfevents.") {
+                try? FileManager.default.removeItem(at: dir.appendingPathComponent(old))
+            }
+            tensorBoard = try TensorBoardWriter(directory: dir)
+            for m in history { try tensorBoard?.add(scalars: tensorBoardScalars(m), step: m.epoch) }
         }
         var stoppedEarly = false
         if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
@@ -129,6 +136,7 @@ public final class Trainer {
                                         normalization: config.augmentation.normalization)
                 }
                 try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
+                try tensorBoard?.add(scalars: tensorBoardScalars(m), step: epoch)
             }
             if epoch == startEpoch { log("  " + memoryReport()) }
             if !m.trainLoss.isFinite {
@@ -239,6 +247,12 @@ public final class Trainer {
         return EpochMetrics(epoch: epoch, trainLoss: train.loss, trainAccuracy: train.accuracy, validationLoss: val.loss,
                             validationAccuracy: val.accuracy, learningRate: lr, seconds: Date().timeIntervalSince(start),
                             imagesPerSecond: Double(images) / max(trainSeconds, 1e-9))
+    }
+
+    /// The epoch's curves under the tags of the PyTorch guide's SummaryWriter calls.
+    func tensorBoardScalars(_ m: EpochMetrics) -> [(tag: String, value: Double)] {
+        [("Loss/train", m.trainLoss), ("Loss/val", m.validationLoss), ("Accuracy/train", m.trainAccuracy),
+         ("Accuracy/val", m.validationAccuracy), ("LearningRate", m.learningRate), ("ImagesPerSecond", m.imagesPerSecond)]
     }
 
     func jsonLine(_ m: EpochMetrics) -> String {

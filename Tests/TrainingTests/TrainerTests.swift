@@ -65,6 +65,10 @@ struct TrainerTests {
         // The metrics log of the resumed run holds each epoch once.
         let lines = try String(contentsOf: b.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 4)
+        // So does its TensorBoard event file: one file, the version record and one event per epoch.
+        let events = try FileManager.default.contentsOfDirectory(atPath: b.path).filter { $0.hasPrefix("events.out.tfevents.") }
+        #expect(events.count == 1)
+        if let e = events.first { #expect(try TensorBoardWriter.readRecords(b.appendingPathComponent(e)).count == 5) }
     }
 
     @Test func tornCheckpointSetIsDetected() throws {

@@ -181,6 +181,14 @@ public final class Trainer {
                 }
             }
         }
+        if let dir = runDirectory, Visualization.firstConvolution(of: model) != nil {
+            // The guide's look at the learned first-layer filters (final weights).
+            let png = dir.appendingPathComponent("filters.png")
+            do {
+                let layer = try Visualization.writeFirstLayerFilters(of: model, to: png.path)
+                log("first-layer filters (\(layer)): \(png.path)")
+            } catch { log("could not draw the filters: \(error)") }
+        }
         if let peak = ProcessMemory.peakResidentBytes() { log("peak resident memory \(ProcessMemory.mebibytes(peak))") }
         return result
     }

@@ -83,3 +83,20 @@ struct Predict: ParsableCommand {
         }
     }
 }
+
+struct Filters: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw a checkpoint's first-layer convolution filters as a PNG grid (colour for RGB input).")
+
+    @Option(help: "Model weights (.safetensors).") var checkpoint: String
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "Output PNG file.") var out: String = "filters.png"
+    @Option(help: "Pixels per weight.") var scale: Int = 8
+
+    func run() throws {
+        guard scale >= 1 && scale <= 64 else { throw ValidationError("--scale must be in 1...64, got \(scale)") }
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: CPUBackend(), modelName: model)
+        let layer = try Visualization.writeFirstLayerFilters(of: loaded.model, to: out, scale: scale)
+        print("wrote \(out): the filters of \(layer)")
+    }
+}

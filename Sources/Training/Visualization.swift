@@ -64,4 +64,70 @@ public enum Visualization {
         try ImageCodec.writePNG(image, to: path)
         return name
     }
+
+    // MARK: Features and t-SNE
+
+    /// The input of the model's final layer (for `optimized`: the 512 post-ReLU features of fc.0) for
+    /// each image, in eval mode: (n, F) row-major. `images`: (n, C, H, W), normalised as for the model.
+    public static func penultimateFeatures(model: Model, images: HostTensor, batchSize: Int = 250) throws -> (values: [Float], dim: Int) {
+        let n = images.shape[0], per = images.count / max(n, 1)
+        let ctx = ForwardContext(training: false, seed: 0)
+        var out: [Float] = []
+        var dim = 0
+        var start = 0
+        while start < n {
+            let m = min(batchSize, n - start)
+            let x = try model.backend.upload(Array(images.values[(start * per)..<((start + m) * per)]),
+                                             shape: Shape([m] + Array(images.shape.dims.dropFirst())))
+            let f = try allButLast(model.network, x, ctx)
+            dim = f.count / m
+            out += try model.backend.floats(f)
+            start += m
+        }
+        return (out, dim)
+    }
+
+    /// Runs `seq` up to (not including) its last leaf layer, descending into a last child that is itself
+    /// a Sequential.
+    static func allButLast(_ seq: Sequential, _ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
+        var h = x
+        for (i, c) in seq.children.enumerated() {
+            if i == seq.children.count - 1 {
+                if let inner = c.layer as? Sequential { return try allButLast(inner, h, ctx) }
+                return h
+            }
+            h = try c.layer.forward(h, ctx)
+        }
+        return h
+    }
+
+    /// Ten distinct colours (matplotlib's tab10), by class index.
+    public static let palette: [(UInt8, UInt8, UInt8)] = [
+        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    ]
+
+    /// A scatter plot of 2-D points (n, 2) on white, each a 5x5 dot in its class's colour.
+    public static func scatterPlot(_ y: [Double], labels: [Int32], size: Int = 800) -> DecodedImage {
+        var pixels = [UInt8](repeating: 255, count: size * size * 3)
+        let n = labels.count
+        guard n > 0 else { return DecodedImage(width: size, height: size, channels: 3, pixels: pixels) }
+        let xs = (0..<n).map { y[2 * $0] }, ys = (0..<n).map { y[2 * $0 + 1] }
+        let (x0, x1, y0, y1) = (xs.min()!, xs.max()!, ys.min()!, ys.max()!)
+        let margin = 10.0, span = Double(size) - 2 * margin
+        for i in 0..<n {
+            let px = Int(margin + (x1 > x0 ? (xs[i] - x0) / (x1 - x0) : 0.5) * span)
+            let py = Int(margin + (y1 > y0 ? (y1 - ys[i]) / (y1 - y0) : 0.5) * span)
+            let c = palette[Int(labels[i]) % palette.count]
+            for dy in -2...2 {
+                for dx in -2...2 {
+                    let x = px + dx, yy = py + dy
+                    guard x >= 0, x < size, yy >= 0, yy < size else { continue }
+                    let k = (yy * size + x) * 3
+                    pixels[k] = c.0; pixels[k + 1] = c.1; pixels[k + 2] = c.2
+                }
+            }
+        }
+        return DecodedImage(width: size, height: size, channels: 3, pixels: pixels)
+    }
 }

@@ -100,3 +100,63 @@ struct Filters: ParsableCommand {
         print("wrote \(out): the filters of \(layer)")
     }
 }
+
+struct TSNECommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tsne",
+        abstract: "t-SNE of a checkpoint's learned features on CIFAR-10 test images: a PNG scatter plot and a CSV.",
+        discussion: """
+        The features are the input of the model's last layer (for optimized: the 512 outputs of fc.0 after \
+        ReLU), in eval mode, for the first --images test images. Colours: the matplotlib tab10 palette by \
+        class, printed at the end.
+        """)
+
+    @OptionGroup var deviceOption: DeviceOption
+    @Option(help: "Model weights (.safetensors).") var checkpoint: String
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "CIFAR-10 folder (default: ./data, then ../shared/data, else download).") var data: String?
+    @Option(help: "Test images to embed (exact t-SNE is O(n²) per iteration).") var images: Int = 1000
+    @Option(help: "t-SNE perplexity.") var perplexity: Double = 30
+    @Option(help: "t-SNE iterations.") var iterations: Int = 1000
+    @Option(help: "Random seed of the initial embedding.") var seed: UInt64 = 0
+    @Option(help: "Output PNG; the CSV goes next to it (.csv).") var out: String = "tsne.png"
+
+    func run() throws {
+        guard (2...20_000).contains(images) else { throw ValidationError("--images must be in 2...20000, got \(images)") }
+        let backend = try deviceOption.make(default: "cpu")
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let dir = try CIFAR10Locator(explicitPath: data).resolve()
+        let test = try CIFAR10.load(.test, directory: dir, limit: images)
+        let s = loaded.model.inputShape
+        guard s.dims == [test.channels, test.height, test.width] else {
+            throw ValidationError("the checkpoint's model takes \(s) images; CIFAR-10 images are 3x32x32")
+        }
+        var aug = AugmentationConfig.none
+        aug.normalization = loaded.normalization
+        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
+        let per = s.count
+        var values: [Float] = []
+        values.reserveCapacity(test.count * per)
+        for i in 0..<test.count {
+            values += augmenter.apply(augmenter.identityDraw, to: Array(test.pixels[(i * per)..<((i + 1) * per)]))
+        }
+        let start = Date()
+        let (features, dim) = try Visualization.penultimateFeatures(model: loaded.model,
+                                                                    images: HostTensor(shape: Shape([test.count] + s.dims), values: values))
+        let tsne = TSNE(perplexity: min(perplexity, Double(test.count - 1) / 3), iterations: iterations, seed: seed)
+        let y = try tsne.embed(features, n: test.count, d: dim)
+        try ImageCodec.writePNG(Visualization.scatterPlot(y, labels: test.labels), to: out)
+        let csvPath = (out as NSString).deletingPathExtension + ".csv"
+        var csv = "x,y,label,class\n"
+        for i in 0..<test.count {
+            csv += String(format: "%.5f,%.5f,%d,%@\n", y[2 * i], y[2 * i + 1], Int(test.labels[i]), test.classNames[Int(test.labels[i])])
+        }
+        try AtomicFile.write(Data(csv.utf8), to: URL(fileURLWithPath: csvPath))
+        print(String(format: "t-SNE of %d test images (%d features from the layer before the last) in %.1f s: %@ and %@",
+                     test.count, dim, Date().timeIntervalSince(start), out, csvPath))
+        print("colours: " + test.classNames.enumerated().map { i, name in
+            let c = Visualization.palette[i % Visualization.palette.count]
+            return String(format: "%@ #%02x%02x%02x", name, c.0, c.1, c.2)
+        }.joined(separator: ", "))
+    }
+}

@@ -5,10 +5,16 @@ public struct ForwardContext {
     public var training: Bool
     /// Seed of this step; stochastic layers mix in their own index (so masks differ per layer).
     public var seed: UInt64
-    public init(training: Bool, seed: UInt64 = 0) {
+    /// In eval mode, keep what `backward` needs anyway (Grad-CAM differentiates an eval-mode forward).
+    /// BatchNorm supports backward only after a training forward and throws otherwise.
+    public var keepsBackwardState: Bool
+    public init(training: Bool, seed: UInt64 = 0, keepsBackwardState: Bool = false) {
         self.training = training
         self.seed = seed
+        self.keepsBackwardState = keepsBackwardState
     }
+    /// Whether layers keep their backward state in this pass.
+    public var savesForBackward: Bool { training || keepsBackwardState }
 }
 
 /// What a layer receives when the model is built: the backend, and registration of its

@@ -130,4 +130,102 @@ public enum Visualization {
         }
         return DecodedImage(width: size, height: size, channels: 3, pixels: pixels)
     }
+
+    // MARK: Grad-CAM
+
+    /// Grad-CAM (Selvaraju et al., 2017) for one image (1, C, H, W), normalised as for the model.
+    ///
+    /// The target is the output of the last layer whose output is still a spatial map (N, C, h, w)
+    /// with h·w > 1 (for `optimized`: conv2.4, 64 x 8 x 8). With A that map and y_c the logit of
+    /// `classIndex` (default: the predicted class): weights α_k = mean over h, w of ∂y_c/∂A_k,
+    /// map = ReLU(Σ_k α_k A_k), scaled to [0, 1] (all zero when nothing is positive). The
+    /// gradient comes from the layers' own backward after an eval-mode forward, so the head after the
+    /// target must not contain BatchNorm (it throws then).
+    public static func gradCAM(model: Model, image: HostTensor, classIndex: Int? = nil)
+        throws -> (map: [Float], height: Int, width: Int, classIndex: Int, logits: [Float]) {
+        let f = try featureGradient(model: model, image: image, classIndex: classIndex)
+        let (channels, fh, fw) = (f.shape[1], f.shape[2], f.shape[3])
+        var map = [Float](repeating: 0, count: fh * fw)
+        for ch in 0..<channels {
+            let plane = (ch * fh * fw)..<((ch + 1) * fh * fw)
+            let alpha = f.gradient[plane].reduce(0, +) / Float(fh * fw)
+            for (i, j) in plane.enumerated() { map[i] += alpha * f.features[j] }
+        }
+        let peak = map.max() ?? 0
+        map = map.map { peak > 0 ? max($0, 0) / peak : 0 }
+        return (map, fh, fw, f.classIndex, f.logits)
+    }
+
+    /// The target feature map A of Grad-CAM, ∂y_c/∂A, and what produced them (see `gradCAM`).
+    static func featureGradient(model: Model, image: HostTensor, classIndex: Int?)
+        throws -> (features: [Float], gradient: [Float], shape: Shape, target: Int, classIndex: Int, logits: [Float]) {
+        try require(image.shape.rank == 4 && image.shape[0] == 1, "Grad-CAM: expected one image (1, C, H, W), got \(image.shape)")
+        let be = model.backend
+        let ctx = ForwardContext(training: false, seed: 0, keepsBackwardState: true)
+        let layers = executionOrder(model.network)
+        var h = try be.upload(image)
+        var outputs: [Tensor] = []
+        for l in layers {
+            h = try l.forward(h, ctx)
+            outputs.append(h)
+        }
+        guard let target = outputs.lastIndex(where: { $0.shape.rank == 4 && $0.shape[2] * $0.shape[3] > 1 }) else {
+            throw CNNError.unsupported("Grad-CAM: model '\(model.name)' has no spatial feature map")
+        }
+        let logits = try be.floats(h)
+        let k = logits.count
+        let c = classIndex ?? logits.indices.max { logits[$0] < logits[$1] }!
+        try require(c >= 0 && c < k, "Grad-CAM: class \(c) outside 0..<\(k)")
+        let a = try be.floats(outputs[target])   // before the backward pass reuses any buffer
+        var g: Tensor? = try be.upload((0..<k).map { $0 == c ? Float(1) : 0 }, shape: h.shape)
+        for l in layers[(target + 1)...].reversed() {
+            guard let cur = g else { break }
+            g = try l.backward(cur)
+        }
+        guard let dA = g else { throw CNNError.unsupported("Grad-CAM: no gradient reached the feature map") }
+        return (a, try be.floats(dA), outputs[target].shape, target, c, logits)
+    }
+
+    /// The leaf layers of `seq` in the order they run (a Residual counts as one layer).
+    static func executionOrder(_ seq: Sequential) -> [any Layer] {
+        seq.children.flatMap { c -> [any Layer] in
+            if let inner = c.layer as? Sequential { return executionOrder(inner) }
+            return [c.layer]
+        }
+    }
+
+    /// The image (interleaved RGB or grey, 0...255) with the map laid over it in a blue-to-red colour
+    /// scale (bilinear upsampling of the map), both enlarged by `scale`.
+    public static func overlay(map: [Float], mapHeight: Int, mapWidth: Int, on image: DecodedImage, scale: Int = 4,
+                               opacity: Float = 0.5) -> DecodedImage {
+        let (W, H) = (image.width * scale, image.height * scale)
+        var out = [UInt8](repeating: 0, count: W * H * 3)
+        func sample(_ x: Float, _ y: Float) -> Float {   // bilinear in map coordinates (pixel centres)
+            let fx = min(max(x * Float(mapWidth) - 0.5, 0), Float(mapWidth - 1))
+            let fy = min(max(y * Float(mapHeight) - 0.5, 0), Float(mapHeight - 1))
+            let x0 = Int(fx), y0 = Int(fy), x1 = min(x0 + 1, mapWidth - 1), y1 = min(y0 + 1, mapHeight - 1)
+            let tx = fx - Float(x0), ty = fy - Float(y0)
+            let top = map[y0 * mapWidth + x0] * (1 - tx) + map[y0 * mapWidth + x1] * tx
+            let bottom = map[y1 * mapWidth + x0] * (1 - tx) + map[y1 * mapWidth + x1] * tx
+            return top * (1 - ty) + bottom * ty
+        }
+        for y in 0..<H {
+            for x in 0..<W {
+                let v = sample((Float(x) + 0.5) / Float(W), (Float(y) + 0.5) / Float(H))
+                // Blue (0) -> cyan -> green -> yellow -> red (1).
+                let heat: (Float, Float, Float) = (min(max(1.5 - abs(4 * v - 3), 0), 1) * 255,
+                                                   min(max(1.5 - abs(4 * v - 2), 0), 1) * 255,
+                                                   min(max(1.5 - abs(4 * v - 1), 0), 1) * 255)
+                let src = ((y / scale) * image.width + x / scale) * image.channels
+                let rgb: (Float, Float, Float) = image.channels >= 3
+                    ? (Float(image.pixels[src]), Float(image.pixels[src + 1]), Float(image.pixels[src + 2]))
+                    : (Float(image.pixels[src]), Float(image.pixels[src]), Float(image.pixels[src]))
+                let k = (y * W + x) * 3
+                out[k] = UInt8((rgb.0 * (1 - opacity) + heat.0 * opacity).rounded())
+                out[k + 1] = UInt8((rgb.1 * (1 - opacity) + heat.1 * opacity).rounded())
+                out[k + 2] = UInt8((rgb.2 * (1 - opacity) + heat.2 * opacity).rounded())
+            }
+        }
+        return DecodedImage(width: W, height: H, channels: 3, pixels: out)
+    }
 }

@@ -160,3 +160,46 @@ struct TSNECommand: ParsableCommand {
         }.joined(separator: ", "))
     }
 }
+
+struct GradCAMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gradcam",
+        abstract: "Grad-CAM: where in an image the model looks for a class (a heat map over the image, as PNG).")
+
+    @OptionGroup var deviceOption: DeviceOption
+    @Option(help: "Model weights (.safetensors).") var checkpoint: String
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(name: .customLong("class"), help: "Class name or index to explain (default: the predicted class).") var className: String?
+    @Option(help: "Output PNG.") var out: String = "gradcam.png"
+    @Option(help: "Enlargement of the model-sized image.") var scale: Int = 4
+    @Argument(help: "A PNG or JPEG file.") var image: String
+
+    func run() throws {
+        guard (1...32).contains(scale) else { throw ValidationError("--scale must be in 1...32, got \(scale)") }
+        let backend = try deviceOption.make(default: "cpu")
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let s = loaded.model.inputShape
+        let img = try ImageFolder.decodeForModel(path: image, options: ImageFolderOptions(channels: s[0], height: s[1], width: s[2]))
+        var chw = [UInt8](repeating: 0, count: img.pixels.count)
+        for c in 0..<s[0] { for i in 0..<(s[1] * s[2]) { chw[c * s[1] * s[2] + i] = img.pixels[i * s[0] + c] } }
+        var aug = AugmentationConfig.none
+        aug.normalization = loaded.normalization
+        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
+        let x = HostTensor(shape: Shape([1] + s.dims), values: augmenter.apply(augmenter.identityDraw, to: chw))
+        var target: Int? = nil
+        if let name = className {
+            if let i = Int(name) { target = i } else if let i = loaded.classNames.firstIndex(of: name) { target = i } else {
+                throw ValidationError("--class '\(name)': not a class of this model (\(loaded.classNames.joined(separator: ", ")))")
+            }
+            guard let t = target, loaded.classNames.indices.contains(t) else {
+                throw ValidationError("--class \(name): the model has classes 0..<\(loaded.classNames.count)")
+            }
+        }
+        let cam = try Visualization.gradCAM(model: loaded.model, image: x, classIndex: target)
+        try ImageCodec.writePNG(Visualization.overlay(map: cam.map, mapHeight: cam.height, mapWidth: cam.width, on: img, scale: scale), to: out)
+        let m = cam.logits.max()!
+        let e = cam.logits.map { exp($0 - m) }, z = e.reduce(0, +)
+        print(String(format: "%@: Grad-CAM of '%@' (probability %.1f%%) over a %dx%d feature map -> %@",
+                     image, loaded.classNames[cam.classIndex], 100 * e[cam.classIndex] / z, cam.height, cam.width, out))
+    }
+}

@@ -64,6 +64,9 @@ public final class BatchNorm: ActivationFusable {
             self.x = x
             self.y = y
         } else {
+            // Backward needs batch statistics: after an eval forward it must fail, not use stale ones.
+            self.x = nil
+            self.y = nil
             try backend.batchNormForwardInference(
                 x: x, gamma: weight.value, beta: bias.value, runningMean: runningMean.value, runningVar: runningVar.value,
                 y: y, epsilon: epsilon, activation: fusedActivation)
@@ -72,7 +75,7 @@ public final class BatchNorm: ActivationFusable {
     }
 
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
-        guard let x, let y else { throw CNNError.invalidArgument("BatchNorm.backward called before a training forward") }
+        guard let x, let y else { throw CNNError.unsupported("BatchNorm.backward needs a training-mode forward (no backward through BatchNorm in eval mode, e.g. for Grad-CAM below a BatchNorm)") }
         let dy = dyIn
         // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
         if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }

@@ -49,7 +49,7 @@ public final class Conv2d: ActivationFusable {
         let g = try geometry(batch: x.shape[0], input: perSampleShape(x.shape))
         let y = try yCache.tensor(g.outputShape, on: backend)
         try backend.conv2DForward(x: x, weight: weight.value, bias: bias?.value, y: y, geometry: g, activation: fusedActivation)
-        if ctx.training { self.x = x; self.y = y; geometry = g }
+        if ctx.savesForBackward { self.x = x; self.y = y; geometry = g }
         return y
     }
 

@@ -46,7 +46,7 @@ public final class Linear: ActivationFusable {
         } else if fusedActivation == .relu {
             try backend.relu(x: y, y: y)
         }
-        if ctx.training { self.x = x; self.y = y; inputShape = xIn.shape }
+        if ctx.savesForBackward { self.x = x; self.y = y; inputShape = xIn.shape }
         return y
     }
 

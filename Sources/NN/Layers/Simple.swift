@@ -20,7 +20,7 @@ public final class ReLU: Layer {
         if fused { return x }
         let y = try yCache.tensor(x.shape, on: backend)
         try backend.relu(x: x, y: y)
-        if ctx.training { self.y = y }
+        if ctx.savesForBackward { self.y = y }
         return y
     }
     public func backward(_ dy: Tensor) throws -> Tensor? {

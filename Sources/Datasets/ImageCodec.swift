@@ -163,3 +163,22 @@ public enum ImageCodec {
 func cString(_ chars: [CChar]) -> String {
     String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+extension DecodedImage {
+    /// The pixels as (C, H, W) planes — the layout of datasets and model input — written to `dst`
+    /// (width · height · channels bytes).
+    public func writePlanes(into dst: UnsafeMutablePointer<UInt8>) {
+        let hw = width * height, c = channels
+        pixels.withUnsafeBufferPointer { src in
+            for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
+        }
+    }
+
+    /// The pixels as (C, H, W) planes.
+    public var planes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: pixels.count) { buffer, count in
+            writePlanes(into: buffer.baseAddress!)
+            count = pixels.count
+        }
+    }
+}

@@ -101,13 +101,7 @@ public enum ImageFolder {
                     if i >= files.count || errors.firstIndex.map({ $0 < i }) == true { return }
                     do {
                         let img = try decodeForModel(path: files[i].path, options: options)
-                        // (H, W, C) -> (C, H, W) into slot i.
-                        let dst = shared.buffer.baseAddress! + i * per
-                        let hw = options.height * options.width
-                        let c = options.channels
-                        img.pixels.withUnsafeBufferPointer { src in
-                            for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
-                        }
+                        img.writePlanes(into: shared.buffer.baseAddress! + i * per)   // slot i, (C, H, W)
                     } catch {
                         errors.set(i, error)
                     }

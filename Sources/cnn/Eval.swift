@@ -59,20 +59,9 @@ struct Predict: ParsableCommand {
         let backend = try deviceOption.make(default: "cpu")
         let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
         let s = loaded.model.inputShape
-        let opts = ImageFolderOptions(channels: s[0], height: s[1], width: s[2])
-        var aug = AugmentationConfig.none
-        aug.normalization = loaded.normalization
-        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
+        let input = try ModelInput(loaded.model, normalization: loaded.normalization)
         var values: [Float] = []
-        for path in images {
-            let img = try ImageFolder.decodeForModel(path: path, options: opts)
-            // (H, W, C) interleaved -> (C, H, W) planes, as datasets store images.
-            var chw = [UInt8](repeating: 0, count: img.pixels.count)
-            for c in 0..<s[0] {
-                for i in 0..<(s[1] * s[2]) { chw[c * s[1] * s[2] + i] = img.pixels[i * s[0] + c] }
-            }
-            values += augmenter.apply(augmenter.identityDraw, to: chw)
-        }
+        for path in images { values += try input.image(path).tensor.values }
         let runner = try StepRunner(model: loaded.model, optimizer: nil)
         let k = loaded.model.numClasses
         let p = try runner.probabilities(images: HostTensor(shape: Shape([images.count] + s.dims), values: values))
@@ -131,15 +120,11 @@ struct TSNECommand: ParsableCommand {
         guard s.dims == [test.channels, test.height, test.width] else {
             throw ValidationError("the checkpoint's model takes \(s) images; CIFAR-10 images are 3x32x32")
         }
-        var aug = AugmentationConfig.none
-        aug.normalization = loaded.normalization
-        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
+        let input = try ModelInput(loaded.model, normalization: loaded.normalization)
         let per = s.count
         var values: [Float] = []
         values.reserveCapacity(test.count * per)
-        for i in 0..<test.count {
-            values += augmenter.apply(augmenter.identityDraw, to: Array(test.pixels[(i * per)..<((i + 1) * per)]))
-        }
+        for i in 0..<test.count { values += input.normalized(Array(test.pixels[(i * per)..<((i + 1) * per)])) }
         let start = Date()
         let (features, dim) = try Visualization.penultimateFeatures(model: loaded.model,
                                                                     images: HostTensor(shape: Shape([test.count] + s.dims), values: values))
@@ -178,14 +163,7 @@ struct GradCAMCommand: ParsableCommand {
         guard (1...32).contains(scale) else { throw ValidationError("--scale must be in 1...32, got \(scale)") }
         let backend = try deviceOption.make(default: "cpu")
         let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
-        let s = loaded.model.inputShape
-        let img = try ImageFolder.decodeForModel(path: image, options: ImageFolderOptions(channels: s[0], height: s[1], width: s[2]))
-        var chw = [UInt8](repeating: 0, count: img.pixels.count)
-        for c in 0..<s[0] { for i in 0..<(s[1] * s[2]) { chw[c * s[1] * s[2] + i] = img.pixels[i * s[0] + c] } }
-        var aug = AugmentationConfig.none
-        aug.normalization = loaded.normalization
-        let augmenter = try Augmenter(config: aug, channels: s[0], height: s[1], width: s[2])
-        let x = HostTensor(shape: Shape([1] + s.dims), values: augmenter.apply(augmenter.identityDraw, to: chw))
+        let (x, img) = try ModelInput(loaded.model, normalization: loaded.normalization).image(image)
         var target: Int? = nil
         if let name = className {
             if let i = Int(name) { target = i } else if let i = loaded.classNames.firstIndex(of: name) { target = i } else {
@@ -201,5 +179,29 @@ struct GradCAMCommand: ParsableCommand {
         let e = cam.logits.map { exp($0 - m) }, z = e.reduce(0, +)
         print(String(format: "%@: Grad-CAM of '%@' (probability %.1f%%) over a %dx%d feature map -> %@",
                      image, loaded.classNames[cam.classIndex], 100 * e[cam.classIndex] / z, cam.height, cam.width, out))
+    }
+}
+
+/// Turns image files and dataset images into model input: decoded and resized to the model's input
+/// shape, (H, W, C) -> (C, H, W), normalised as the checkpoint was trained.
+struct ModelInput {
+    let shape: Shape
+    let augmenter: Augmenter
+
+    init(_ model: Model, normalization: Normalization) throws {
+        shape = model.inputShape
+        var aug = AugmentationConfig.none
+        aug.normalization = normalization
+        augmenter = try Augmenter(config: aug, channels: shape[0], height: shape[1], width: shape[2])
+    }
+
+    /// A (C, H, W) UInt8 image, normalised.
+    func normalized(_ chw: [UInt8]) -> [Float] { augmenter.apply(augmenter.identityDraw, to: chw) }
+
+    /// One file as a (1, C, H, W) tensor, and the decoded, resized image.
+    func image(_ path: String) throws -> (tensor: HostTensor, decoded: DecodedImage) {
+        let (c, h, w) = (shape[0], shape[1], shape[2])
+        let img = try ImageFolder.decodeForModel(path: path, options: ImageFolderOptions(channels: c, height: h, width: w))
+        return (HostTensor(shape: Shape([1] + shape.dims), values: normalized(img.planes)), img)
     }
 }

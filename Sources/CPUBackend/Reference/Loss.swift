@@ -49,8 +49,18 @@ extension CPUBackend.Reference {
                     + "labels must be class indices of the \(classes) logits")
             }
         }
+        softmaxCrossEntropyRows(0..<rows, logits: logits, targets: targets, classes: classes, labelSmoothing: s,
+                                losses: losses, dLogits: dLogits, gradScale: gradScale)
+    }
+
+    /// The rows `range` of `softmaxCrossEntropy`, labels already checked (the fast path runs row
+    /// ranges of it in parallel).
+    public static func softmaxCrossEntropyRows<T: BinaryFloatingPoint>(
+        _ range: Range<Int>, logits: UnsafePointer<T>, targets: LossTargets<T>, classes: Int, labelSmoothing s: T,
+        losses: UnsafeMutablePointer<T>, dLogits: UnsafeMutablePointer<T>?, gradScale: T
+    ) {
         let smooth = Double(s), uniform = Double(s) / Double(classes), scale = Double(gradScale)
-        for r in 0..<rows {
+        for r in range {
             let xr = logits + r * classes   // xr: (K)
             let lse = logSumExp(xr, classes)
             var loss = 0.0

@@ -137,23 +137,8 @@ struct LossRowsTask: ParallelRangeTask {
     let losses: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>?
     let gradScale: Float
     func run(_ range: Range<Int>) {
-        let smooth = Double(smoothing), uniform = Double(smoothing) / Double(classes), scale = Double(gradScale)
-        for r in range {
-            let xr = logits + r * classes
-            let lse = CPUBackend.Reference.logSumExp(xr, classes)
-            var loss = 0.0
-            for k in 0..<classes {
-                let t: Double
-                switch targets {
-                case .labels(let labels): t = Int(labels[r]) == k ? 1 : 0
-                case .soft(let soft): t = Double(soft[r * classes + k])
-                }
-                let target = (1 - smooth) * t + uniform
-                let logP = Double(xr[k]) - lse
-                if target != 0 { loss -= target * logP }
-                if let dLogits { dLogits[r * classes + k] = Float(scale * (exp(logP) - target)) }
-            }
-            losses[r] = Float(loss)
-        }
+        CPUBackend.Reference.softmaxCrossEntropyRows(range, logits: logits, targets: targets, classes: classes,
+                                                     labelSmoothing: smoothing, losses: losses, dLogits: dLogits,
+                                                     gradScale: gradScale)
     }
 }

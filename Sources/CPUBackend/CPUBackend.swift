@@ -110,7 +110,7 @@ public final class CPUBackend: Backend {
     }
 
     public func write(_ values: UnsafeBufferPointer<Float>, to tensor: Tensor) throws {
-        try Validate.transfer(tensor, count: values.count, dtype: .float32, "write")
+        try Contract.transfer(tensor, count: values.count, dtype: .float32, "write")
         let dst = try f(tensor, "tensor", "write")
         if let src = values.baseAddress { dst.update(from: src, count: values.count) }
         transferCounters.uploads += 1
@@ -118,7 +118,7 @@ public final class CPUBackend: Backend {
     }
 
     public func write(_ values: UnsafeBufferPointer<Int32>, to tensor: Tensor) throws {
-        try Validate.transfer(tensor, count: values.count, dtype: .int32, "write")
+        try Contract.transfer(tensor, count: values.count, dtype: .int32, "write")
         let dst = try i32(tensor, "tensor", "write")
         if let src = values.baseAddress { dst.update(from: src, count: values.count) }
         transferCounters.uploads += 1
@@ -126,7 +126,7 @@ public final class CPUBackend: Backend {
     }
 
     public func read(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Float>) throws {
-        try Validate.transfer(tensor, count: values.count, dtype: .float32, "read")
+        try Contract.transfer(tensor, count: values.count, dtype: .float32, "read")
         let src = try f(tensor, "tensor", "read")
         if let dst = values.baseAddress { dst.update(from: src, count: values.count) }
         transferCounters.downloads += 1
@@ -134,7 +134,7 @@ public final class CPUBackend: Backend {
     }
 
     public func read(_ tensor: Tensor, into values: UnsafeMutableBufferPointer<Int32>) throws {
-        try Validate.transfer(tensor, count: values.count, dtype: .int32, "read")
+        try Contract.transfer(tensor, count: values.count, dtype: .int32, "read")
         let src = try i32(tensor, "tensor", "read")
         if let dst = values.baseAddress { dst.update(from: src, count: values.count) }
         transferCounters.downloads += 1
@@ -142,7 +142,7 @@ public final class CPUBackend: Backend {
     }
 
     public func copy(_ src: Tensor, to dst: Tensor) throws {
-        try Validate.copy(src, dst)
+        try Contract.copy(src, dst)
         let (s, d) = (try storage(src, "src", "copy"), try storage(dst, "dst", "copy"))
         let bytes = src.count * src.dtype.byteSize
         (d.raw + dst.offset * dst.dtype.byteSize).copyMemory(from: s.raw + src.offset * src.dtype.byteSize, byteCount: bytes)
@@ -157,7 +157,7 @@ public final class CPUBackend: Backend {
                      a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float, c: Tensor, ldc: Int) throws {
         try profiled("gemm \(transA ? "T" : "N")\(transB ? "T" : "N") m\(m) n\(n) k\(k)") {
             let op = "gemm"
-            try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
+            try Contract.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
                               b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: op)
             let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
             if let fast {
@@ -175,7 +175,7 @@ public final class CPUBackend: Backend {
                                    beta: Float, c: Tensor, ldc: Int, strideC: Int, batch: Int) throws {
         try profiled("gemmStridedBatched \(batch)x m\(m) n\(n) k\(k)") {
             let op = "gemmStridedBatched"
-            try Validate.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
+            try Contract.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
                               b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch, op: op)
             let (pa, pb, pc) = (try f(a, "A", op), try f(b, "B", op), try f(c, "C", op))
             if let fast {
@@ -195,7 +195,7 @@ public final class CPUBackend: Backend {
     public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
         try profiled("im2col \(g)") {
             let op = "im2col"
-            try Validate.columns(x: x, cols: cols, g, op: op)
+            try Contract.columns(x: x, cols: cols, g, op: op)
             if let fast { fast.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g); return }
             Reference.im2col(x: try f(x, "x", op), cols: try f(cols, "cols", op), geometry: g)
         }
@@ -204,7 +204,7 @@ public final class CPUBackend: Backend {
     public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
         try profiled("col2im \(g)") {
             let op = "col2im"
-            try Validate.columns(x: x, cols: cols, g, op: op)
+            try Contract.columns(x: x, cols: cols, g, op: op)
             if let fast { fast.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g); return }
             Reference.col2im(cols: try f(cols, "cols", op), x: try f(x, "x", op), geometry: g)
         }
@@ -214,7 +214,7 @@ public final class CPUBackend: Backend {
                               geometry g: Conv2DGeometry, activation: Activation) throws {
         try profiled("conv2DForward \(g)") {
             let op = "conv2DForward"
-            try Validate.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
+            try Contract.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
             if let fast {
                 fast.conv2DForward(x: try f(x, "x", op), weight: try f(weight, "weight", op), bias: try f(bias, "bias", op),
                                    y: try f(y, "y", op), geometry: g, activation: activation)
@@ -228,7 +228,7 @@ public final class CPUBackend: Backend {
     public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
         try profiled("conv2DBackwardData \(g)") {
             let op = "conv2DBackwardData"
-            try Validate.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
+            try Contract.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
             if let fast {
                 fast.conv2DBackwardData(dy: try f(dy, "dy", op), weight: try f(weight, "weight", op), dx: try f(dx, "dx", op), geometry: g)
                 return
@@ -240,7 +240,7 @@ public final class CPUBackend: Backend {
     public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
         try profiled("conv2DBackwardFilter \(g)") {
             let op = "conv2DBackwardFilter"
-            try Validate.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
+            try Contract.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
             if let fast {
                 fast.conv2DBackwardFilter(x: try f(x, "x", op), dy: try f(dy, "dy", op), dWeight: try f(dWeight, "dWeight", op),
                                           dBias: try f(dBias, "dBias", op), geometry: g)
@@ -254,7 +254,7 @@ public final class CPUBackend: Backend {
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
         try profiled("biasAdd \(y.shape)") {
             let op = "biasAdd"
-            let (n, c, s) = try Validate.biasAdd(y: y, bias: bias)
+            let (n, c, s) = try Contract.biasAdd(y: y, bias: bias)
             if let fast {
                 fast.biasAdd(y: try f(y, "y", op), bias: try f(bias, "bias", op), batch: n, channels: c, spatial: s, activation: activation)
                 return
@@ -266,7 +266,7 @@ public final class CPUBackend: Backend {
     public func biasGrad(dy: Tensor, dBias: Tensor) throws {
         try profiled("biasGrad \(dy.shape)") {
             let op = "biasGrad"
-            let (n, c, s) = try Validate.biasGrad(dy: dy, dBias: dBias)
+            let (n, c, s) = try Contract.biasGrad(dy: dy, dBias: dBias)
             if let fast { fast.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s); return }
             Reference.biasGrad(dy: try f(dy, "dy", op), dBias: try f(dBias, "dBias", op), batch: n, channels: c, spatial: s)
         }
@@ -277,7 +277,7 @@ public final class CPUBackend: Backend {
     public func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, geometry g: Pool2DGeometry) throws {
         try profiled("maxPool2DForward \(g)") {
             let op = "maxPool2DForward"
-            try Validate.maxPool2DForward(x: x, y: y, argmax: argmax, g)
+            try Contract.maxPool2DForward(x: x, y: y, argmax: argmax, g)
             if let fast {
                 fast.maxPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), argmax: try i32(argmax, "argmax", op), geometry: g)
                 return
@@ -289,7 +289,7 @@ public final class CPUBackend: Backend {
     public func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
         try profiled("maxPool2DBackward \(g)") {
             let op = "maxPool2DBackward"
-            try Validate.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
+            try Contract.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
             if let fast {
                 try fast.maxPool2DBackward(dy: try f(dy, "dy", op), argmax: try i32(argmax, "argmax", op), dx: try f(dx, "dx", op), geometry: g)
                 return
@@ -301,7 +301,7 @@ public final class CPUBackend: Backend {
     public func avgPool2DForward(x: Tensor, y: Tensor, geometry g: Pool2DGeometry) throws {
         try profiled("avgPool2DForward \(g)") {
             let op = "avgPool2DForward"
-            try Validate.avgPool2DForward(x: x, y: y, g)
+            try Contract.avgPool2DForward(x: x, y: y, g)
             if let fast { fast.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g); return }
             Reference.avgPool2DForward(x: try f(x, "x", op), y: try f(y, "y", op), geometry: g)
         }
@@ -310,7 +310,7 @@ public final class CPUBackend: Backend {
     public func avgPool2DBackward(dy: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
         try profiled("avgPool2DBackward \(g)") {
             let op = "avgPool2DBackward"
-            try Validate.avgPool2DBackward(dy: dy, dx: dx, g)
+            try Contract.avgPool2DBackward(dy: dy, dx: dx, g)
             if let fast { fast.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g); return }
             Reference.avgPool2DBackward(dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), geometry: g)
         }
@@ -323,15 +323,9 @@ public final class CPUBackend: Backend {
                                          momentum: Float, epsilon: Float, activation: Activation) throws {
         try profiled("batchNormForwardTraining \(x.shape)") {
             let op = "batchNormForwardTraining"
-            let (n, c, s) = try Validate.batchNorm(
-                x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
-                                   (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
-                full: [(y, "y")],
-                outputs: [(y, "y"), (runningMean, "runningMean"), (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
-                epsilon: epsilon, op: op)
-            try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
-            try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
-                        + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
+            let (n, c, s) = try Contract.batchNormForwardTraining(
+                x: x, gamma: gamma, beta: beta, y: y, runningMean: runningMean, runningVar: runningVar,
+                saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon)
             if let fast {
                 fast.batchNormForwardTraining(
                     x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op), y: try f(y, "y", op),
@@ -352,9 +346,8 @@ public final class CPUBackend: Backend {
                                           y: Tensor, epsilon: Float, activation: Activation) throws {
         try profiled("batchNormForwardInference \(x.shape)") {
             let op = "batchNormForwardInference"
-            let (n, c, s) = try Validate.batchNorm(
-                x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
-                full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: op)
+            let (n, c, s) = try Contract.batchNormForwardInference(
+                x: x, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, y: y, epsilon: epsilon)
             if let fast {
                 fast.batchNormForwardInference(
                     x: try f(x, "x", op), gamma: try f(gamma, "gamma", op), beta: try f(beta, "beta", op),
@@ -373,9 +366,8 @@ public final class CPUBackend: Backend {
                                   dx: Tensor, dGamma: Tensor, dBeta: Tensor) throws {
         try profiled("batchNormBackward \(x.shape)") {
             let op = "batchNormBackward"
-            let (n, c, s) = try Validate.batchNorm(
-                x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
-                full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0, op: op)
+            let (n, c, s) = try Contract.batchNormBackward(
+                x: x, dy: dy, gamma: gamma, saveMean: saveMean, saveInvStd: saveInvStd, dx: dx, dGamma: dGamma, dBeta: dBeta)
             if let fast {
                 fast.batchNormBackward(
                     x: try f(x, "x", op), dy: try f(dy, "dy", op), gamma: try f(gamma, "gamma", op),
@@ -397,7 +389,7 @@ public final class CPUBackend: Backend {
     public func relu(x: Tensor, y: Tensor) throws {
         try profiled("relu \(x.shape)") {
             let op = "relu"
-            try Validate.unary(x, "x", y, "y", op: op)
+            try Contract.relu(x: x, y: y)
             if let fast { fast.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count); return }
             Reference.relu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
         }
@@ -406,10 +398,7 @@ public final class CPUBackend: Backend {
     public func reluBackward(y: Tensor, dy: Tensor, dx: Tensor) throws {
         try profiled("reluBackward \(dy.shape)") {
             let op = "reluBackward"
-            try Validate.unary(dy, "dy", dx, "dx", op: op)
-            try Check.dtype(y, .float32, "y", op)
-            try Check.shape(y, dy.shape, "y", op)
-            try Validate.disjoint(dx, "dx", from: [(y, "y")], op)
+            try Contract.reluBackward(y: y, dy: dy, dx: dx)
             if let fast { fast.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count); return }
             Reference.reluBackward(y: try f(y, "y", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
         }
@@ -418,12 +407,7 @@ public final class CPUBackend: Backend {
     public func dropoutForward(x: Tensor, y: Tensor, mask: Tensor, probability p: Float, seed: UInt64) throws {
         try profiled("dropoutForward \(x.shape)") {
             let op = "dropoutForward"
-            try Validate.unary(x, "x", y, "y", op: op)
-            try Check.dtype(mask, .float32, "mask", op)
-            try Check.shape(mask, x.shape, "mask", op)
-            try Validate.disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
-            try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
-            try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
+            try Contract.dropoutForward(x: x, y: y, mask: mask, probability: p)
             if let fast {
                 fast.dropoutForward(x: try f(x, "x", op), y: try f(y, "y", op), mask: try f(mask, "mask", op), count: x.count,
                                     probability: p, seed: seed)
@@ -437,7 +421,7 @@ public final class CPUBackend: Backend {
     public func add(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
         try profiled("add \(y.shape)") {
             let op = "add"
-            try binary(a, b, y, op)
+            try Contract.binary(a, b, y: y, op: op)
             if let fast { fast.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
             Reference.add(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
         }
@@ -446,23 +430,16 @@ public final class CPUBackend: Backend {
     public func mul(_ a: Tensor, _ b: Tensor, y: Tensor) throws {
         try profiled("mul \(y.shape)") {
             let op = "mul"
-            try binary(a, b, y, op)
+            try Contract.binary(a, b, y: y, op: op)
             if let fast { fast.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count); return }
             Reference.mul(try f(a, "a", op), try f(b, "b", op), y: try f(y, "y", op), count: y.count)
         }
     }
 
-    private func binary(_ a: Tensor, _ b: Tensor, _ y: Tensor, _ op: String) throws {
-        try Check.float([(a, "a"), (b, "b"), (y, "y")], op)
-        try Check.shape(b, a.shape, "b", op)
-        try Validate.unary(a, "a", y, "y", op: op)
-        try Validate.sameOrDisjoint(y, "y", b, "b", op)
-    }
-
     public func scale(_ x: Tensor, by alpha: Float, y: Tensor) throws {
         try profiled("scale \(y.shape)") {
             let op = "scale"
-            try Validate.unary(x, "x", y, "y", op: op)
+            try Contract.scale(x, y: y, op: op)
             if let fast { fast.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count); return }
             Reference.scale(try f(x, "x", op), by: alpha, y: try f(y, "y", op), count: y.count)
         }
@@ -471,7 +448,7 @@ public final class CPUBackend: Backend {
     public func axpy(alpha: Float, x: Tensor, y: Tensor) throws {
         try profiled("axpy \(y.shape)") {
             let op = "axpy"
-            try Validate.unary(x, "x", y, "y", op: op)
+            try Contract.scale(x, y: y, op: op)
             if let fast { fast.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count); return }
             Reference.axpy(alpha: alpha, x: try f(x, "x", op), y: try f(y, "y", op), count: y.count)
         }
@@ -479,6 +456,7 @@ public final class CPUBackend: Backend {
 
     public func fill(_ t: Tensor, value: Float) throws {
         try profiled("fill \(t.shape)") {
+            try Contract.fill(t)
             if let fast { fast.fill(try f(t, "t", "fill"), value: value, count: t.count); return }
             Reference.fill(try f(t, "t", "fill"), value: value, count: t.count)
         }
@@ -489,10 +467,7 @@ public final class CPUBackend: Backend {
     public func softmax(x: Tensor, y: Tensor) throws {
         try profiled("softmax \(x.shape)") {
             let op = "softmax"
-            try Check.float([(x, "x"), (y, "y")], op)
-            let (n, k) = try Validate.rows(x, "x", op)
-            try Check.shape(y, x.shape, "y", op)
-            try Validate.disjoint(y, "y", from: [(x, "x")], op)
+            let (n, k) = try Contract.softmax(x: x, y: y)
             // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
             Reference.softmax(x: try f(x, "x", op), y: try f(y, "y", op), rows: n, classes: k)
         }
@@ -502,7 +477,7 @@ public final class CPUBackend: Backend {
                                     losses: Tensor, dLogits: Tensor?, gradScale: Float) throws {
         try profiled("softmaxCrossEntropy \(logits.shape)") {
             let op = "softmaxCrossEntropy"
-            let (n, k) = try Validate.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: labelSmoothing,
+            let (n, k) = try Contract.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: labelSmoothing,
                                                           losses: losses, dLogits: dLogits, gradScale: gradScale)
             let t: Reference.LossTargets<Float>
             switch targets {
@@ -526,7 +501,7 @@ public final class CPUBackend: Backend {
     public func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper: SGDHyper) throws {
         try profiled("sgdStep \(params.count)") {
             let op = "sgdStep"
-            try Validate.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
+            try Contract.sgdStep(params: params, grads: grads, momentumBuffer: momentumBuffer, hyper: hyper)
             if let fast {
                 fast.sgdStep(params: try f(params, "params", op), grads: try f(grads, "grads", op),
                              momentumBuffer: try f(momentumBuffer, "momentumBuffer", op), count: params.count, hyper: hyper)
@@ -540,7 +515,7 @@ public final class CPUBackend: Backend {
     public func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper: AdamHyper, step: Int) throws {
         try profiled("adamStep \(params.count)") {
             let op = "adamStep"
-            try Validate.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
+            try Contract.adamStep(params: params, grads: grads, m: m, v: v, hyper: hyper, step: step)
             if let fast {
                 fast.adamStep(params: try f(params, "params", op), grads: try f(grads, "grads", op), m: try f(m, "m", op),
                               v: try f(v, "v", op), count: params.count, hyper: hyper, step: step)
@@ -556,7 +531,7 @@ public final class CPUBackend: Backend {
     public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
         try profiled("sum \(x.count)") {
             let op = "sum"
-            try Validate.scalarOut(x, out, op: op)
+            try Contract.sum(x, into: out, op: op)
             if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: false); return }
             Reference.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
         }
@@ -565,7 +540,7 @@ public final class CPUBackend: Backend {
     public func sumOfSquares(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
         try profiled("sumOfSquares \(x.count)") {
             let op = "sumOfSquares"
-            try Validate.scalarOut(x, out, op: op)
+            try Contract.sum(x, into: out, op: op)
             if let fast { fast.sum(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate, squares: true); return }
             Reference.sumOfSquares(try f(x, "x", op), count: x.count, into: try f(out, "out", op), accumulate: accumulate)
         }
@@ -574,11 +549,7 @@ public final class CPUBackend: Backend {
     public func argmax(_ x: Tensor, into out: Tensor) throws {
         try profiled("argmax \(x.shape)") {
             let op = "argmax"
-            try Check.dtype(x, .float32, "x", op)
-            let (n, k) = try Validate.rows(x, "x", op)
-            try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
-            try Check.dtype(out, .int32, "out", op)
-            try Check.count(out, n, "out", op)
+            let (n, k) = try Contract.argmax(x, into: out)
             // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
             Reference.argmax(try f(x, "x", op), rows: n, classes: k, into: try i32(out, "out", op))
         }
@@ -587,13 +558,7 @@ public final class CPUBackend: Backend {
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
         try profiled("countCorrect \(logits.shape)") {
             let op = "countCorrect"
-            try Check.dtype(logits, .float32, "logits", op)
-            let (n, k) = try Validate.rows(logits, "logits", op)
-            try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
-            try Check.dtype(labels, .int32, "labels", op)
-            try Check.count(labels, n, "labels", op)
-            try Validate.scalarOut(logits, out, op: op)
-            try Validate.disjoint(out, "out", from: [(labels, "labels")], op)
+            let (n, k) = try Contract.countCorrect(logits: logits, labels: labels, into: out)
             // Both modes: the reference loop (one pass over an (N, K) logits matrix; microseconds per step).
             Reference.countCorrect(logits: try f(logits, "logits", op), labels: try i32(labels, "labels", op), rows: n, classes: k,
                                    into: try f(out, "out", op), accumulate: accumulate)

@@ -40,16 +40,12 @@ extension OpenCLBackend {
     }
 
     public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
-        try Check.conv(g, x: x, weight: nil, bias: nil, y: nil, op: "im2col")
-        try Check.dtype(cols, .float32, "cols", "im2col")
-        try Check.shape(cols, g.colsShape, "cols", "im2col")
+        try Contract.columns(x: x, cols: cols, g, op: "im2col")
         try enqueueIm2col(x: x, cols: cols, g)
     }
 
     public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
-        try Check.conv(g, x: x, weight: nil, bias: nil, y: nil, op: "col2im")
-        try Check.dtype(cols, .float32, "cols", "col2im")
-        try Check.shape(cols, g.colsShape, "cols", "col2im")
+        try Contract.columns(x: x, cols: cols, g, op: "col2im")
         try enqueueCol2im(cols: cols, x: x, g)
     }
 
@@ -66,8 +62,7 @@ extension OpenCLBackend {
     public func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
                               geometry g: Conv2DGeometry, activation: Activation) throws {
         let op = "conv2DForward"
-        try Check.conv(g, x: x, weight: weight, bias: bias, y: y, op: op)
-        try require(!y.overlaps(x) && !y.overlaps(weight), "\(op): y must not overlap x or weight")
+        try Contract.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
         let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P
         let chunk = isPointwise(g) ? g.batch : imagesPerChunk(g, perImage: perImage)
         for n0 in stride(from: 0, to: g.batch, by: chunk) {
@@ -93,8 +88,7 @@ extension OpenCLBackend {
 
     public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardData"
-        try Check.conv(g, x: dx, weight: weight, bias: nil, y: dy, op: op)
-        try require(!dx.overlaps(dy) && !dx.overlaps(weight), "\(op): dx must not overlap dy or weight")
+        try Contract.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
         let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P
         let chunk = isPointwise(g) ? g.batch : imagesPerChunk(g, perImage: perImage)
         for n0 in stride(from: 0, to: g.batch, by: chunk) {
@@ -110,7 +104,7 @@ extension OpenCLBackend {
 
     public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardFilter"
-        try Check.conv(g, x: x, weight: dWeight, bias: dBias, y: dy, op: op)
+        try Contract.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
         let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P, M = g.outChannels * K
         let chunk = imagesPerChunk(g, perImage: (isPointwise(g) ? 0 : perImage) + M)
         for (index, n0) in stride(from: 0, to: g.batch, by: chunk).enumerated() {
@@ -136,9 +130,7 @@ extension OpenCLBackend {
     }
 
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
-        let (_, c, s) = try Check.channels(y, "biasAdd")
-        try Check.float([(y, "y"), (bias, "bias")], "biasAdd")
-        try Check.count(bias, c, "bias", "biasAdd")
+        let (_, c, s) = try Contract.biasAdd(y: y, bias: bias)
         try enqueueBiasAdd(y: y, bias: bias, channels: c, spatial: s, activation: activation)
     }
 
@@ -149,9 +141,7 @@ extension OpenCLBackend {
     }
 
     public func biasGrad(dy: Tensor, dBias: Tensor) throws {
-        let (n, c, s) = try Check.channels(dy, "biasGrad")
-        try Check.float([(dy, "dy"), (dBias, "dBias")], "biasGrad")
-        try Check.count(dBias, c, "dBias", "biasGrad")
+        let (n, c, s) = try Contract.biasGrad(dy: dy, dBias: dBias)
         try enqueueBiasGrad(dy: dy, dBias: dBias, n: n, c: c, s: s)
     }
 

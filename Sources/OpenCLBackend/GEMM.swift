@@ -8,8 +8,8 @@ import COpenCL
 extension OpenCLBackend {
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: Tensor, lda: Int, b: Tensor, ldb: Int, beta: Float, c: Tensor, ldc: Int) throws {
-        try Check.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
-                       b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1)
+        try Contract.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: 0,
+                          b: b, ldb: ldb, strideB: 0, c: c, ldc: ldc, strideC: 0, batch: 1, op: "gemm")
         try enqueueGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, strideA: 0,
                         b: b, ldb: ldb, strideB: 0, beta: beta, c: c, ldc: ldc, strideC: 0, batch: 1)
     }
@@ -17,11 +17,9 @@ extension OpenCLBackend {
     public func gemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                    a: Tensor, lda: Int, strideA: Int, b: Tensor, ldb: Int, strideB: Int,
                                    beta: Float, c: Tensor, ldc: Int, strideC: Int, batch: Int) throws {
-        try Check.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
-                       b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch)
-        try require(strideA >= 0 && strideB >= 0 && strideC >= 0, "gemmStridedBatched: negative stride")
-        try require(batch <= 1 || strideC >= m * ldc - (ldc - n) || m == 0 || n == 0,
-                    "gemmStridedBatched: strideC \(strideC) makes the C matrices of the batch overlap (m \(m), ldc \(ldc))")
+        try Contract.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, strideA: strideA,
+                          b: b, ldb: ldb, strideB: strideB, c: c, ldc: ldc, strideC: strideC, batch: batch,
+                          op: "gemmStridedBatched")
         try enqueueGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, strideA: strideA,
                         b: b, ldb: ldb, strideB: strideB, beta: beta, c: c, ldc: ldc, strideC: strideC, batch: batch)
     }

@@ -125,8 +125,7 @@ public final class OpenCLBackend: Backend {
 
     /// Blocking host -> device copy (returns when the host memory may be reused).
     private func writeBytes(_ src: UnsafeRawBufferPointer, count: Int, to tensor: Tensor, dtype: DType) throws {
-        try Check.dtype(tensor, dtype, "destination", "write")
-        try Check.count(tensor, count, "destination", "write")
+        try Contract.transfer(tensor, count: count, dtype: dtype, "write")
         guard count > 0 else { return }
         let buf = try buffer(tensor, "write")
         try clCheck(enqueue("write") {
@@ -138,8 +137,7 @@ public final class OpenCLBackend: Backend {
 
     /// Blocking device -> host copy (waits for the work before it).
     private func readBytes(_ tensor: Tensor, into dst: UnsafeMutableRawBufferPointer, count: Int, dtype: DType) throws {
-        try Check.dtype(tensor, dtype, "source", "read")
-        try Check.count(tensor, count, "source", "read")
+        try Contract.transfer(tensor, count: count, dtype: dtype, "read")
         guard count > 0 else { return }
         let buf = try buffer(tensor, "read")
         try clCheck(enqueue("read") {
@@ -151,9 +149,7 @@ public final class OpenCLBackend: Backend {
     }
 
     public func copy(_ src: Tensor, to dst: Tensor) throws {
-        try require(src.dtype == dst.dtype, "copy: source is \(src.dtype), destination is \(dst.dtype)")
-        try Check.sameCount(src, dst, "source and destination", "copy")
-        try require(!src.overlaps(dst), "copy: source \(src) and destination \(dst) overlap")
+        try Contract.copy(src, dst)
         guard src.count > 0 else { return }
         let s = try buffer(src, "copy"), d = try buffer(dst, "copy")
         try clCheck(enqueue("copy") {

@@ -9,26 +9,24 @@ extension OpenCLBackend {
     }
 
     public func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, geometry g: Pool2DGeometry) throws {
-        try Check.pool(g, x: x, y: y, argmax: argmax, op: "maxPool2DForward")
+        try Contract.maxPool2DForward(x: x, y: y, argmax: argmax, g)
         try launch1D(.pooling, "maxPool2DForward", count: y.count,
                      [.tensor(x), .tensor(y), .tensor(argmax)] + poolArgs(g))
     }
 
     public func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
-        try Check.pool(g, x: dx, y: dy, argmax: argmax, op: "maxPool2DBackward")
-        try require(!dx.overlaps(dy), "maxPool2DBackward: dx must not overlap dy")
+        try Contract.maxPool2DBackward(dy: dy, argmax: argmax, dx: dx, g)
         try launch1D(.pooling, "maxPool2DBackward", count: dx.count,
                      [.tensor(dy), .tensor(argmax), .tensor(dx)] + poolArgs(g))
     }
 
     public func avgPool2DForward(x: Tensor, y: Tensor, geometry g: Pool2DGeometry) throws {
-        try Check.pool(g, x: x, y: y, argmax: nil, op: "avgPool2DForward")
+        try Contract.avgPool2DForward(x: x, y: y, g)
         try launch1D(.pooling, "avgPool2DForward", count: y.count, [.tensor(x), .tensor(y)] + poolArgs(g))
     }
 
     public func avgPool2DBackward(dy: Tensor, dx: Tensor, geometry g: Pool2DGeometry) throws {
-        try Check.pool(g, x: dx, y: dy, argmax: nil, op: "avgPool2DBackward")
-        try require(!dx.overlaps(dy), "avgPool2DBackward: dx must not overlap dy")
+        try Contract.avgPool2DBackward(dy: dy, dx: dx, g)
         try launch1D(.pooling, "avgPool2DBackward", count: dx.count, [.tensor(dy), .tensor(dx)] + poolArgs(g))
     }
 }

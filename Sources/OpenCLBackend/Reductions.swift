@@ -8,11 +8,6 @@ extension OpenCLBackend {
         max(1, min(256, (n + reduceWorkGroupSize * 4 - 1) / (reduceWorkGroupSize * 4)))
     }
 
-    private func checkScalarOut(_ out: Tensor, _ op: String) throws {
-        try Check.dtype(out, .float32, "out", op)
-        try Check.count(out, 1, "out", op)
-    }
-
     public func sum(_ x: Tensor, into out: Tensor, accumulate: Bool) throws {
         try scalarSum("sum", x, out, accumulate, square: false)
     }
@@ -22,8 +17,7 @@ extension OpenCLBackend {
     }
 
     private func scalarSum(_ op: String, _ x: Tensor, _ out: Tensor, _ accumulate: Bool, square: Bool) throws {
-        try Check.dtype(x, .float32, "x", op)
-        try checkScalarOut(out, op)
+        try Contract.sum(x, into: out, op: op)
         let groups = reductionGroups(x.count)
         let partials = try scratch(groups)
         try launchReduction(.reductions, "sumPartial", groups: [groups],
@@ -37,22 +31,12 @@ extension OpenCLBackend {
     }
 
     public func argmax(_ x: Tensor, into out: Tensor) throws {
-        let (n, k) = try Check.rows(x, "argmax")
-        try Check.dtype(x, .float32, "x", "argmax")
-        try Check.dtype(out, .int32, "out", "argmax")
-        try Check.count(out, n, "out", "argmax")
-        try require(k > 0, "argmax: rows of \(x.shape) are empty")
+        let (n, k) = try Contract.argmax(x, into: out)
         try launch1D(.reductions, "argmax", count: n, [.tensor(x), .tensor(out), .int(n), .int(k)])
     }
 
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
-        let op = "countCorrect"
-        let (n, k) = try Check.rows(logits, op)
-        try Check.dtype(logits, .float32, "logits", op)
-        try Check.dtype(labels, .int32, "labels", op)
-        try Check.count(labels, n, "labels", op)
-        try checkScalarOut(out, op)
-        try require(k > 0, "\(op): rows of \(logits.shape) are empty")
+        let (n, k) = try Contract.countCorrect(logits: logits, labels: labels, into: out)
         let groups = max(1, min(256, (n + reduceWorkGroupSize - 1) / reduceWorkGroupSize))
         let partials = try scratch(groups)
         try launchReduction(.reductions, "countCorrectPartial", groups: [groups],

@@ -1,9 +1,10 @@
-import CNNCore
-
-/// Argument checks of every primitive, one function per op (the Backend method's name), built on
-/// CNNCore's `Check`. They run before any output is touched, so a rejected call changes nothing.
-/// Kept apart from `CPUBackend` so a fast path reuses them unchanged.
-enum Validate {
+/// The argument contract of every `Backend` primitive: one function per op, named as the Backend
+/// method, checking shapes, dtypes, aliasing and hyperparameters. Every backend's entry point calls
+/// it before touching any output, so a rejected call changes nothing and every device rejects the
+/// same bad call with the same message (`ContractTests` runs the same bad calls against the CPU
+/// backend, the reference and OpenCL). What only one backend can check (where a tensor lives, data
+/// values such as an out-of-range argmax index) stays in that backend.
+package enum Contract {
     // MARK: Aliasing
 
     /// Throws unless `out` shares no element with any of `inputs` (the op does not allow aliasing).
@@ -42,12 +43,12 @@ enum Validate {
 
     // MARK: Memory
 
-    static func transfer(_ t: Tensor, count: Int, dtype: DType, _ op: String) throws {
+    package static func transfer(_ t: Tensor, count: Int, dtype: DType, _ op: String) throws {
         try Check.dtype(t, dtype, "tensor", op)
         try require(count == t.count, "\(op): \(count) host values for tensor \(t.shape) of \(t.count) elements; pass a buffer of exactly \(t.count)")
     }
 
-    static func copy(_ src: Tensor, _ dst: Tensor) throws {
+    package static func copy(_ src: Tensor, _ dst: Tensor) throws {
         let op = "copy"
         try Check.dtype(dst, src.dtype, "dst", op)
         try Check.sameCount(src, dst, "src and dst", op)
@@ -56,7 +57,7 @@ enum Validate {
 
     // MARK: GEMM
 
-    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Tensor, lda: Int, strideA: Int,
+    package static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Tensor, lda: Int, strideA: Int,
                      b: Tensor, ldb: Int, strideB: Int, c: Tensor, ldc: Int, strideC: Int, batch: Int, op: String) throws {
         try require(strideA >= 0 && strideB >= 0 && strideC >= 0,
                     "\(op): negative batch stride strideA=\(strideA) strideB=\(strideB) strideC=\(strideC)")
@@ -77,20 +78,20 @@ enum Validate {
     // MARK: Convolution
 
     /// Shapes shared by im2col (x -> cols) and col2im (cols -> x).
-    static func columns(x: Tensor, cols: Tensor, _ g: Conv2DGeometry, op: String) throws {
+    package static func columns(x: Tensor, cols: Tensor, _ g: Conv2DGeometry, op: String) throws {
         try Check.conv(g, x: x, weight: nil, bias: nil, y: nil, op: op)
         try Check.dtype(cols, .float32, "cols", op)
         try Check.shape(cols, g.colsShape, "cols", op)
         try disjoint(cols, "cols", from: [(x, "x")], op)
     }
 
-    static func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor, _ g: Conv2DGeometry) throws {
+    package static func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor, _ g: Conv2DGeometry) throws {
         let op = "conv2DForward"
         try Check.conv(g, x: x, weight: weight, bias: bias, y: y, op: op)
         try disjoint(y, "y", from: [(x, "x"), (weight, "weight"), (bias, "bias")], op)
     }
 
-    static func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, _ g: Conv2DGeometry) throws {
+    package static func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, _ g: Conv2DGeometry) throws {
         let op = "conv2DBackwardData"
         try Check.conv(g, x: nil, weight: weight, bias: nil, y: nil, op: op)
         try Check.float([(dy, "dy"), (dx, "dx")], op)
@@ -99,7 +100,7 @@ enum Validate {
         try disjoint(dx, "dx", from: [(dy, "dy"), (weight, "weight")], op)
     }
 
-    static func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, _ g: Conv2DGeometry) throws {
+    package static func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, _ g: Conv2DGeometry) throws {
         let op = "conv2DBackwardFilter"
         try Check.conv(g, x: x, weight: nil, bias: nil, y: nil, op: op)
         try Check.float([(dy, "dy"), (dWeight, "dWeight")], op)
@@ -114,7 +115,7 @@ enum Validate {
     }
 
     /// (N, C, S) of y.
-    static func biasAdd(y: Tensor, bias: Tensor) throws -> (n: Int, c: Int, s: Int) {
+    package static func biasAdd(y: Tensor, bias: Tensor) throws -> (n: Int, c: Int, s: Int) {
         let op = "biasAdd"
         try Check.float([(y, "y"), (bias, "bias")], op)
         let (n, c, s) = try channels(y, "y", op)
@@ -124,7 +125,7 @@ enum Validate {
     }
 
     /// (N, C, S) of dy.
-    static func biasGrad(dy: Tensor, dBias: Tensor) throws -> (n: Int, c: Int, s: Int) {
+    package static func biasGrad(dy: Tensor, dBias: Tensor) throws -> (n: Int, c: Int, s: Int) {
         let op = "biasGrad"
         try Check.float([(dy, "dy"), (dBias, "dBias")], op)
         let (n, c, s) = try channels(dy, "dy", op)
@@ -135,14 +136,14 @@ enum Validate {
 
     // MARK: Pooling
 
-    static func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, _ g: Pool2DGeometry) throws {
+    package static func maxPool2DForward(x: Tensor, y: Tensor, argmax: Tensor, _ g: Pool2DGeometry) throws {
         let op = "maxPool2DForward"
         try Check.pool(g, x: x, y: y, argmax: argmax, op: op)
         try disjoint(y, "y", from: [(x, "x"), (argmax, "argmax")], op)
         try disjoint(argmax, "argmax", from: [(x, "x")], op)
     }
 
-    static func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, _ g: Pool2DGeometry) throws {
+    package static func maxPool2DBackward(dy: Tensor, argmax: Tensor, dx: Tensor, _ g: Pool2DGeometry) throws {
         let op = "maxPool2DBackward"
         try poolGradients(dy: dy, dx: dx, g, op: op)
         try Check.dtype(argmax, .int32, "argmax", op)
@@ -150,13 +151,13 @@ enum Validate {
         try disjoint(dx, "dx", from: [(dy, "dy"), (argmax, "argmax")], op)
     }
 
-    static func avgPool2DForward(x: Tensor, y: Tensor, _ g: Pool2DGeometry) throws {
+    package static func avgPool2DForward(x: Tensor, y: Tensor, _ g: Pool2DGeometry) throws {
         let op = "avgPool2DForward"
         try Check.pool(g, x: x, y: y, argmax: nil, op: op)
         try disjoint(y, "y", from: [(x, "x")], op)
     }
 
-    static func avgPool2DBackward(dy: Tensor, dx: Tensor, _ g: Pool2DGeometry) throws {
+    package static func avgPool2DBackward(dy: Tensor, dx: Tensor, _ g: Pool2DGeometry) throws {
         let op = "avgPool2DBackward"
         try poolGradients(dy: dy, dx: dx, g, op: op)
         try disjoint(dx, "dx", from: [(dy, "dy")], op)
@@ -192,6 +193,42 @@ enum Validate {
         return (n, c, s)
     }
 
+    /// (N, C, S) of x.
+    package static func batchNormForwardTraining(x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor,
+                                                 runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                                 momentum: Float, epsilon: Float) throws -> (n: Int, c: Int, s: Int) {
+        let op = "batchNormForwardTraining"
+        let (n, c, s) = try batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar"),
+                               (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+            full: [(y, "y")],
+            outputs: [(y, "y"), (runningMean, "runningMean"), (runningVar, "runningVar"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd")],
+            epsilon: epsilon, op: op)
+        try require(momentum >= 0 && momentum <= 1, "\(op): momentum must be in [0, 1], got \(momentum)")
+        try require(n * s >= 2, "\(op): x \(x.shape) has \(n * s) value per channel; training-mode BatchNorm needs at least 2 "
+                    + "(the unbiased variance divides by N*spatial - 1, as PyTorch) — use a batch of 2 or more, or drop the last partial batch")
+        return (n, c, s)
+    }
+
+    /// (N, C, S) of x.
+    package static func batchNormForwardInference(x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                                                  y: Tensor, epsilon: Float) throws -> (n: Int, c: Int, s: Int) {
+        try batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (beta, "beta"), (runningMean, "runningMean"), (runningVar, "runningVar")],
+            full: [(y, "y")], outputs: [(y, "y")], epsilon: epsilon, op: "batchNormForwardInference")
+    }
+
+    /// (N, C, S) of x.
+    package static func batchNormBackward(x: Tensor, dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                          dx: Tensor, dGamma: Tensor, dBeta: Tensor) throws -> (n: Int, c: Int, s: Int) {
+        let (n, c, s) = try batchNorm(
+            x: x, perChannel: [(gamma, "gamma"), (saveMean, "saveMean"), (saveInvStd, "saveInvStd"), (dGamma, "dGamma"), (dBeta, "dBeta")],
+            full: [(dy, "dy"), (dx, "dx")], outputs: [(dx, "dx"), (dGamma, "dGamma"), (dBeta, "dBeta")], epsilon: 0,
+            op: "batchNormBackward")
+        try require(n * s > 0, "batchNormBackward: x \(x.shape) is empty; there is no batch statistic to differentiate")
+        return (n, c, s)
+    }
+
     // MARK: Elementwise
 
     static func unary(_ x: Tensor, _ xName: String, _ y: Tensor, _ yName: String, op: String) throws {
@@ -200,9 +237,61 @@ enum Validate {
         try sameOrDisjoint(y, yName, x, xName, op)
     }
 
+    package static func relu(x: Tensor, y: Tensor) throws {
+        try unary(x, "x", y, "y", op: "relu")
+    }
+
+    /// dx may be dy (in place) but not y.
+    package static func reluBackward(y: Tensor, dy: Tensor, dx: Tensor) throws {
+        let op = "reluBackward"
+        try unary(dy, "dy", dx, "dx", op: op)
+        try Check.dtype(y, .float32, "y", op)
+        try Check.shape(y, dy.shape, "y", op)
+        try disjoint(dx, "dx", from: [(y, "y")], op)
+    }
+
+    package static func dropoutForward(x: Tensor, y: Tensor, mask: Tensor, probability p: Float) throws {
+        let op = "dropoutForward"
+        try unary(x, "x", y, "y", op: op)
+        try Check.dtype(mask, .float32, "mask", op)
+        try Check.shape(mask, x.shape, "mask", op)
+        try disjoint(mask, "mask", from: [(x, "x"), (y, "y")], op)
+        try require(p >= 0 && p < 1, "\(op): probability must be in [0, 1), got \(p)")
+        try require(UInt64(x.count) <= UInt64(UInt32.max) + 1, "\(op): \(x.count) elements exceed the 2^32 counter range of CounterRNG")
+    }
+
+    /// `add` and `mul`: y may be a or b (in place).
+    package static func binary(_ a: Tensor, _ b: Tensor, y: Tensor, op: String) throws {
+        try Check.float([(a, "a"), (b, "b"), (y, "y")], op)
+        try Check.shape(b, a.shape, "b", op)
+        try unary(a, "a", y, "y", op: op)
+        try sameOrDisjoint(y, "y", b, "b", op)
+    }
+
+    /// `scale` and `axpy`: y may be x (in place).
+    package static func scale(_ x: Tensor, y: Tensor, op: String) throws {
+        try unary(x, "x", y, "y", op: op)
+    }
+
+    package static func fill(_ t: Tensor) throws {
+        try Check.dtype(t, .float32, "t", "fill")
+    }
+
     // MARK: Loss
 
-    static func softmaxCrossEntropy(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
+    /// (N, K) of x.
+    package static func softmax(x: Tensor, y: Tensor) throws -> (n: Int, k: Int) {
+        let op = "softmax"
+        try Check.float([(x, "x"), (y, "y")], op)
+        let (n, k) = try rows(x, "x", op)
+        try require(k >= 1, "\(op): x \(x.shape) has no classes")
+        try Check.shape(y, x.shape, "y", op)
+        try disjoint(y, "y", from: [(x, "x")], op)
+        return (n, k)
+    }
+
+    /// (N, K) of logits.
+    package static func softmaxCrossEntropy(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
                                     losses: Tensor, dLogits: Tensor?, gradScale: Float) throws -> (n: Int, k: Int) {
         let op = "softmaxCrossEntropy"
         try Check.dtype(logits, .float32, "logits", op)
@@ -243,7 +332,7 @@ enum Validate {
         }
     }
 
-    static func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper h: SGDHyper) throws {
+    package static func sgdStep(params: Tensor, grads: Tensor, momentumBuffer: Tensor?, hyper h: SGDHyper) throws {
         let op = "sgdStep"
         for (v, name) in [(h.learningRate, "learningRate"), (h.momentum, "momentum"), (h.dampening, "dampening"), (h.weightDecay, "weightDecay")] {
             try finite(v, name, op)
@@ -257,7 +346,7 @@ enum Validate {
         try optimizer(params: params, grads: grads, state: momentumBuffer.map { [($0, "momentumBuffer")] } ?? [], op: op)
     }
 
-    static func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper h: AdamHyper, step: Int) throws {
+    package static func adamStep(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, hyper h: AdamHyper, step: Int) throws {
         let op = "adamStep"
         try require(step >= 1, "\(op): step counts from 1, got \(step)")
         for (x, name) in [(h.learningRate, "learningRate"), (h.epsilon, "epsilon"), (h.weightDecay, "weightDecay")] {
@@ -275,5 +364,34 @@ enum Validate {
         try Check.float([(x, "x"), (out, "out")], op)
         try Check.count(out, 1, "out", op)
         try disjoint(out, "out", from: [(x, "x")], op)
+    }
+
+    /// `sum` and `sumOfSquares`.
+    package static func sum(_ x: Tensor, into out: Tensor, op: String) throws {
+        try scalarOut(x, out, op: op)
+    }
+
+    /// (N, K) of x.
+    package static func argmax(_ x: Tensor, into out: Tensor) throws -> (n: Int, k: Int) {
+        let op = "argmax"
+        try Check.dtype(x, .float32, "x", op)
+        let (n, k) = try rows(x, "x", op)
+        try require(k >= 1, "\(op): x \(x.shape) has no columns to take the maximum of")
+        try Check.dtype(out, .int32, "out", op)
+        try Check.count(out, n, "out", op)
+        return (n, k)
+    }
+
+    /// (N, K) of logits.
+    package static func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor) throws -> (n: Int, k: Int) {
+        let op = "countCorrect"
+        try Check.dtype(logits, .float32, "logits", op)
+        let (n, k) = try rows(logits, "logits", op)
+        try require(k >= 1, "\(op): logits \(logits.shape) has no classes")
+        try Check.dtype(labels, .int32, "labels", op)
+        try Check.count(labels, n, "labels", op)
+        try scalarOut(logits, out, op: op)
+        try disjoint(out, "out", from: [(labels, "labels")], op)
+        return (n, k)
     }
 }

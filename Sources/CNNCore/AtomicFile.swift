@@ -5,14 +5,14 @@ import Glibc
 
 /// Writes files so that a crash or a full disk never leaves a half-written file under the final
 /// name: the bytes go to a temporary file in the same folder, are flushed to disk, then renamed.
-public enum AtomicFile {
-    public static func write(_ data: Data, to url: URL) throws {
+package enum AtomicFile {
+    package static func write(_ data: Data, to url: URL) throws {
         try write(to: url) { emit in try data.withUnsafeBytes { try emit($0) } }
     }
 
     /// Streams the file's bytes: `produce` calls `emit` with consecutive pieces (no copy of the whole
     /// file is made in memory), with the same temporary-file, fsync and rename steps as above.
-    public static func write(to url: URL, _ produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    package static func write(to url: URL, _ produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let dir = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")

@@ -25,6 +25,6 @@ public struct CNNError: Error, CustomStringConvertible, Sendable, Equatable {
 
 /// Throws `invalidArgument` with `message` unless `condition` holds.
 @inline(__always)
-public func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) throws {
+package func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) throws {
     if !condition() { throw CNNError.invalidArgument(message()) }
 }

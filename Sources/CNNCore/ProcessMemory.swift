@@ -1,11 +1,11 @@
 import Foundation
 
 /// The process's resident memory, from /proc/self/status (Linux); nil where that is unavailable.
-public enum ProcessMemory {
+package enum ProcessMemory {
     /// Resident set size now, in bytes (VmRSS).
-    public static func residentBytes() -> Int? { field("VmRSS:") }
+    package static func residentBytes() -> Int? { field("VmRSS:") }
     /// Peak resident set size so far, in bytes (VmHWM).
-    public static func peakResidentBytes() -> Int? { field("VmHWM:") }
+    package static func peakResidentBytes() -> Int? { field("VmHWM:") }
 
     static func field(_ name: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
@@ -17,5 +17,5 @@ public enum ProcessMemory {
     }
 
     /// "123 MiB".
-    public static func mebibytes(_ bytes: Int) -> String { "\((bytes + (1 << 19)) >> 20) MiB" }
+    package static func mebibytes(_ bytes: Int) -> String { "\((bytes + (1 << 19)) >> 20) MiB" }
 }

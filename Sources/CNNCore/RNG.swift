@@ -59,10 +59,10 @@ public struct SeededRNG: RandomNumberGenerator, Sendable, Equatable, Codable {
 /// Counter-based random numbers: the value for element `index` depends only on (key, index),
 /// so every device (CPU loops, OpenCL work-items in any order) draws the same dropout mask.
 /// `Kernels/elementwise.cl` implements the same functions; `CounterRNGTests` pins values.
-public enum CounterRNG {
+package enum CounterRNG {
     /// Chris Wellons' "lowbias32" integer hash (a bijection on UInt32).
     @inline(__always)
-    public static func hash32(_ v: UInt32) -> UInt32 {
+    package static func hash32(_ v: UInt32) -> UInt32 {
         var x = v
         x ^= x >> 16
         x = x &* 0x7FEB_352D
@@ -73,13 +73,13 @@ public enum CounterRNG {
     }
 
     /// The 32-bit key a 64-bit seed becomes (computed on the host, passed to kernels).
-    public static func key(seed: UInt64) -> UInt32 {
+    package static func key(seed: UInt64) -> UInt32 {
         hash32(UInt32(truncatingIfNeeded: seed) ^ hash32(UInt32(truncatingIfNeeded: seed >> 32) &+ 0x9E37_79B9))
     }
 
     /// Uniform in [0, 1) with 24 bits, for element `index` under `key`.
     @inline(__always)
-    public static func uniform(key: UInt32, index: UInt32) -> Float {
+    package static func uniform(key: UInt32, index: UInt32) -> Float {
         let h = hash32(hash32((index &* 0x9E37_79B1) ^ key) &+ key)
         return Float(h >> 8) * (1.0 / 16_777_216.0)
     }

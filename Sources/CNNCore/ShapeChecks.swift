@@ -1,31 +1,31 @@
 /// Argument checks shared by every backend, so each primitive rejects the same bad input
 /// with the same message on every device.
-public enum Check {
-    public static func shape(_ t: Tensor, _ expected: Shape, _ name: String, _ op: String) throws {
+package enum Check {
+    package static func shape(_ t: Tensor, _ expected: Shape, _ name: String, _ op: String) throws {
         if t.shape.count != expected.count || (t.shape != expected && t.shape.rank == expected.rank) {
             throw CNNError.invalidArgument("\(op): \(name) has shape \(t.shape), expected \(expected)")
         }
     }
-    public static func count(_ t: Tensor, _ expected: Int, _ name: String, _ op: String) throws {
+    package static func count(_ t: Tensor, _ expected: Int, _ name: String, _ op: String) throws {
         if t.count != expected {
             throw CNNError.invalidArgument("\(op): \(name) has \(t.count) elements \(t.shape), expected \(expected)")
         }
     }
-    public static func dtype(_ t: Tensor, _ expected: DType, _ name: String, _ op: String) throws {
+    package static func dtype(_ t: Tensor, _ expected: DType, _ name: String, _ op: String) throws {
         if t.dtype != expected {
             throw CNNError.invalidArgument("\(op): \(name) is \(t.dtype), expected \(expected)")
         }
     }
-    public static func float(_ ts: [(Tensor, String)], _ op: String) throws {
+    package static func float(_ ts: [(Tensor, String)], _ op: String) throws {
         for (t, n) in ts { try dtype(t, .float32, n, op) }
     }
-    public static func sameCount(_ a: Tensor, _ b: Tensor, _ names: String, _ op: String) throws {
+    package static func sameCount(_ a: Tensor, _ b: Tensor, _ names: String, _ op: String) throws {
         if a.count != b.count {
             throw CNNError.invalidArgument("\(op): \(names) differ in size: \(a.shape) vs \(b.shape)")
         }
     }
 
-    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+    package static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                             a: Tensor, lda: Int, strideA: Int, b: Tensor, ldb: Int, strideB: Int,
                             c: Tensor, ldc: Int, strideC: Int, batch: Int) throws {
         let op = "gemm"
@@ -43,7 +43,7 @@ public enum Check {
         try require(c.count >= need(m, ldc, n, strideC), "\(op): C \(c.shape) too small for \(m)x\(n) (ldc \(ldc), batch \(batch))")
     }
 
-    public static func conv(_ g: Conv2DGeometry, x: Tensor?, weight: Tensor?, bias: Tensor?, y: Tensor?, op: String) throws {
+    package static func conv(_ g: Conv2DGeometry, x: Tensor?, weight: Tensor?, bias: Tensor?, y: Tensor?, op: String) throws {
         try g.validate()
         if let x { try dtype(x, .float32, "x", op); try shape(x, g.inputShape, "x", op) }
         if let weight { try dtype(weight, .float32, "weight", op); try shape(weight, g.weightShape, "weight", op) }
@@ -51,7 +51,7 @@ public enum Check {
         if let y { try dtype(y, .float32, "y", op); try shape(y, g.outputShape, "y", op) }
     }
 
-    public static func pool(_ g: Pool2DGeometry, x: Tensor, y: Tensor, argmax: Tensor?, op: String) throws {
+    package static func pool(_ g: Pool2DGeometry, x: Tensor, y: Tensor, argmax: Tensor?, op: String) throws {
         try g.validate()
         try dtype(x, .float32, "x", op); try shape(x, g.inputShape, "x", op)
         try dtype(y, .float32, "y", op); try shape(y, g.outputShape, "y", op)
@@ -59,13 +59,13 @@ public enum Check {
     }
 
     /// (N, C, spatial) of an (N, C, *) tensor for BatchNorm / bias ops.
-    public static func channels(_ x: Tensor, _ op: String) throws -> (n: Int, c: Int, spatial: Int) {
+    package static func channels(_ x: Tensor, _ op: String) throws -> (n: Int, c: Int, spatial: Int) {
         try require(x.shape.rank >= 2, "\(op): expected an (N, C, ...) tensor, got \(x.shape)")
         return (x.shape[0], x.shape[1], x.shape.spatialCount)
     }
 
     /// (N, K) of a logits matrix.
-    public static func rows(_ x: Tensor, _ op: String) throws -> (n: Int, k: Int) {
+    package static func rows(_ x: Tensor, _ op: String) throws -> (n: Int, k: Int) {
         try require(x.shape.rank == 2, "\(op): expected an (N, K) matrix, got \(x.shape)")
         return (x.shape[0], x.shape[1])
     }

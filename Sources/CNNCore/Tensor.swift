@@ -7,7 +7,7 @@ public enum DType: String, Sendable {
 
 /// Memory owned by one backend. Each backend defines its own concrete class and downcasts;
 /// a tensor handed to another backend is a programming error caught by that downcast.
-public protocol BufferStorage: AnyObject {
+package protocol BufferStorage: AnyObject {
     /// Capacity in elements of 4 bytes.
     var capacity: Int { get }
 }
@@ -18,13 +18,13 @@ public protocol BufferStorage: AnyObject {
 /// backend's pool) when the last view goes away. Layout is row-major over `shape`
 /// (NCHW for images, (N, features) for matrices).
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
-    public let storage: any BufferStorage
+    package let storage: any BufferStorage
     /// Offset of element 0, in elements.
     public let offset: Int
     public let shape: Shape
     public let dtype: DType
 
-    public init(storage: any BufferStorage, offset: Int = 0, shape: Shape, dtype: DType = .float32) {
+    package init(storage: any BufferStorage, offset: Int = 0, shape: Shape, dtype: DType = .float32) {
         precondition(offset >= 0 && offset + shape.count <= storage.capacity,
                      "tensor view \(shape) at offset \(offset) exceeds its storage of \(storage.capacity) elements")
         self.storage = storage

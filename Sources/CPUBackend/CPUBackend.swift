@@ -19,7 +19,7 @@ import Synchronization
 public final class CPUBackend: Backend {
     /// The reference math, generic over `T: BinaryFloatingPoint` (the backend uses Float; tests run
     /// the same code in Double). Layout of every buffer is stated in each function's doc comment.
-    public enum Reference {}
+    package enum Reference {}
 
     /// True when every primitive runs the reference functions.
     public let usesReference: Bool

@@ -6,20 +6,20 @@ import Synchronization
 ///
 /// The memory is bound to the element type it was created for (`Float` for `.float32`,
 /// `Int32` for `.int32`); a view must use that dtype.
-public final class CPUStorage: BufferStorage {
+package final class CPUStorage: BufferStorage {
     /// Alignment of every allocation, in bytes.
-    public static let alignment = 64
+    package static let alignment = 64
 
-    public let capacity: Int
-    public let dtype: DType
+    package let capacity: Int
+    package let dtype: DType
     /// Bytes held by all live CPU storages of the process (for memory reports).
-    public static var liveBytes: Int { live.load(ordering: .relaxed) }
+    package static var liveBytes: Int { live.load(ordering: .relaxed) }
     private static let live = Atomic<Int>(0)
     /// The allocation: max(capacity, 1) * 4 bytes.
-    public let raw: UnsafeMutableRawPointer
+    package let raw: UnsafeMutableRawPointer
 
     /// A zero-filled buffer of `capacity` elements of `dtype`.
-    public init(capacity: Int, dtype: DType) {
+    package init(capacity: Int, dtype: DType) {
         precondition(capacity >= 0, "CPUStorage: negative capacity \(capacity)")
         self.capacity = capacity
         self.dtype = dtype
@@ -38,14 +38,14 @@ public final class CPUStorage: BufferStorage {
     }
 
     /// Element 0 of a float32 view `t` of this storage.
-    public func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
+    package func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
         precondition(t.storage === self && t.dtype == .float32 && dtype == .float32,
                      "CPUStorage.floats: \(t) is not a float32 view of this float32 storage")
         return raw.assumingMemoryBound(to: Float.self) + t.offset
     }
 
     /// Element 0 of an int32 view `t` of this storage.
-    public func int32s(_ t: Tensor) -> UnsafeMutablePointer<Int32> {
+    package func int32s(_ t: Tensor) -> UnsafeMutablePointer<Int32> {
         precondition(t.storage === self && t.dtype == .int32 && dtype == .int32,
                      "CPUStorage.int32s: \(t) is not an int32 view of this int32 storage")
         return raw.assumingMemoryBound(to: Int32.self) + t.offset

@@ -3,18 +3,18 @@ import Foundation
 
 /// The random choices for one sample. `Augmenter.draw` makes them from a generator in a fixed
 /// order; tests and tools can also build one by hand and `apply` it.
-public struct SampleDraw: Sendable, Equatable {
+package struct SampleDraw: Sendable, Equatable {
     /// Top-left corner of the crop in the padded image, each in 0...2 * padding
     /// (`padding` = no shift).
-    public var cropY: Int
-    public var cropX: Int
-    public var flip: Bool
+    package var cropY: Int
+    package var cropX: Int
+    package var flip: Bool
     /// Rotation in degrees, counter-clockwise for positive values.
-    public var angle: Float
+    package var angle: Float
     /// Centre (row, column) of the cutout square, or nil for none.
-    public var cutoutCenter: (y: Int, x: Int)?
+    package var cutoutCenter: (y: Int, x: Int)?
 
-    public init(cropY: Int = 0, cropX: Int = 0, flip: Bool = false, angle: Float = 0, cutoutCenter: (y: Int, x: Int)? = nil) {
+    package init(cropY: Int = 0, cropX: Int = 0, flip: Bool = false, angle: Float = 0, cutoutCenter: (y: Int, x: Int)? = nil) {
         self.cropY = cropY
         self.cropX = cropX
         self.flip = flip
@@ -22,7 +22,7 @@ public struct SampleDraw: Sendable, Equatable {
         self.cutoutCenter = cutoutCenter
     }
 
-    public static func == (a: SampleDraw, b: SampleDraw) -> Bool {
+    package static func == (a: SampleDraw, b: SampleDraw) -> Bool {
         a.cropY == b.cropY && a.cropX == b.cropX && a.flip == b.flip && a.angle == b.angle
             && a.cutoutCenter?.y == b.cutoutCenter?.y && a.cutoutCenter?.x == b.cutoutCenter?.x
     }
@@ -36,17 +36,17 @@ public struct SampleDraw: Sendable, Equatable {
 /// Normalisation is `(v / 255 - mean) / std` in Float, the same operations as torchvision's
 /// ToTensor + Normalize, so integral pixel values give the same floats. Rotated values are
 /// bilinear blends kept in Float (not re-quantised to 8 bits as PIL would).
-public struct Augmenter: Sendable {
-    public let config: AugmentationConfig
-    public let channels: Int
-    public let height: Int
-    public let width: Int
+package struct Augmenter: Sendable {
+    package let config: AugmentationConfig
+    package let channels: Int
+    package let height: Int
+    package let width: Int
     let mean: [Float]
     let std: [Float]
     /// (C, 256): the normalised value of each byte per channel.
     let lut: [Float]
 
-    public init(config: AugmentationConfig, channels: Int, height: Int, width: Int) throws {
+    package init(config: AugmentationConfig, channels: Int, height: Int, width: Int) throws {
         try config.validate(channels: channels, height: height, width: width)
         self.config = config
         self.channels = channels
@@ -61,12 +61,12 @@ public struct Augmenter: Sendable {
     }
 
     /// The draw that changes nothing (crop centred, no flip, no rotation, no cutout).
-    public var identityDraw: SampleDraw { SampleDraw(cropY: config.cropPadding, cropX: config.cropPadding) }
+    package var identityDraw: SampleDraw { SampleDraw(cropY: config.cropPadding, cropX: config.cropPadding) }
 
     /// Draws one sample's choices. Always consumes the same values in the same order (crop y,
     /// crop x, flip, angle, cutout gate, cutout y, cutout x), whichever steps are on, so turning
     /// a step on does not change the others' draws.
-    public func draw(_ rng: inout SeededRNG) -> SampleDraw {
+    package func draw(_ rng: inout SeededRNG) -> SampleDraw {
         let span = 2 * config.cropPadding + 1
         let cy = DataRandom.int(span, &rng)
         let cx = DataRandom.int(span, &rng)
@@ -81,7 +81,7 @@ public struct Augmenter: Sendable {
     }
 
     /// Convenience for tests and tools: one image (C, H, W) in, normalised (C, H, W) out.
-    public func apply(_ d: SampleDraw, to image: [UInt8]) -> [Float] {
+    package func apply(_ d: SampleDraw, to image: [UInt8]) -> [Float] {
         precondition(image.count == channels * height * width)
         var out = [Float](repeating: 0, count: image.count)
         image.withUnsafeBufferPointer { src in
@@ -91,7 +91,7 @@ public struct Augmenter: Sendable {
     }
 
     /// Writes the augmented, normalised image. source: (C, H, W) UInt8; dst: (C, H, W) Float.
-    public func apply(_ d: SampleDraw, source: UnsafePointer<UInt8>, into dst: UnsafeMutablePointer<Float>) {
+    package func apply(_ d: SampleDraw, source: UnsafePointer<UInt8>, into dst: UnsafeMutablePointer<Float>) {
         let H = height, W = width, p = config.cropPadding
         let reflect = config.paddingMode == .reflect
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: H + W) { maps in

@@ -42,7 +42,7 @@ public final class BatchLoader: Sendable {
     public let workers: Int
     /// Batches that may be built ahead of the consumer (in progress + waiting).
     public let prefetch: Int
-    public let augmenter: Augmenter
+    package let augmenter: Augmenter
     private let pool = BufferPool()
 
     public init(dataset: ImageDataset, indices: [Int]? = nil, batchSize: Int, shuffle: Bool = true,

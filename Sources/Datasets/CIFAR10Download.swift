@@ -6,21 +6,21 @@ import FoundationNetworking
 #endif
 
 /// Finds (or fetches) the CIFAR-10 folder the way `cnn --data` does.
-public struct CIFAR10Locator: Sendable {
+package struct CIFAR10Locator: Sendable {
     /// `--data`, if given: a `cifar-10-batches-bin` folder or a folder that contains one.
-    public var explicitPath: String?
+    package var explicitPath: String?
     /// Relative paths are resolved against this directory (default: the process's).
-    public var workingDirectory: String
+    package var workingDirectory: String
     /// Download when nothing is found locally.
-    public var allowDownload: Bool
-    public var url: String
-    public var md5: String
+    package var allowDownload: Bool
+    package var url: String
+    package var md5: String
     /// Progress bar and messages (stderr by default; nil is silent).
-    public var log: (@Sendable (String) -> Void)?
+    package var log: (@Sendable (String) -> Void)?
     /// Seconds without progress before the download gives up.
-    public var timeout: Double
+    package var timeout: Double
 
-    public init(explicitPath: String? = nil,
+    package init(explicitPath: String? = nil,
                 workingDirectory: String = FileManager.default.currentDirectoryPath,
                 allowDownload: Bool = true,
                 url: String = CIFAR10.downloadURL, md5: String = CIFAR10.archiveMD5,
@@ -46,7 +46,7 @@ public struct CIFAR10Locator: Sendable {
     /// 3. else download and extract the official archive — into `explicitPath`'s folder when one was
     ///    given, into `./data` otherwise — verifying its MD5;
     /// 4. else (offline, or download not allowed) an error saying where to put the files.
-    public func resolve() throws -> String {
+    package func resolve() throws -> String {
         var looked: [String] = []
         let extractRoot: String
         if let explicitPath {
@@ -84,7 +84,7 @@ public struct CIFAR10Locator: Sendable {
 
     /// Downloads `url` to `directory/<archive name>` (unless a copy with the right MD5 is already
     /// there), verifies the MD5 and extracts it with `tar` into `directory`.
-    public func download(into directory: String) throws {
+    package func download(into directory: String) throws {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -111,7 +111,7 @@ public struct CIFAR10Locator: Sendable {
     }
 
     /// Runs `tar -xzf archive -C directory`.
-    public static func extract(archive: String, into directory: String) throws {
+    package static func extract(archive: String, into directory: String) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["tar", "-xzf", archive, "-C", directory]

@@ -3,13 +3,13 @@ import CNNCore
 import Foundation
 
 /// An 8-bit image in interleaved (H, W, C) layout, C = 1 (gray) or 3 (RGB).
-public struct DecodedImage: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    public var channels: Int
-    public var pixels: [UInt8]  // (H, W, C)
+package struct DecodedImage: Sendable, Equatable {
+    package var width: Int
+    package var height: Int
+    package var channels: Int
+    package var pixels: [UInt8]  // (H, W, C)
 
-    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+    package init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * channels, "\(pixels.count) bytes for \(width)x\(height)x\(channels)")
         self.width = width
         self.height = height
@@ -19,21 +19,21 @@ public struct DecodedImage: Sendable, Equatable {
 }
 
 /// PNG and JPEG decoding (libpng, libjpeg-turbo via CImageCodecs), colour conversion and resizing.
-public enum ImageCodec {
+package enum ImageCodec {
     /// Images above this many pixels are refused before any allocation.
-    public static let defaultMaxPixels = 100_000_000
+    package static let defaultMaxPixels = ImageFolderOptions.defaultMaxPixels
 
-    public enum Format: String, Sendable { case png, jpeg }
+    package enum Format: String, Sendable { case png, jpeg }
 
     /// The format from the file's first bytes (not its name), or nil.
-    public static func sniff(_ bytes: UnsafeRawBufferPointer) -> Format? {
+    package static func sniff(_ bytes: UnsafeRawBufferPointer) -> Format? {
         if bytes.count >= 8, bytes[0] == 0x89, bytes[1] == 0x50, bytes[2] == 0x4E, bytes[3] == 0x47 { return .png }
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
         return nil
     }
 
     /// Decodes a PNG or JPEG file. Errors name the file and say what is wrong with it.
-    public static func decode(fileAt path: String, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+    package static func decode(fileAt path: String, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CNNError.io("cannot read image \(path): it does not exist or is not readable (check permissions)")
         }
@@ -45,7 +45,7 @@ public enum ImageCodec {
     }
 
     /// Decodes PNG or JPEG bytes (format from the signature).
-    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+    package static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> DecodedImage in
             guard let format = sniff(raw) else {
                 throw CNNError.invalidData(data.isEmpty ? "the file is empty" : "not a PNG or JPEG file (unrecognised signature)")
@@ -68,7 +68,7 @@ public enum ImageCodec {
     }
 
     /// Writes a PNG (channels 1, 3 or 4; interleaved). Used by tests and reports.
-    public static func writePNG(_ image: DecodedImage, to path: String) throws {
+    package static func writePNG(_ image: DecodedImage, to path: String) throws {
         var err = [CChar](repeating: 0, count: 512)
         let rc = image.pixels.withUnsafeBufferPointer {
             swiftcnn_encode_png(path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), &err, err.count)
@@ -77,7 +77,7 @@ public enum ImageCodec {
     }
 
     /// Writes a baseline JPEG of `quality` (1...100; channels 1 or 3).
-    public static func writeJPEG(_ image: DecodedImage, to path: String, quality: Int = 95) throws {
+    package static func writeJPEG(_ image: DecodedImage, to path: String, quality: Int = 95) throws {
         var err = [CChar](repeating: 0, count: 512)
         let rc = image.pixels.withUnsafeBufferPointer {
             swiftcnn_encode_jpeg(path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels),
@@ -88,7 +88,7 @@ public enum ImageCodec {
 
     /// Converts to `channels` (1 or 3): RGB to gray with ITU-R 601-2 luma in PIL's fixed point,
     /// L = (19595 R + 38470 G + 7471 B + 32768) >> 16; gray to RGB by repeating the plane.
-    public static func convert(_ image: DecodedImage, channels: Int) -> DecodedImage {
+    package static func convert(_ image: DecodedImage, channels: Int) -> DecodedImage {
         precondition(channels == 1 || channels == 3)
         if image.channels == channels { return image }
         let n = image.width * image.height
@@ -111,7 +111,7 @@ public enum ImageCodec {
     /// uses): a separable triangle filter on pixel centres, widened by the scale factor when
     /// shrinking so every input pixel contributes (antialiased). Upscaling is plain bilinear
     /// interpolation with clamped edges; equal sizes copy exactly. Rounds to the nearest integer.
-    public static func resize(_ image: DecodedImage, width: Int, height: Int) -> DecodedImage {
+    package static func resize(_ image: DecodedImage, width: Int, height: Int) -> DecodedImage {
         if image.width == width && image.height == height { return image }
         let c = image.channels
         let xw = filterWeights(inSize: image.width, outSize: width)
@@ -167,7 +167,7 @@ func cString(_ chars: [CChar]) -> String {
 extension DecodedImage {
     /// The pixels as (C, H, W) planes — the layout of datasets and model input — written to `dst`
     /// (width · height · channels bytes).
-    public func writePlanes(into dst: UnsafeMutablePointer<UInt8>) {
+    package func writePlanes(into dst: UnsafeMutablePointer<UInt8>) {
         let hw = width * height, c = channels
         pixels.withUnsafeBufferPointer { src in
             for p in 0..<hw { for ch in 0..<c { dst[ch * hw + p] = src[p * c + ch] } }
@@ -175,7 +175,7 @@ extension DecodedImage {
     }
 
     /// The pixels as (C, H, W) planes.
-    public var planes: [UInt8] {
+    package var planes: [UInt8] {
         [UInt8](unsafeUninitializedCapacity: pixels.count) { buffer, count in
             writePlanes(into: buffer.baseAddress!)
             count = pixels.count

@@ -15,9 +15,11 @@ public struct ImageFolderOptions: Sendable, Equatable {
     public var extensions: Set<String>
     /// Images larger than this are refused (a corrupt header could otherwise ask for gigabytes).
     public var maxPixels: Int
+    /// 100 megapixels.
+    public static let defaultMaxPixels = 100_000_000
 
     public init(channels: Int = 3, height: Int = 32, width: Int = 32, resize: Bool = true,
-                extensions: Set<String> = ["png", "jpg", "jpeg"], maxPixels: Int = ImageCodec.defaultMaxPixels) {
+                extensions: Set<String> = ["png", "jpg", "jpeg"], maxPixels: Int = ImageFolderOptions.defaultMaxPixels) {
         self.channels = channels
         self.height = height
         self.width = width
@@ -119,7 +121,7 @@ public enum ImageFolder {
     }
 
     /// One image, decoded, converted and resized as `load` does: (H, W, C) interleaved.
-    public static func decodeForModel(path: String, options: ImageFolderOptions) throws -> DecodedImage {
+    package static func decodeForModel(path: String, options: ImageFolderOptions) throws -> DecodedImage {
         var img = try ImageCodec.decode(fileAt: path, maxPixels: options.maxPixels)
         if img.width != options.width || img.height != options.height {
             guard options.resize else {

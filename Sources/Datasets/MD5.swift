@@ -5,12 +5,12 @@ import CNNCore
 /// checksum — not for anything security-related.
 ///
 ///     var h = MD5(); h.update(bytes); let hex = h.finalize().hex
-public struct MD5: Sendable {
+package struct MD5: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476)
     private var buffer: [UInt8] = []   // < 64 pending bytes
     private var length: UInt64 = 0     // bytes hashed so far
 
-    public init() { buffer.reserveCapacity(64) }
+    package init() { buffer.reserveCapacity(64) }
 
     private static let s: [UInt32] = [
         7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
@@ -21,7 +21,7 @@ public struct MD5: Sendable {
     /// K[i] = floor(2^32 * |sin(i + 1)|).
     private static let k: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296.0)) }
 
-    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    package mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         length &+= UInt64(bytes.count)
         var rest = bytes[...]
         if !buffer.isEmpty {
@@ -46,7 +46,7 @@ public struct MD5: Sendable {
     }
 
     /// The 16-byte digest. Hashing more after this is a programming error.
-    public mutating func finalize() -> Digest {
+    package mutating func finalize() -> Digest {
         let bitLength = length &* 8
         var pad: [UInt8] = [0x80]
         let used = Int(length % 64)
@@ -64,25 +64,25 @@ public struct MD5: Sendable {
         return Digest(bytes: out)
     }
 
-    public struct Digest: Sendable, Equatable, CustomStringConvertible {
-        public let bytes: [UInt8]
+    package struct Digest: Sendable, Equatable, CustomStringConvertible {
+        package let bytes: [UInt8]
         /// Lower-case hexadecimal, as `md5sum` prints it.
-        public var hex: String {
+        package var hex: String {
             let digits = Array("0123456789abcdef")
             return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
         }
-        public var description: String { hex }
+        package var description: String { hex }
     }
 
     /// Digest of `bytes` in one call.
-    public static func hash<C: Collection>(_ bytes: C) -> Digest where C.Element == UInt8 {
+    package static func hash<C: Collection>(_ bytes: C) -> Digest where C.Element == UInt8 {
         var h = MD5()
         h.update(bytes)
         return h.finalize()
     }
 
     /// Digest of the file at `path`, read in 1 MiB chunks.
-    public static func hash(fileAt path: String) throws -> Digest {
+    package static func hash(fileAt path: String) throws -> Digest {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CNNError.io("cannot open \(path) to compute its MD5")
         }

@@ -3,16 +3,16 @@ import Foundation
 
 /// Seeds and draws for the data pipeline. Every random choice is a pure function of
 /// (seed, stream, epoch, item), so results do not depend on thread count or scheduling.
-public enum DataRandom {
+package enum DataRandom {
     /// Independent streams derived from one run seed.
-    public enum Stream: UInt64, Sendable {
+    package enum Stream: UInt64, Sendable {
         case sample = 1    // per-sample augmentation: item = dataset index
         case shuffle = 2   // epoch order: item = 0
         case batch = 3     // MixUp/CutMix: item = batch index
     }
 
     /// A 64-bit seed for (seed, stream, epoch, item), mixed through SplitMix64.
-    public static func seed(_ seed: UInt64, _ stream: Stream, epoch: Int, item: Int) -> UInt64 {
+    package static func seed(_ seed: UInt64, _ stream: Stream, epoch: Int, item: Int) -> UInt64 {
         var x = seed
         var h = SeededRNG.splitMix64(&x)
         x = h ^ (stream.rawValue &* 0xD6E8_FEB8_6659_FD93)
@@ -23,13 +23,13 @@ public enum DataRandom {
         return SeededRNG.splitMix64(&x)
     }
 
-    public static func rng(_ seed: UInt64, _ stream: Stream, epoch: Int, item: Int) -> SeededRNG {
+    package static func rng(_ seed: UInt64, _ stream: Stream, epoch: Int, item: Int) -> SeededRNG {
         SeededRNG(seed: self.seed(seed, stream, epoch: epoch, item: item))
     }
 
     /// Uniform integer in 0..<n (n > 0) by Lemire's multiply-and-reject; defined here, not by
     /// the standard library, so orders stay the same across Swift versions.
-    public static func int(_ n: Int, _ rng: inout SeededRNG) -> Int {
+    package static func int(_ n: Int, _ rng: inout SeededRNG) -> Int {
         precondition(n > 0)
         let bound = UInt64(n)
         var m = rng.next().multipliedFullWidth(by: bound)
@@ -41,7 +41,7 @@ public enum DataRandom {
     }
 
     /// Fisher-Yates shuffle with `int`.
-    public static func shuffle<T>(_ a: inout [T], _ rng: inout SeededRNG) {
+    package static func shuffle<T>(_ a: inout [T], _ rng: inout SeededRNG) {
         guard a.count > 1 else { return }
         for i in stride(from: a.count - 1, to: 0, by: -1) {
             let j = int(i + 1, &rng)
@@ -50,14 +50,14 @@ public enum DataRandom {
     }
 
     /// A random permutation of 0..<n.
-    public static func permutation(_ n: Int, _ rng: inout SeededRNG) -> [Int] {
+    package static func permutation(_ n: Int, _ rng: inout SeededRNG) -> [Int] {
         var p = Array(0..<n)
         shuffle(&p, &rng)
         return p
     }
 
     /// Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through Gamma(shape + 1) * U^(1/shape).
-    public static func gamma(_ shape: Double, _ rng: inout SeededRNG) -> Double {
+    package static func gamma(_ shape: Double, _ rng: inout SeededRNG) -> Double {
         precondition(shape > 0)
         if shape < 1 {
             let u = max(Double(rng.next() >> 11) * 0x1p-53, 0x1p-60)
@@ -76,7 +76,7 @@ public enum DataRandom {
     }
 
     /// Beta(a, b) from two Gamma draws.
-    public static func beta(_ a: Double, _ b: Double, _ rng: inout SeededRNG) -> Double {
+    package static func beta(_ a: Double, _ b: Double, _ rng: inout SeededRNG) -> Double {
         let x = gamma(a, &rng)
         let y = gamma(b, &rng)
         return x + y > 0 ? x / (x + y) : 0.5

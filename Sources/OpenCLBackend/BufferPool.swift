@@ -18,15 +18,15 @@ final class CLBuffer: BufferStorage, @unchecked Sendable {
 }
 
 /// Allocator statistics (device buffers, not host memory).
-public struct BufferPoolStats: Sendable, Equatable, CustomStringConvertible {
+package struct BufferPoolStats: Sendable, Equatable, CustomStringConvertible {
     /// clCreateBuffer calls.
-    public var allocations = 0
+    package var allocations = 0
     /// Requests served from the pool.
-    public var reuses = 0
+    package var reuses = 0
     /// Bytes held by live tensors, and bytes parked in the pool.
-    public var liveBytes = 0
-    public var cachedBytes = 0
-    public var description: String {
+    package var liveBytes = 0
+    package var cachedBytes = 0
+    package var description: String {
         "buffers: \(allocations) allocated, \(reuses) reused, \(liveBytes >> 10) KiB live, \(cachedBytes >> 10) KiB cached"
     }
 }

@@ -4,9 +4,9 @@ import CCLBlast
 
 /// OpenCL and CLBlast status codes as names, so every thrown error says what happened
 /// ("clEnqueueNDRangeKernel(im2col) failed: CL_OUT_OF_RESOURCES (-5)") instead of a bare number.
-public enum CLStatus {
+package enum CLStatus {
     /// The OpenCL 1.2 / 3.0 error names plus the ICD loader's CL_PLATFORM_NOT_FOUND_KHR.
-    public static func name(_ code: cl_int) -> String {
+    package static func name(_ code: cl_int) -> String {
         switch code {
         case 0: return "CL_SUCCESS"
         case -1: return "CL_DEVICE_NOT_FOUND"
@@ -75,7 +75,7 @@ public enum CLStatus {
     }
 
     /// "CL_OUT_OF_RESOURCES (-5)", with a hint for the codes a user can do something about.
-    public static func describe(_ code: cl_int) -> String {
+    package static func describe(_ code: cl_int) -> String {
         let base = "\(name(code)) (\(code))"
         switch code {
         case -4, -5, -6:
@@ -88,7 +88,7 @@ public enum CLStatus {
     }
 
     /// CLBlast's status codes (CLBlastStatusCode): the OpenCL ones plus its own.
-    public static func clblastName(_ code: Int32) -> String {
+    package static func clblastName(_ code: Int32) -> String {
         switch code {
         case -1024: return "CLBlastNotImplemented"
         case -1022: return "CLBlastInvalidMatrixA"

@@ -22,7 +22,7 @@ public final class OpenCLBackend: Backend {
     public private(set) var transferCounters = TransferCounters()
     /// Names of the kernels this backend has launched (tests check that the parity cases reach
     /// every kernel of Kernels/*.cl).
-    public private(set) var launchedKernels: Set<String> = []
+    package private(set) var launchedKernels: Set<String> = []
 
     let runtime: DeviceRuntime
     let queue: cl_command_queue?
@@ -36,14 +36,14 @@ public final class OpenCLBackend: Backend {
 
     /// Accumulate device time of every kernel and copy from profiling events. Off by default
     /// (collecting events costs host time); benchmarks turn it on.
-    public var profiling = false {
+    package var profiling = false {
         didSet { if !profiling { try? drainEvents() } }
     }
     private var pendingEvents: [(String, cl_event?)] = []
     /// Device nanoseconds of the commands enqueued while `profiling` was on (complete after a
     /// `synchronize`), in total and per kernel name.
-    public private(set) var deviceTimeNanoseconds: UInt64 = 0
-    public private(set) var deviceTimeByKernel: [String: UInt64] = [:]
+    package private(set) var deviceTimeNanoseconds: UInt64 = 0
+    package private(set) var deviceTimeByKernel: [String: UInt64] = [:]
 
     /// A backend on `device` (from `selectDevice` or `OpenCLDiscovery.inventory()`).
     public init(device: OpenCLDeviceInfo) throws {
@@ -67,7 +67,7 @@ public final class OpenCLBackend: Backend {
     }
 
     /// A backend on the device `selector` names (`opencl` = the best OpenCL device, or `opencl:P:D`).
-    public convenience init(selector: String = "opencl") throws {
+    package convenience init(selector: String = "opencl") throws {
         let request = try DeviceRequest.parse(selector)
         let choice = try selectDevice(request == .auto ? .opencl : request, inventory: OpenCLDiscovery.inventory())
         guard case let .opencl(dev, _) = choice else {
@@ -87,11 +87,11 @@ public final class OpenCLBackend: Backend {
     }
 
     /// Device-buffer allocator statistics.
-    public var allocatorStats: BufferPoolStats { pool.statistics }
+    package var allocatorStats: BufferPoolStats { pool.statistics }
     /// Returns the pool's idle buffers to the driver.
-    public func trimMemoryCache() { pool.trim() }
+    package func trimMemoryCache() { pool.trim() }
 
-    public func resetDeviceTime() {
+    package func resetDeviceTime() {
         try? drainEvents()
         deviceTimeNanoseconds = 0
         deviceTimeByKernel = [:]

@@ -3,23 +3,23 @@ import COpenCL
 import Foundation
 
 /// Counters of the on-disk program cache, process-wide.
-public struct ProgramCacheStats: Sendable, Equatable, CustomStringConvertible {
+package struct ProgramCacheStats: Sendable, Equatable, CustomStringConvertible {
     /// Programs loaded from a cached binary (no compilation from source).
-    public var hits = 0
+    package var hits = 0
     /// Programs compiled from source (cache miss, or caching disabled).
-    public var compilations = 0
+    package var compilations = 0
     /// Cache entries found but not trusted (corrupt, truncated, key mismatch, or the driver refused
     /// the binary); each was rebuilt from source and overwritten.
-    public var rejected = 0
+    package var rejected = 0
     /// Entries written, and writes that failed (the program still works; the next process recompiles).
-    public var writes = 0
-    public var writeFailures = 0
+    package var writes = 0
+    package var writeFailures = 0
     /// Wall seconds spent compiling from source (including fetching and storing the binary) and
     /// loading cached binaries.
-    public var compileSeconds = 0.0
-    public var loadSeconds = 0.0
+    package var compileSeconds = 0.0
+    package var loadSeconds = 0.0
 
-    public var description: String {
+    package var description: String {
         "program cache: \(hits) hits, \(compilations) compilations (\(String(format1: compileSeconds * 1000)) ms), "
             + "\(rejected) rejected, \(writes) written, load \(String(format1: loadSeconds * 1000)) ms"
     }
@@ -32,16 +32,16 @@ public struct ProgramCacheStats: Sendable, Equatable, CustomStringConvertible {
 /// binary. An entry is used only if every header field matches and the driver accepts and builds
 /// the binary; otherwise it is rebuilt from source and replaced. Writes go to a temporary file in
 /// the same folder and are renamed into place, so a reader never sees half an entry.
-public enum ProgramCache {
+package enum ProgramCache {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var _stats = ProgramCacheStats()
 
-    public static var stats: ProgramCacheStats { lock.lock(); defer { lock.unlock() }; return _stats }
-    public static func resetStats() { lock.lock(); _stats = ProgramCacheStats(); lock.unlock() }
+    package static var stats: ProgramCacheStats { lock.lock(); defer { lock.unlock() }; return _stats }
+    package static func resetStats() { lock.lock(); _stats = ProgramCacheStats(); lock.unlock() }
     static func record(_ f: (inout ProgramCacheStats) -> Void) { lock.lock(); f(&_stats); lock.unlock() }
 
     /// `$SWIFTCNN_CACHE_DIR`, else `$HOME/.cache/swiftcnn` (programs live in its `programs/` folder).
-    public static var directory: URL {
+    package static var directory: URL {
         let env = ProcessInfo.processInfo.environment
         if let dir = env["SWIFTCNN_CACHE_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir, isDirectory: true) }
         let home = env["HOME"].map { URL(fileURLWithPath: $0, isDirectory: true) }

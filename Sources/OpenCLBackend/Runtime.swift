@@ -4,7 +4,7 @@ import Foundation
 import Kernels
 
 /// The kernel files, one OpenCL program each (`common.cl` + the family's file).
-public enum KernelFamily: String, CaseIterable, Sendable {
+package enum KernelFamily: String, CaseIterable, Sendable {
     case conv, pooling, batchnorm, elementwise, loss, optimizers, reductions
 
     var source: String {

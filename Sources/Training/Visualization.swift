@@ -16,7 +16,7 @@ public enum Visualization {
     /// each pixel blown up to `scale` x `scale`, 1-pixel black gaps. A filter with 3 input channels
     /// is shown in colour (R, G, B = input channels 0, 1, 2); otherwise in grey, as the mean over its
     /// input channels. Each tile is min-max scaled to 0...255 on its own (a constant filter is mid-grey).
-    public static func filterGrid(_ weights: HostTensor, scale: Int = 8, columns: Int = 8) throws -> DecodedImage {
+    package static func filterGrid(_ weights: HostTensor, scale: Int = 8, columns: Int = 8) throws -> DecodedImage {
         let s = weights.shape
         try require(s.rank == 4 && s[2] > 0 && s[3] > 0 && s[0] > 0 && s[1] > 0,
                     "filter grid: expected convolution weights (Cout, Cin, KH, KW), got \(s)")
@@ -108,7 +108,7 @@ public enum Visualization {
     ]
 
     /// A scatter plot of 2-D points (n, 2) on white, each a 5x5 dot in its class's colour.
-    public static func scatterPlot(_ y: [Double], labels: [Int32], size: Int = 800) -> DecodedImage {
+    package static func scatterPlot(_ y: [Double], labels: [Int32], size: Int = 800) -> DecodedImage {
         var pixels = [UInt8](repeating: 255, count: size * size * 3)
         let n = labels.count
         guard n > 0 else { return DecodedImage(width: size, height: size, channels: 3, pixels: pixels) }
@@ -196,7 +196,7 @@ public enum Visualization {
 
     /// The image (interleaved RGB or grey, 0...255) with the map laid over it in a blue-to-red colour
     /// scale (bilinear upsampling of the map), both enlarged by `scale`.
-    public static func overlay(map: [Float], mapHeight: Int, mapWidth: Int, on image: DecodedImage, scale: Int = 4,
+    package static func overlay(map: [Float], mapHeight: Int, mapWidth: Int, on image: DecodedImage, scale: Int = 4,
                                opacity: Float = 0.5) -> DecodedImage {
         let (W, H) = (image.width * scale, image.height * scale)
         var out = [UInt8](repeating: 0, count: W * H * 3)

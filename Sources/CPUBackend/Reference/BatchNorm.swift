@@ -18,7 +18,7 @@ extension CPUBackend.Reference {
     ///
     /// M must be at least 2: with one value per channel the unbiased variance is 0/0 (PyTorch raises
     /// "Expected more than 1 value per channel when training"); `CPUBackend` throws before calling this.
-    public static func batchNormForwardTraining<T: BinaryFloatingPoint>(
+    package static func batchNormForwardTraining<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, gamma: UnsafePointer<T>, beta: UnsafePointer<T>, y: UnsafeMutablePointer<T>,
         runningMean: UnsafeMutablePointer<T>, runningVar: UnsafeMutablePointer<T>,
         saveMean: UnsafeMutablePointer<T>, saveInvStd: UnsafeMutablePointer<T>,
@@ -52,7 +52,7 @@ extension CPUBackend.Reference {
 
     /// Inference-mode BatchNorm. x, y: (N, C, S); gamma, beta, runningMean, runningVar: (C).
     /// y = activation(gamma * (x - runningMean) / sqrt(runningVar + epsilon) + beta), in Double, rounded once.
-    public static func batchNormForwardInference<T: BinaryFloatingPoint>(
+    package static func batchNormForwardInference<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, gamma: UnsafePointer<T>, beta: UnsafePointer<T>,
         runningMean: UnsafePointer<T>, runningVar: UnsafePointer<T>, y: UnsafeMutablePointer<T>,
         batch: Int, channels: Int, spatial: Int, epsilon: T, activation: Activation
@@ -74,7 +74,7 @@ extension CPUBackend.Reference {
     /// With xhat = (x - saveMean) * saveInvStd and means over the channel's M = N*S values (in Double):
     ///   dx = gamma * invStd * (dy - mean(dy) - xhat * mean(dy * xhat)),
     ///   dGamma = sum(dy * xhat),  dBeta = sum(dy).
-    public static func batchNormBackward<T: BinaryFloatingPoint>(
+    package static func batchNormBackward<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, dy: UnsafePointer<T>, gamma: UnsafePointer<T>,
         saveMean: UnsafePointer<T>, saveInvStd: UnsafePointer<T>,
         dx: UnsafeMutablePointer<T>, dGamma: UnsafeMutablePointer<T>, dBeta: UnsafeMutablePointer<T>,

@@ -16,7 +16,7 @@ extension CPUBackend.Reference {
 
     /// x: (N, C, H, W) -> cols: (N, C*KH*KW, OH*OW). Row (c, i, j) = (c*KH + i)*KW + j of image n,
     /// column oh*OW + ow, holds x[n, c, oh*sh - ph + i, ow*sw - pw + j], or 0 outside the image.
-    public static func im2col<T: BinaryFloatingPoint>(
+    package static func im2col<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, cols: UnsafeMutablePointer<T>, geometry g: Conv2DGeometry
     ) {
         let (C, H, W, KH, KW) = (g.inChannels, g.height, g.width, g.kernelH, g.kernelW)
@@ -44,7 +44,7 @@ extension CPUBackend.Reference {
     /// The adjoint of `im2col`: cols: (N, C*KH*KW, OH*OW) -> x: (N, C, H, W) (overwritten).
     /// x[n, c, h, w] = sum of cols[n, (c, i, j), (oh, ow)] over every (i, j, oh, ow) with
     /// oh*sh - ph + i == h and ow*sw - pw + j == w (gathered, summed in Double).
-    public static func col2im<T: BinaryFloatingPoint>(
+    package static func col2im<T: BinaryFloatingPoint>(
         cols: UnsafePointer<T>, x: UnsafeMutablePointer<T>, geometry g: Conv2DGeometry
     ) {
         let (C, H, W, KH, KW) = (g.inChannels, g.height, g.width, g.kernelH, g.kernelW)
@@ -74,7 +74,7 @@ extension CPUBackend.Reference {
     /// x: (N, Cin, H, W), weight: (Cout, Cin, KH, KW), bias: (Cout) or nil, y: (N, Cout, OH, OW).
     /// y[n, co, oh, ow] = bias[co] + sum over (ci, i, j) of weight[co, ci, i, j] * x[n, ci, oh*sh - ph + i, ow*sw - pw + j]
     /// (terms outside the image are zero); the activation is applied before rounding.
-    public static func conv2DForward<T: BinaryFloatingPoint>(
+    package static func conv2DForward<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, weight: UnsafePointer<T>, bias: UnsafePointer<T>?, y: UnsafeMutablePointer<T>,
         geometry g: Conv2DGeometry, activation: Activation
     ) {
@@ -110,7 +110,7 @@ extension CPUBackend.Reference {
     /// dy: (N, Cout, OH, OW), weight: (Cout, Cin, KH, KW), dx: (N, Cin, H, W).
     /// dx[n, ci, h, w] = sum over (co, i, j, oh, ow) with oh*sh - ph + i == h, ow*sw - pw + j == w
     /// of dy[n, co, oh, ow] * weight[co, ci, i, j].
-    public static func conv2DBackwardData<T: BinaryFloatingPoint>(
+    package static func conv2DBackwardData<T: BinaryFloatingPoint>(
         dy: UnsafePointer<T>, weight: UnsafePointer<T>, dx: UnsafeMutablePointer<T>, geometry g: Conv2DGeometry
     ) {
         let (Cin, H, W, Cout, KH, KW) = (g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW)
@@ -142,7 +142,7 @@ extension CPUBackend.Reference {
     /// x: (N, Cin, H, W), dy: (N, Cout, OH, OW), dWeight: (Cout, Cin, KH, KW), dBias: (Cout) or nil.
     /// dWeight[co, ci, i, j] = sum over (n, oh, ow) of dy[n, co, oh, ow] * x[n, ci, oh*sh - ph + i, ow*sw - pw + j];
     /// dBias[co] = sum over (n, oh, ow) of dy[n, co, oh, ow].
-    public static func conv2DBackwardFilter<T: BinaryFloatingPoint>(
+    package static func conv2DBackwardFilter<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, dy: UnsafePointer<T>, dWeight: UnsafeMutablePointer<T>, dBias: UnsafeMutablePointer<T>?,
         geometry g: Conv2DGeometry
     ) {
@@ -178,7 +178,7 @@ extension CPUBackend.Reference {
 
     /// y = activation(y + bias[c]) in place. y: (N, C, S) with S the product of the trailing
     /// dimensions (1 for an (N, C) matrix), bias: (C). The sum is rounded to T, then activated.
-    public static func biasAdd<T: BinaryFloatingPoint>(
+    package static func biasAdd<T: BinaryFloatingPoint>(
         y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, batch: Int, channels: Int, spatial: Int, activation: Activation
     ) {
         for n in 0..<batch {
@@ -191,7 +191,7 @@ extension CPUBackend.Reference {
 
     /// dBias[c] = sum over (n, s) of dy[n, c, s] (overwrites dBias).
     /// dy: (N, C, S) with S the product of the trailing dimensions, dBias: (C). Summed in Double.
-    public static func biasGrad<T: BinaryFloatingPoint>(
+    package static func biasGrad<T: BinaryFloatingPoint>(
         dy: UnsafePointer<T>, dBias: UnsafeMutablePointer<T>, batch: Int, channels: Int, spatial: Int
     ) {
         for c in 0..<channels {

@@ -6,11 +6,11 @@ import CNNCore
 extension CPUBackend.Reference {
     /// ReLU of one value: v if v > 0, else +0. NaN propagates (as PyTorch); -0 becomes +0.
     @inline(__always)
-    public static func relu<V: FloatingPoint>(_ v: V) -> V { v > 0 || v.isNaN ? v : 0 }
+    package static func relu<V: FloatingPoint>(_ v: V) -> V { v > 0 || v.isNaN ? v : 0 }
 
     /// A fused activation applied to one value.
     @inline(__always)
-    public static func activate<V: FloatingPoint>(_ v: V, _ activation: Activation) -> V {
+    package static func activate<V: FloatingPoint>(_ v: V, _ activation: Activation) -> V {
         switch activation {
         case .identity: v
         case .relu: relu(v)
@@ -18,12 +18,12 @@ extension CPUBackend.Reference {
     }
 
     /// y = relu(x). x, y: (count); y may be x.
-    public static func relu<T: BinaryFloatingPoint>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
+    package static func relu<T: BinaryFloatingPoint>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
         for i in 0..<count { y[i] = relu(x[i]) }
     }
 
     /// dx = y > 0 ? dy : 0, where y is the ReLU's output. y, dy, dx: (count); dx may be dy.
-    public static func reluBackward<T: BinaryFloatingPoint>(
+    package static func reluBackward<T: BinaryFloatingPoint>(
         y: UnsafePointer<T>, dy: UnsafePointer<T>, dx: UnsafeMutablePointer<T>, count: Int
     ) {
         for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
@@ -32,7 +32,7 @@ extension CPUBackend.Reference {
     /// Inverted dropout. x, y, mask: (count); y may be x; count <= 2^32.
     /// key = CounterRNG.key(seed: seed); element i is kept when CounterRNG.uniform(key, UInt32(i)) >= p:
     /// mask[i] = kept ? 1 / (1 - p) : 0 (computed in T), y[i] = x[i] * mask[i]. p = 0 is the identity.
-    public static func dropoutForward<T: BinaryFloatingPoint>(
+    package static func dropoutForward<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, mask: UnsafeMutablePointer<T>, count: Int,
         probability p: T, seed: UInt64
     ) {
@@ -47,27 +47,27 @@ extension CPUBackend.Reference {
     }
 
     /// y = a + b. a, b, y: (count); y may be a or b.
-    public static func add<T: BinaryFloatingPoint>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
+    package static func add<T: BinaryFloatingPoint>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
         for i in 0..<count { y[i] = a[i] + b[i] }
     }
 
     /// y = a * b elementwise. a, b, y: (count); y may be a or b.
-    public static func mul<T: BinaryFloatingPoint>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
+    package static func mul<T: BinaryFloatingPoint>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
         for i in 0..<count { y[i] = a[i] * b[i] }
     }
 
     /// y = alpha * x. x, y: (count); y may be x.
-    public static func scale<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, by alpha: T, y: UnsafeMutablePointer<T>, count: Int) {
+    package static func scale<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, by alpha: T, y: UnsafeMutablePointer<T>, count: Int) {
         for i in 0..<count { y[i] = alpha * x[i] }
     }
 
     /// y += alpha * x. x, y: (count); x may be y.
-    public static func axpy<T: BinaryFloatingPoint>(alpha: T, x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
+    package static func axpy<T: BinaryFloatingPoint>(alpha: T, x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, count: Int) {
         for i in 0..<count { y[i] += alpha * x[i] }
     }
 
     /// Every element of t: (count) set to value.
-    public static func fill<T: BinaryFloatingPoint>(_ t: UnsafeMutablePointer<T>, value: T, count: Int) {
+    package static func fill<T: BinaryFloatingPoint>(_ t: UnsafeMutablePointer<T>, value: T, count: Int) {
         for i in 0..<count { t[i] = value }
     }
 }

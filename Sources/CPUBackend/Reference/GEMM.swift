@@ -11,7 +11,7 @@ extension CPUBackend.Reference {
     ///
     /// Each dot product accumulates in Double and C is rounded once. beta == 0 ignores C's old
     /// contents, even NaN (BLAS semantics); k == 0 gives C = beta * C. C must not overlap A or B.
-    public static func gemm<T: BinaryFloatingPoint>(
+    package static func gemm<T: BinaryFloatingPoint>(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
         beta: T, c: UnsafeMutablePointer<T>, ldc: Int
@@ -34,7 +34,7 @@ extension CPUBackend.Reference {
     /// `batch` independent GEMMs (see `gemm`); matrix i of A, B and C starts `i * strideA`,
     /// `i * strideB`, `i * strideC` elements in. A stride of 0 reuses one A or B for every item
     /// (C's stride must separate the outputs).
-    public static func gemmStridedBatched<T: BinaryFloatingPoint>(
+    package static func gemmStridedBatched<T: BinaryFloatingPoint>(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
         a: UnsafePointer<T>, lda: Int, strideA: Int, b: UnsafePointer<T>, ldb: Int, strideB: Int,
         beta: T, c: UnsafeMutablePointer<T>, ldc: Int, strideC: Int, batch: Int

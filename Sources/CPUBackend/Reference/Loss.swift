@@ -6,7 +6,7 @@ import Foundation
 
 extension CPUBackend.Reference {
     /// What `softmaxCrossEntropy` compares the logits with.
-    public enum LossTargets<T: BinaryFloatingPoint> {
+    package enum LossTargets<T: BinaryFloatingPoint> {
         /// Class indices, (N) int32, each in 0..<K.
         case labels(UnsafePointer<Int32>)
         /// A target distribution per row, (N, K) (MixUp / CutMix). Rows are used as given.
@@ -15,7 +15,7 @@ extension CPUBackend.Reference {
 
     /// Row-wise softmax. x, y: (N, K) with N = rows, K = classes.
     /// y[r, k] = exp(x[r, k] - max_r) / sum_j exp(x[r, j] - max_r).
-    public static func softmax<T: BinaryFloatingPoint>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, rows: Int, classes: Int) {
+    package static func softmax<T: BinaryFloatingPoint>(x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, rows: Int, classes: Int) {
         for r in 0..<rows {
             let xr = x + r * classes, yr = y + r * classes   // xr, yr: (K)
             let lse = logSumExp(xr, classes)
@@ -38,7 +38,7 @@ extension CPUBackend.Reference {
     ///   losses[r]     = -sum_k target[k] * (logits[r, k] - logSumExp(logits[r, :])),
     ///   dLogits[r, k] = gradScale * (softmax(logits[r, :])[k] - target[k]).
     /// Throws `invalidArgument` naming the row when a label is outside 0..<K (nothing is written then).
-    public static func softmaxCrossEntropy<T: BinaryFloatingPoint>(
+    package static func softmaxCrossEntropy<T: BinaryFloatingPoint>(
         logits: UnsafePointer<T>, targets: LossTargets<T>, rows: Int, classes: Int, labelSmoothing s: T,
         losses: UnsafeMutablePointer<T>, dLogits: UnsafeMutablePointer<T>?, gradScale: T
     ) throws {
@@ -55,7 +55,7 @@ extension CPUBackend.Reference {
 
     /// The rows `range` of `softmaxCrossEntropy`, labels already checked (the fast path runs row
     /// ranges of it in parallel).
-    public static func softmaxCrossEntropyRows<T: BinaryFloatingPoint>(
+    package static func softmaxCrossEntropyRows<T: BinaryFloatingPoint>(
         _ range: Range<Int>, logits: UnsafePointer<T>, targets: LossTargets<T>, classes: Int, labelSmoothing s: T,
         losses: UnsafeMutablePointer<T>, dLogits: UnsafeMutablePointer<T>?, gradScale: T
     ) {

@@ -12,7 +12,7 @@ extension CPUBackend.Reference {
     ///   p = p - lr * g
     /// With momentum == 0 the buffer is neither needed nor touched (PyTorch's plain SGD). The buffer
     /// starts at zero, which equals PyTorch's first-step copy when dampening is 0.
-    public static func sgdStep<T: BinaryFloatingPoint>(
+    package static func sgdStep<T: BinaryFloatingPoint>(
         params: UnsafeMutablePointer<T>, grads: UnsafePointer<T>, momentumBuffer: UnsafeMutablePointer<T>?,
         count: Int, hyper h: SGDHyper
     ) {
@@ -34,7 +34,7 @@ extension CPUBackend.Reference {
     ///   AdamW (decoupled): p = p * (1 - lr * weightDecay)
     ///   m = b1 * m + (1 - b1) * g;   v = b2 * v + (1 - b2) * g^2
     ///   p = p - (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
-    public static func adamStep<T: BinaryFloatingPoint>(
+    package static func adamStep<T: BinaryFloatingPoint>(
         params: UnsafeMutablePointer<T>, grads: UnsafePointer<T>, m: UnsafeMutablePointer<T>, v: UnsafeMutablePointer<T>,
         count: Int, hyper h: AdamHyper, step: Int
     ) {

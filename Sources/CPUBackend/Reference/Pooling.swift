@@ -10,7 +10,7 @@ extension CPUBackend.Reference {
     /// maximum in row-major window order, skipping padding. A NaN counts as larger than any number
     /// (the first NaN wins, so NaN propagates as in PyTorch). Every window holds at least one input
     /// element because padding is at most half the window (`Pool2DGeometry.validate`).
-    public static func maxPool2DForward<T: BinaryFloatingPoint>(
+    package static func maxPool2DForward<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, argmax: UnsafeMutablePointer<Int32>, geometry g: Pool2DGeometry
     ) {
         let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
@@ -50,7 +50,7 @@ extension CPUBackend.Reference {
     /// `maxPool2DForward`, dx: (N, C, H, W). dx[n, c, p] = sum of dy[n, c, o] over the windows o
     /// whose argmax is p (gathered over the windows that contain p, summed in Double).
     /// Throws `invalidArgument` when an argmax entry does not name an input element inside its own window.
-    public static func maxPool2DBackward<T: BinaryFloatingPoint>(
+    package static func maxPool2DBackward<T: BinaryFloatingPoint>(
         dy: UnsafePointer<T>, argmax: UnsafePointer<Int32>, dx: UnsafeMutablePointer<T>, geometry g: Pool2DGeometry
     ) throws {
         let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
@@ -103,7 +103,7 @@ extension CPUBackend.Reference {
 
     /// Average pooling. x: (N, C, H, W), y: (N, C, OH, OW).
     /// y = (sum of the window's input elements, summed in Double) / (KH*KW): padded zeros count.
-    public static func avgPool2DForward<T: BinaryFloatingPoint>(
+    package static func avgPool2DForward<T: BinaryFloatingPoint>(
         x: UnsafePointer<T>, y: UnsafeMutablePointer<T>, geometry g: Pool2DGeometry
     ) {
         let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)
@@ -131,7 +131,7 @@ extension CPUBackend.Reference {
 
     /// The adjoint of `avgPool2DForward` (overwrites dx). dy: (N, C, OH, OW), dx: (N, C, H, W).
     /// dx[n, c, h, w] = (sum of dy over the windows containing (h, w), in Double) / (KH*KW).
-    public static func avgPool2DBackward<T: BinaryFloatingPoint>(
+    package static func avgPool2DBackward<T: BinaryFloatingPoint>(
         dy: UnsafePointer<T>, dx: UnsafeMutablePointer<T>, geometry g: Pool2DGeometry
     ) {
         let (H, W, OH, OW) = (g.height, g.width, g.outHeight, g.outWidth)

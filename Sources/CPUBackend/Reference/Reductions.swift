@@ -4,14 +4,14 @@ import CNNCore
 
 extension CPUBackend.Reference {
     /// out[0] = sum of x (or out[0] += it when `accumulate`). x: (count), out: (1).
-    public static func sum<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<T>, accumulate: Bool) {
+    package static func sum<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<T>, accumulate: Bool) {
         var acc = accumulate ? Double(out[0]) : 0
         for i in 0..<count { acc += Double(x[i]) }
         out[0] = T(acc)
     }
 
     /// out[0] = sum of x^2 (or out[0] += it when `accumulate`). x: (count), out: (1).
-    public static func sumOfSquares<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<T>, accumulate: Bool) {
+    package static func sumOfSquares<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<T>, accumulate: Bool) {
         var acc = accumulate ? Double(out[0]) : 0
         for i in 0..<count { let v = Double(x[i]); acc += v * v }
         out[0] = T(acc)
@@ -27,13 +27,13 @@ extension CPUBackend.Reference {
     }
 
     /// out[r] = index of the first maximum of row r (see `rowArgmax`). x: (N, K), K >= 1; out: (N) int32.
-    public static func argmax<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, rows: Int, classes: Int, into out: UnsafeMutablePointer<Int32>) {
+    package static func argmax<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, rows: Int, classes: Int, into out: UnsafeMutablePointer<Int32>) {
         for r in 0..<rows { out[r] = Int32(rowArgmax(x + r * classes, classes)) }
     }
 
     /// out[0] (= or += when `accumulate`) the number of rows r with argmax(logits[r]) == labels[r].
     /// logits: (N, K), K >= 1; labels: (N) int32 (a label outside 0..<K never matches); out: (1).
-    public static func countCorrect<T: BinaryFloatingPoint>(
+    package static func countCorrect<T: BinaryFloatingPoint>(
         logits: UnsafePointer<T>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
         into out: UnsafeMutablePointer<T>, accumulate: Bool
     ) {

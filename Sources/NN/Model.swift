@@ -76,9 +76,9 @@ public final class Model {
         _ = try network.backward(dLogits)
     }
 
-    /// Every BatchNorm layer with its module path.
+    /// Every BatchNorm layer with its module path, residual shortcuts included.
     public var batchNormLayers: [(path: String, layer: BatchNorm)] {
-        network.flattened().compactMap { e in (e.layer as? BatchNorm).map { (e.path, $0) } }
+        network.flattened(shortcuts: true).compactMap { e in (e.layer as? BatchNorm).map { (e.path, $0) } }
     }
 
     /// The PyTorch-compatible state dict: parameters, running statistics and `num_batches_tracked`.
@@ -124,7 +124,7 @@ public final class Model {
         for (k, v) in stateDict { dict[k] = v }
         var used = Set<String>()
         func floats(_ name: String, _ shape: Shape) throws -> [Float] {
-            guard let v = dict[name] else { throw CNNError.invalidData("\(source): missing tensor '\(name)' \(shape) for model '\(name)'") }
+            guard let v = dict[name] else { throw CNNError.invalidData("\(source): missing tensor '\(name)' \(shape) for model '\(self.name)'") }
             guard case .float(let t) = v else { throw CNNError.invalidData("\(source): tensor '\(name)' should be float32") }
             guard t.shape.count == shape.count else {
                 throw CNNError.invalidData("\(source): tensor '\(name)' has shape \(t.shape), model '\(self.name)' needs \(shape)")
@@ -148,7 +148,7 @@ public final class Model {
     /// A table of layers, output shapes and parameter counts.
     public func summary(batch: Int = 1) -> String {
         var lines = ["Model '\(name)': input \(inputShape) -> \(outputShape), \(parameterCount) parameters"]
-        for (path, layer) in network.flattened() where !(layer is Residual) {
+        for (path, layer) in network.flattened(shortcuts: true) where !(layer is Residual) {
             lines.append("  \(path.padding(toLength: 12, withPad: " ", startingAt: 0)) \(layer.summary)")
         }
         return lines.joined(separator: "\n")

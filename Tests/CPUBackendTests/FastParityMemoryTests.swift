@@ -7,7 +7,7 @@
 // The backend runs on a one-thread pool, so all of its work happens on the calling thread and other
 // tests running in parallel do not disturb the per-thread counts.
 // Counting every malloc needs a process-wide probe, which parallel tests would disturb: that count is
-// taken on the benchmark instead (perf uprobes on malloc / posix_memalign, docs/cpu-performance.md).
+// taken on the benchmark instead (perf uprobes on malloc / posix_memalign).
 
 @testable import CPUBackend
 import CNNCore

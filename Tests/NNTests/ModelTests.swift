@@ -28,6 +28,36 @@ import CPUBackend
         #expect(sr.stateDictNames.last == "head.weight")
     }
 
+    /// Every BatchNorm, residual shortcuts included, has its `num_batches_tracked` (PyTorch's strict
+    /// loading needs it), and a model's own state dict loads back into it.
+    @Test(arguments: ModelZoo.names)
+    func everyBatchNormIsInTheStateDict(_ name: String) throws {
+        let m = try ModelZoo.make(name, backend: backend, seed: 1)
+        let names = Set(m.stateDictNames)
+        for n in names where n.hasSuffix(".running_mean") {
+            let module = n.dropLast(".running_mean".count)
+            #expect(names.contains(module + ".num_batches_tracked"), "\(name): \(module) has no num_batches_tracked")
+        }
+        let fresh = try ModelZoo.make(name, backend: backend, seed: 2)
+        try fresh.load(stateDict: try m.stateDict())
+        #expect(try backend.floats(fresh.flatParameters) == backend.floats(m.flatParameters))
+        if name == "resnet8" {
+            #expect(names.contains("layer2.0.shortcut.1.num_batches_tracked"))
+            #expect(names.contains("layer3.0.shortcut.1.num_batches_tracked"))
+        }
+    }
+
+    @Test func missingTensorNamesTheModel() throws {
+        let m = try ModelZoo.make("cnn", backend: backend, seed: 1)
+        let dict = try m.stateDict().filter { $0.0 != "conv1.weight" }
+        do {
+            try m.load(stateDict: dict, source: "x.safetensors")
+            Issue.record("a state dict without conv1.weight loaded")
+        } catch {
+            #expect("\(error)".contains("missing tensor 'conv1.weight'") && "\(error)".contains("for model 'cnn'"), "\(error)")
+        }
+    }
+
     @Test func unknownModelListsValidOnes() {
         #expect(throws: CNNError.self) { try ModelZoo.make("vgg", backend: backend, seed: 1) }
         do { _ = try ModelZoo.make("vgg", backend: backend, seed: 1) } catch {

@@ -59,13 +59,16 @@ public final class Sequential: Layer {
     }
 
     /// Every layer in the tree, depth first, with its module path.
-    public func flattened(prefix: String = "") -> [(path: String, layer: any Layer)] {
+    /// With `shortcuts`, a residual block's projection shortcut layers follow its body's (they are
+    /// not on the main path, so shape walks leave them out; state dicts need them).
+    public func flattened(prefix: String = "", shortcuts: Bool = false) -> [(path: String, layer: any Layer)] {
         var out: [(String, any Layer)] = []
         for c in children {
             let p = prefix.isEmpty ? c.name : prefix + "." + c.name
-            if let s = c.layer as? Sequential { out += s.flattened(prefix: p) } else if let r = c.layer as? Residual {
+            if let s = c.layer as? Sequential { out += s.flattened(prefix: p, shortcuts: shortcuts) } else if let r = c.layer as? Residual {
                 out.append((p, r))
-                out += r.body.flattened(prefix: p + ".body")
+                out += r.body.flattened(prefix: p + ".body", shortcuts: shortcuts)
+                if shortcuts, let sc = r.shortcut { out += sc.flattened(prefix: p + ".shortcut", shortcuts: true) }
             } else { out.append((p, c.layer)) }
         }
         return out

@@ -107,12 +107,22 @@ import Testing
         #expect(try loc.resolve() == project + "/../shared/data/cifar-10-batches-bin")
     }
 
-    @Test func offlineErrorSaysWhereToPutTheFiles() {
+    @Test func offlineErrorSaysWhereToPutTheFiles() throws {
         let dir = TempDir()
+        // The working directory is a subfolder, so that the locator's `../shared/data` fallback is
+        // inside this test's folder too, whatever lies beside the system's temporary folder.
+        let work = dir.mkdir("work")
         // Downloading disabled.
-        let off = CIFAR10Locator(workingDirectory: dir.path, allowDownload: false, log: nil)
+        let off = CIFAR10Locator(workingDirectory: work, allowDownload: false, log: nil)
         let m1 = errorMessage { _ = try off.resolve() }
-        #expect(m1.contains(dir.path + "/data/cifar-10-batches-bin") && m1.contains("--data") && m1.contains("tar -xzf"))
+        #expect(m1.contains(work + "/data/cifar-10-batches-bin") && m1.contains("shared/data/cifar-10-batches-bin"), "\(m1)")
+        #expect(m1.contains("--data") && m1.contains("tar -xzf"))
+        // A CIFAR-10 folder in ../shared/data (as on the team's machines) is found without downloading.
+        let shared = dir.mkdir("shared/data/cifar-10-batches-bin")
+        dir.write("shared/data/cifar-10-batches-bin/test_batch.bin", cifarRecord(label: 1, seed: 1))
+        let found = try off.resolve()
+        #expect(URL(fileURLWithPath: found).standardizedFileURL.path == URL(fileURLWithPath: shared).standardizedFileURL.path)
+        _ = shared
         // Download attempted but the server is unreachable (a closed local port: no network needed).
         let unreachable = CIFAR10Locator(explicitPath: dir.sub("mine"), workingDirectory: dir.path,
                                          url: "http://127.0.0.1:9/cifar-10-binary.tar.gz", timeout: 5, log: nil)

@@ -1,10 +1,10 @@
 # SwiftCNN — the two commands of the README:
 #   make run    set up, build, and train the guide's model on CIFAR-10 (the main job)
 #   make test   set up, build, and run every test (what CI runs)
-# Other targets: setup, build, bench, verify, clean. Variables: see below.
+# Other targets: setup, build, bench, verify, oclgrind, clean. Variables: see below.
 
 SHELL := /bin/bash
-APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo libpng-dev libjpeg62-turbo-dev zlib1g-dev
+APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd oclgrind clinfo libpng-dev libjpeg62-turbo-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Code generation: build for this machine's CPU. On the default x86-64 target, SIMD fused
@@ -24,7 +24,7 @@ EPOCHS ?= 15
 DEVICE ?= auto
 RUN_ARGS ?=
 
-.PHONY: run test setup build bench verify clean
+.PHONY: run test setup build bench verify oclgrind clean
 
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,7 +43,12 @@ run: build
 
 test: setup
 	swift build $(RELEASE) --build-tests -Xswiftc -enable-testing
+	scripts/oclgrind-check.sh $(CNN)
 	swift test $(RELEASE) -Xswiftc -enable-testing --skip-build
+
+# Every OpenCL kernel under the Oclgrind simulator (API misuse, data races), small shapes.
+oclgrind: build
+	scripts/oclgrind-check.sh $(CNN)
 
 bench: build
 	.build/release/cnn-bench --device all --out bench-results.json

@@ -167,10 +167,15 @@ public enum OpenCLDiscovery {
         else if typeBits & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 { type = .cpu }
         else { type = .other }
         let extensions = deviceString(device, CL_DEVICE_EXTENSIONS)
-        let halfConfig = deviceValue(device, 0x1033 /* CL_DEVICE_HALF_FP_CONFIG */, as: cl_device_fp_config.self) ?? 0
+        let version = deviceString(device, CL_DEVICE_VERSION)
+        // Queries that a device may answer only with an extension or a version: asking anyway is an
+        // API error (CL_INVALID_VALUE) that Oclgrind's --check-api reports.
+        let fp16 = extensions.contains("cl_khr_fp16")
+        let halfConfig = fp16 ? deviceValue(device, 0x1033 /* CL_DEVICE_HALF_FP_CONFIG */, as: cl_device_fp_config.self) ?? 0 : 0
         let doubleConfig = deviceValue(device, CL_DEVICE_DOUBLE_FP_CONFIG, as: cl_device_fp_config.self) ?? 0
         // CL_DEVICE_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (0x1067) exists from OpenCL 3.0 on.
-        let preferred = deviceValue(device, 0x1067, as: Int.self).flatMap { $0 > 0 ? $0 : nil }
+        let preferred = openCLMajorVersion(version) >= 3
+            ? deviceValue(device, 0x1067, as: Int.self).flatMap { $0 > 0 ? $0 : nil } : nil
         return OpenCLDeviceInfo(
             platformIndex: platformIndex, deviceIndex: deviceIndex,
             platformName: platformString(platform, CL_PLATFORM_NAME),
@@ -179,7 +184,7 @@ public enum OpenCLDiscovery {
             name: deviceString(device, CL_DEVICE_NAME),
             vendor: deviceString(device, CL_DEVICE_VENDOR),
             driverVersion: deviceString(device, CL_DRIVER_VERSION),
-            deviceVersion: deviceString(device, CL_DEVICE_VERSION),
+            deviceVersion: version,
             type: type,
             computeUnits: Int(deviceValue(device, CL_DEVICE_MAX_COMPUTE_UNITS, as: cl_uint.self) ?? 0),
             maxClockMHz: Int(deviceValue(device, CL_DEVICE_MAX_CLOCK_FREQUENCY, as: cl_uint.self) ?? 0),
@@ -188,8 +193,15 @@ public enum OpenCLDiscovery {
             localMemoryBytes: deviceValue(device, CL_DEVICE_LOCAL_MEM_SIZE, as: cl_ulong.self) ?? 0,
             maxWorkGroupSize: deviceValue(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, as: Int.self) ?? 1,
             preferredWorkGroupMultiple: preferred,
-            supportsFP16: halfConfig != 0 || extensions.contains("cl_khr_fp16"),
+            supportsFP16: halfConfig != 0 || fp16,
             supportsFP64: doubleConfig != 0 || extensions.contains("cl_khr_fp64"))
+    }
+
+    /// X of "OpenCL X.Y ..." (CL_DEVICE_VERSION's required form), 0 when it does not parse.
+    static func openCLMajorVersion(_ version: String) -> Int {
+        let parts = version.split(separator: " ")
+        guard parts.count >= 2, parts[0] == "OpenCL", let major = parts[1].split(separator: ".").first else { return 0 }
+        return Int(major) ?? 0
     }
 
     static func deviceString(_ device: cl_device_id?, _ param: Int32) -> String {

@@ -1,3 +1,4 @@
+import CCLBlast
 import CNNCore
 import COpenCL
 import Foundation
@@ -321,5 +322,15 @@ public final class OpenCLBackend: Backend {
         }
         pendingEvents.removeAll(keepingCapacity: true)
         try clCheck(waited, "clWaitForEvents(profiling)")
+    }
+}
+
+extension OpenCLBackend {
+    /// Empties CLBlast's process-wide cache of compiled programs. Its static destructor would
+    /// release them during exit(), after the OpenCL runtime may have torn itself down: under
+    /// Oclgrind that corrupts the heap and the process aborts after its work is done. Commands that
+    /// may run under Oclgrind (`cnn verify`) call this before they return; later GEMMs recompile.
+    package static func releaseLibraryCaches() {
+        _ = CLBlastClearCache()
     }
 }

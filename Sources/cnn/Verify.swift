@@ -16,6 +16,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Batch size of the model-shape cases.") var batch: Int = 64
 
     func run() throws {
+        defer { OpenCLBackend.releaseLibraryCaches() }   // before exit, see its doc comment (Oclgrind)
         let spec = deviceOption.device ?? "opencl"
         let (device, reason) = try makeBackend(spec)
         note(reason)

@@ -11,6 +11,11 @@ public struct GEMMShape: Sendable, Hashable {
         self.m = m; self.n = n; self.k = k; self.transA = transA; self.transB = transB; self.batch = batch; self.sharedA = sharedA
     }
     public var macs: Int { m * n * k * batch }
+    /// alpha 1, beta 0, matrices back to back.
+    public var descriptor: OpDescriptor {
+        batch > 1 ? .gemmStridedBatched(m: m, n: n, k: k, batch: batch, transA: transA, transB: transB, sharedA: sharedA, packed: true)
+            : .gemm(m: m, n: n, k: k, transA: transA, transB: transB)
+    }
     public var description: String {
         (batch > 1 ? "batch \(batch) x " : "") + "m\(m) n\(n) k\(k)" + (transA ? " A^T" : "") + (transB ? " B^T" : "")
             + (sharedA ? " (A shared)" : "")
@@ -19,20 +24,8 @@ public struct GEMMShape: Sendable, Hashable {
 
 /// What a case runs.
 public enum CaseKind: Sendable {
-    case gemm(GEMMShape)
-    case convForward(Conv2DGeometry, bias: Bool, activation: Activation)
-    case convBackwardData(Conv2DGeometry)
-    case convBackwardFilter(Conv2DGeometry, bias: Bool)
-    case maxPoolForward(Pool2DGeometry)
-    case maxPoolBackward(Pool2DGeometry)
-    case avgPoolForward(Pool2DGeometry)
-    case avgPoolBackward(Pool2DGeometry)
-    case batchNormTraining(Shape, Activation)
-    case batchNormInference(Shape, Activation)
-    case batchNormBackward(Shape)
-    case softmaxCrossEntropy(rows: Int, classes: Int)
-    case adamStep(count: Int)
-    case sgdStep(count: Int)
+    /// One primitive at one shape (its descriptor builds the inputs, runs it and checks it).
+    case op(OpDescriptor)
     /// One training step (upload, forward, loss, backward, Adam) on random data.
     case train(model: String, batch: Int)
     /// One inference batch: upload images, forward (eval mode), argmax, read the classes back.
@@ -59,11 +52,15 @@ public struct BenchCase: Sendable {
     public var isEndToEnd: Bool { family == "train" || family == "infer" || family == "epoch" }
     /// Multiply-accumulates a reference check of this exact case costs.
     public var referenceMACs: Double {
-        switch kind {
-        case let .gemm(s): return Double(s.macs)
-        case let .convForward(g, _, _), let .convBackwardData(g), let .convBackwardFilter(g, _): return Double(g.forwardMACs)
-        default: return 0
-        }
+        if case let .op(d) = kind { return d.referenceMACs }
+        return 0
+    }
+
+    /// A per-op case: family, op, FLOPs and bytes come from the descriptor; `shape` is the
+    /// benchmark's own label.
+    static func op(_ name: String, _ d: OpDescriptor, shape: String, batch: Int?) -> BenchCase {
+        BenchCase(name: name, family: d.family, op: d.op, shape: shape, batch: batch, usedBy: [], kind: .op(d), flops: d.flops,
+                  bytes: d.bytes)
     }
 }
 
@@ -133,24 +130,19 @@ public enum CaseCatalog {
             for c in ms.convs {
                 let g = c.geometry
                 let key = "\(g) bias \(c.bias)"
-                let macs = Double(g.forwardMACs)
-                let x = Double(g.inputShape.count), w = Double(g.weightShape.count), y = Double(g.outputShape.count)
                 add("fwd " + key, {
-                    BenchCase(name: "conv2DForward:\(c.path):\(g.batch)", family: "conv", op: "conv2DForward",
-                              shape: convShape(g, c.bias, c.activation), batch: g.batch, usedBy: [],
-                              kind: .convForward(g, bias: c.bias, activation: c.activation), flops: 2 * macs, bytes: 4 * (x + w + y))
+                    .op("conv2DForward:\(c.path):\(g.batch)", .conv2DForward(g, bias: c.bias, activation: c.activation),
+                        shape: convShape(g, c.bias, c.activation), batch: g.batch)
                 }, usedBy: c.path)
                 if c.needsInputGradient {
                     add("data " + key, {
-                        BenchCase(name: "conv2DBackwardData:\(c.path):\(g.batch)", family: "conv", op: "conv2DBackwardData",
-                                  shape: convShape(g, false, .identity), batch: g.batch, usedBy: [],
-                                  kind: .convBackwardData(g), flops: 2 * macs, bytes: 4 * (y + w + x))
+                        .op("conv2DBackwardData:\(c.path):\(g.batch)", .conv2DBackwardData(g), shape: convShape(g, false, .identity),
+                            batch: g.batch)
                     }, usedBy: c.path)
                 }
                 add("filter " + key, {
-                    BenchCase(name: "conv2DBackwardFilter:\(c.path):\(g.batch)", family: "conv", op: "conv2DBackwardFilter",
-                              shape: convShape(g, c.bias, .identity), batch: g.batch, usedBy: [],
-                              kind: .convBackwardFilter(g, bias: c.bias), flops: 2 * macs, bytes: 4 * (x + y + w))
+                    .op("conv2DBackwardFilter:\(c.path):\(g.batch)", .conv2DBackwardFilter(g, bias: c.bias),
+                        shape: convShape(g, c.bias, .identity), batch: g.batch)
                 }, usedBy: c.path)
             }
         }
@@ -158,39 +150,32 @@ public enum CaseCatalog {
         for ms in shapes {
             for p in ms.pools {
                 let g = p.geometry
-                let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
                 let kind = p.isMax ? "maxPool2D" : "avgPool2D"
                 add("\(kind) fwd \(g)", {
-                    BenchCase(name: "\(kind)Forward:\(p.path):\(g.batch)", family: "pool", op: "\(kind)Forward", shape: g.description,
-                              batch: g.batch, usedBy: [], kind: p.isMax ? .maxPoolForward(g) : .avgPoolForward(g),
-                              flops: nil, bytes: 4 * (x + y + (p.isMax ? y : 0)))
+                    .op("\(kind)Forward:\(p.path):\(g.batch)", p.isMax ? .maxPool2DForward(g) : .avgPool2DForward(g),
+                        shape: g.description, batch: g.batch)
                 }, usedBy: p.path)
                 add("\(kind) bwd \(g)", {
-                    BenchCase(name: "\(kind)Backward:\(p.path):\(g.batch)", family: "pool", op: "\(kind)Backward", shape: g.description,
-                              batch: g.batch, usedBy: [], kind: p.isMax ? .maxPoolBackward(g) : .avgPoolBackward(g),
-                              flops: nil, bytes: 4 * (y + (p.isMax ? y : 0) + x))
+                    .op("\(kind)Backward:\(p.path):\(g.batch)", p.isMax ? .maxPool2DBackward(g) : .avgPool2DBackward(g),
+                        shape: g.description, batch: g.batch)
                 }, usedBy: p.path)
             }
         }
         // BatchNorm: training forward, backward, inference forward.
         for ms in shapes {
             for b in ms.norms {
-                let n = Double(b.shape.count)
                 let desc = "\(b.shape)" + (b.activation == .relu ? " relu" : "")
+                let n = b.shape[0]
                 add("bn train \(b.shape)", {
-                    BenchCase(name: "batchNormForwardTraining:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormForwardTraining",
-                              shape: desc, batch: b.shape[0], usedBy: [], kind: .batchNormTraining(b.shape, b.activation),
-                              flops: nil, bytes: 4 * 2 * n)
+                    .op("batchNormForwardTraining:\(b.path):\(n)", .batchNormForwardTraining(b.shape, activation: b.activation),
+                        shape: desc, batch: n)
                 }, usedBy: b.path)
                 add("bn bwd \(b.shape)", {
-                    BenchCase(name: "batchNormBackward:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormBackward",
-                              shape: "\(b.shape)", batch: b.shape[0], usedBy: [], kind: .batchNormBackward(b.shape),
-                              flops: nil, bytes: 4 * 3 * n)
+                    .op("batchNormBackward:\(b.path):\(n)", .batchNormBackward(b.shape), shape: "\(b.shape)", batch: n)
                 }, usedBy: b.path)
                 add("bn infer \(b.shape)", {
-                    BenchCase(name: "batchNormForwardInference:\(b.path):\(b.shape[0])", family: "batchnorm", op: "batchNormForwardInference",
-                              shape: desc, batch: b.shape[0], usedBy: [], kind: .batchNormInference(b.shape, b.activation),
-                              flops: nil, bytes: 4 * 2 * n)
+                    .op("batchNormForwardInference:\(b.path):\(n)", .batchNormForwardInference(b.shape, activation: b.activation),
+                        shape: desc, batch: n)
                 }, usedBy: b.path)
             }
         }
@@ -198,23 +183,24 @@ public enum CaseCatalog {
         if !sel.models.isEmpty {
             let n = sel.opBatch, k = 10
             add("loss", {
-                BenchCase(name: "softmaxCrossEntropy:classes\(k):\(n)", family: "loss", op: "softmaxCrossEntropy",
-                          shape: "(\(n), \(k)) labels", batch: n, usedBy: [], kind: .softmaxCrossEntropy(rows: n, classes: k),
-                          flops: nil, bytes: 4 * Double(2 * n * k + 2 * n))
+                .op("softmaxCrossEntropy:classes\(k):\(n)", .softmaxCrossEntropy(rows: n, classes: k, soft: false),
+                    shape: "(\(n), \(k)) labels", batch: n)
             })
         }
         for ms in shapes {
             let p = ms.parameterCount
             add("adam \(p)", {
-                BenchCase(name: "adamStep:\(ms.model):\(p)", family: "optimizer", op: "adamStep", shape: "n\(p) (AdamW)", batch: nil,
-                          usedBy: [], kind: .adamStep(count: p), flops: nil, bytes: 4 * 7 * Double(p))
+                .op("adamStep:\(ms.model):\(p)", .adamStep(count: p, hyper: AdamHyper(learningRate: 1e-3, weightDecay: 1e-4, decoupled: true),
+                                                            steps: 2),
+                    shape: "n\(p) (AdamW)", batch: nil)
             }, usedBy: ms.model)
         }
         if let ms = shapes.first {
             let p = ms.parameterCount
             add("sgd \(p)", {
-                BenchCase(name: "sgdStep:\(ms.model):\(p)", family: "optimizer", op: "sgdStep", shape: "n\(p) (momentum 0.9, Nesterov)",
-                          batch: nil, usedBy: [], kind: .sgdStep(count: p), flops: nil, bytes: 4 * 5 * Double(p))
+                .op("sgdStep:\(ms.model):\(p)",
+                    .sgdStep(count: p, hyper: SGDHyper(learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4), steps: 2),
+                    shape: "n\(p) (momentum 0.9, Nesterov)", batch: nil)
             }, usedBy: ms.model)
         }
 
@@ -244,9 +230,7 @@ public enum CaseCatalog {
     }
 
     static func gemmCase(_ name: String, _ s: GEMMShape, batch: Int?) -> BenchCase {
-        BenchCase(name: name, family: "gemm", op: s.batch > 1 ? "gemmStridedBatched" : "gemm", shape: s.description, batch: batch,
-                  usedBy: [], kind: .gemm(s), flops: 2 * Double(s.macs),
-                  bytes: 4 * Double((s.sharedA ? s.m * s.k : s.m * s.k * s.batch) + s.k * s.n * s.batch + s.m * s.n * s.batch))
+        .op(name, s.descriptor, shape: s.description, batch: batch)
     }
 
     static func convShape(_ g: Conv2DGeometry, _ bias: Bool, _ act: Activation) -> String {

@@ -1,6 +1,22 @@
 import Foundation
 import SwiftCNN
 
+/// Deterministic inputs per case (the name seeds them).
+struct HostInputs {
+    var rng: SeededRNG
+    init(_ name: String) {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        rng = SeededRNG(seed: h)
+    }
+    mutating func uniform(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+        var out = [Float](repeating: 0, count: n)
+        for i in 0..<n { out[i] = rng.uniform(lo, hi) }
+        return out
+    }
+    mutating func labels(_ n: Int, classes: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.nextInt(classes)) } }
+}
+
 /// Training steps, inference batches and a short epoch of real data.
 enum EndToEnd {
     static func randomBatch(_ name: String, batch: Int, classes: Int = 10) -> (HostTensor, [Int32]) {

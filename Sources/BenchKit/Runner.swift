@@ -62,9 +62,13 @@ public struct BenchOptions: Sendable {
     }
 }
 
-/// A device to measure.
+/// A device to measure. Selection and construction are the library's (`selectDevice`,
+/// `makeBackend`); cnn-bench adds only `all` (every device), `cpu-ref` and test backends.
 struct DeviceTarget {
+    /// `cpu`, `cpu-ref` or `opencl:P:D`: the result's device id, and (except cpu-ref) the spec
+    /// `makeBackend` builds the backend from.
     var id: String
+    /// The OpenCL device's description, for the device record.
     var openCL: OpenCLDeviceInfo?
     var isReference: Bool
     var reason: String
@@ -72,43 +76,37 @@ struct DeviceTarget {
 
     func make() throws -> any Backend {
         if let factory { return try factory() }
-        if let openCL { return try OpenCLBackend(device: openCL) }
-        return CPUBackend(reference: isReference)
+        if isReference { return CPUBackend(reference: true) }
+        return try makeBackend(id).backend
+    }
+
+    static func choice(_ c: DeviceChoice) -> DeviceTarget {
+        switch c {
+        case let .cpu(reason): return DeviceTarget(id: "cpu", openCL: nil, isReference: false, reason: reason)
+        case let .opencl(d, reason): return DeviceTarget(id: d.selector, openCL: d, isReference: false, reason: reason)
+        }
     }
 
     /// Resolves `--device` entries; problems (no OpenCL, unknown device) come back as messages.
     static func resolve(_ specs: [String]) -> (targets: [DeviceTarget], problems: [(id: String, message: String)]) {
         var targets: [DeviceTarget] = [], problems: [(String, String)] = []
-        var inventory: OpenCLInventory?
-        func inv() -> OpenCLInventory {
-            if let inventory { return inventory }
-            let i = OpenCLDiscovery.inventory()
-            inventory = i
-            return i
-        }
         func add(_ t: DeviceTarget) { if !targets.contains(where: { $0.id == t.id }) { targets.append(t) } }
         for raw in specs.flatMap({ $0.split(separator: ",") }).map({ $0.trimmingCharacters(in: .whitespaces).lowercased() })
         where !raw.isEmpty {
             switch raw {
             case "all":
                 add(DeviceTarget(id: "cpu", openCL: nil, isReference: false, reason: "all: the Swift CPU backend"))
-                if let why = inv().noPlatformReason {
+                let inventory = OpenCLDiscovery.inventory()
+                if let why = inventory.noPlatformReason {
                     problems.append(("opencl", "all: no OpenCL device (\(why)); measuring the CPU only"))
                 }
-                for d in inv().devices {
+                for d in inventory.devices {
                     add(DeviceTarget(id: d.selector, openCL: d, isReference: false, reason: "all: \(d.name) [\(d.type.rawValue)]"))
                 }
             case "cpu-ref", "reference":
                 add(DeviceTarget(id: "cpu-ref", openCL: nil, isReference: true, reason: "the CPU reference (plain loops)"))
             default:
-                do {
-                    switch try selectDevice(DeviceRequest.parse(raw), inventory: inv()) {
-                    case let .cpu(reason): add(DeviceTarget(id: "cpu", openCL: nil, isReference: false, reason: reason))
-                    case let .opencl(d, reason): add(DeviceTarget(id: d.selector, openCL: d, isReference: false, reason: reason))
-                    }
-                } catch {
-                    problems.append((raw, "\(error)"))
-                }
+                do { add(choice(try selectDevice(raw))) } catch { problems.append((raw, "\(error)")) }
             }
         }
         return (targets, problems)
@@ -209,9 +207,10 @@ public final class BenchRunner {
         let header = ResultTable.header
         out(ResultTable.line(header))
         var rows: [CaseResult] = []
-        var modelGates: [String: GateRecord] = [:]
+        let gate = settings.gate ? CaseGate(reference: reference, budgetMACs: settings.gateBudgetMACs,
+                                            modelBatch: options.modelGateBatch, deviceIsReference: t.isReference) : nil
         for c in cases {
-            let r = runCase(c, on: backend, target: t, done: rows, modelGates: &modelGates)
+            let r = runCase(c, on: backend, device: t.id, gate: gate, done: rows)
             rows.append(r)
             out(ResultTable.line(ResultTable.cells(r)))
             if r.status != "ok", let m = r.message { out("     \(r.status): \(m)") }
@@ -238,39 +237,30 @@ public final class BenchRunner {
         return (rec, rows)
     }
 
-    /// The best GFLOP/s measured so far on this device for `family` (or for GEMM/convolution).
-    func rate(_ family: String, _ done: [CaseResult]) -> Double? {
-        func best(_ rows: [CaseResult]) -> Double? {
-            rows.filter { $0.status == "ok" && ($0.flops ?? 0) >= 1e7 && ($0.wallMs?.median ?? 0) >= 1 }.compactMap(\.gflops).max()
-        }
-        return best(done.filter { $0.family == family }) ?? best(done.filter { $0.family == "gemm" || $0.family == "conv" })
-    }
-
-    func runCase(_ c: BenchCase, on b: any Backend, target t: DeviceTarget, done: [CaseResult],
-                 modelGates: inout [String: GateRecord]) -> CaseResult {
-        var r = CaseResult(name: c.name, device: t.id, family: c.family, op: c.op, shape: c.shape, batch: c.batch, usedBy: c.usedBy,
-                           status: "ok")
+    /// One case: skip it (over the case budget), or prepare it, run it once, gate it against the
+    /// CPU reference and measure it.
+    func runCase(_ c: BenchCase, on b: any Backend, device: String, gate: CaseGate?, done: [CaseResult]) -> CaseResult {
+        var r = CaseResult(name: c.name, device: device, family: c.family, op: c.op, shape: c.shape, batch: c.batch,
+                           usedBy: c.usedBy, status: "ok")
         r.flops = c.flops
         r.bytes = c.bytes
-        if let flops = c.flops, let rate = rate(c.family, done) {
-            let estimate = flops / (rate * 1e9)
-            if estimate > settings.caseBudgetSeconds {
-                r.status = "skipped"
-                r.message = String(format: "estimated %.0f s per repetition (%.3g GFLOP at the best %.2f GFLOP/s measured here) "
-                                   + "is over --case-budget %.0f s", estimate, flops / 1e9, rate, settings.caseBudgetSeconds)
-                return r
-            }
+        if let why = CaseBudget(seconds: settings.caseBudgetSeconds).skipReason(c, done: done) {
+            r.status = "skipped"
+            r.message = why
+            return r
         }
-        let ocl = b as? OpenCLBackend
+        let measurement = Measurement(settings: settings)
+        /// Records the gate's verdict; false when the case must not be timed.
+        func passes(_ g: GateRecord) -> Bool {
+            r.gate = g
+            if !g.passed { r.status = "gate-failed" }
+            return g.passed
+        }
         do {
             let prep = try OpCases.prepare(c, on: b, dataPath: options.dataPath, dataWorkers: options.dataWorkers)
             try b.synchronize()
             if let selfTimed = prep.selfTimed {
-                if settings.gate, let m = c.usedBy.first {
-                    let g = gateModel(m, b, t, &modelGates)
-                    r.gate = g
-                    if !g.passed { r.status = "gate-failed"; return r }
-                }
+                if let gate, let m = c.usedBy.first, !passes(gate.model(m, on: b)) { return r }
                 let (seconds, extra) = try selfTimed()
                 r.wallMs = Stats(seconds.map { $0 * 1000 })
                 r.extra = extra
@@ -280,62 +270,13 @@ public final class BenchRunner {
                 }
                 return r
             }
-
-            // First call: kernel compilation, first-touch allocation; timed on its own.
-            var t0 = monotonicSeconds()
-            try prep.run()
-            try b.synchronize()
-            r.firstCallMs = (monotonicSeconds() - t0) * 1000
-
-            if settings.gate {
-                let g = gate(c, prep, b, t, &modelGates)
-                r.gate = g
-                if !g.passed { r.status = "gate-failed"; return r }
-            }
-
-            let warmStart = monotonicSeconds()
-            while r.warmupReps < settings.warmup && monotonicSeconds() - warmStart < settings.maxCaseSeconds / 2 {
-                try prep.run()
-                try b.synchronize()
-                r.warmupReps += 1
-            }
-            var samples: [Double] = []
-            let timedStart = monotonicSeconds()
-            while samples.count < settings.reps
-                    && (samples.count < settings.minReps || monotonicSeconds() - timedStart < settings.maxCaseSeconds) {
-                t0 = monotonicSeconds()
-                try prep.run()
-                try b.synchronize()
-                samples.append((monotonicSeconds() - t0) * 1000)
-            }
-            r.wallMs = Stats(samples)
-
-            if let ocl, settings.deviceTimeReps > 0 {
-                ocl.profiling = true
-                defer { ocl.profiling = false }
-                ocl.resetDeviceTime()
-                var dev: [Double] = [], byKernel: [String: UInt64] = [:]
-                let devStart = monotonicSeconds()
-                while dev.count < min(settings.deviceTimeReps, samples.count)
-                        && (dev.isEmpty || monotonicSeconds() - devStart < settings.maxCaseSeconds / 2) {
-                    ocl.resetDeviceTime()
-                    try prep.run()
-                    try b.synchronize()
-                    dev.append(Double(ocl.deviceTimeNanoseconds) / 1e6)
-                    for (k, v) in ocl.deviceTimeByKernel { byKernel[k, default: 0] += v }
-                }
-                r.deviceMs = Stats(dev)
-                if c.isEndToEnd, !dev.isEmpty {
-                    r.topKernels = byKernel.sorted { $0.value > $1.value }.prefix(8)
-                        .map { KernelTime(name: $0.key, ms: Double($0.value) / 1e6 / Double(dev.count)) }
-                }
-            }
+            // First call: kernel compilation, first-touch allocation; timed on its own. Its output
+            // is what the sampled gate checks.
+            r.firstCallMs = try measurement.once(prep, on: b) * 1000
+            if let gate, !passes(gate.check(c, prep, on: b)) { return r }
+            try measurement.measure(prep, on: b, endToEnd: c.isEndToEnd, into: &r)
             if let finish = prep.finish { r.extra = try finish() }
-            if let m = r.wallMs?.median, m > 0 {
-                r.gflops = c.flops.map { $0 / (m / 1000) / 1e9 }
-                r.gbps = c.bytes.map { $0 / (m / 1000) / 1e9 }
-                if c.isEndToEnd, let batch = c.batch { r.imagesPerSecond = Double(batch) / (m / 1000) }
-            }
+            Measurement.rates(c, into: &r)
             if let loss = r.extra?["meanLoss"], !loss.isFinite {
                 r.status = "error"
                 r.message = "the training loss is \(loss)"
@@ -345,54 +286,5 @@ public final class BenchRunner {
             r.message = "\(error)"
         }
         return r
-    }
-
-    func gateModel(_ model: String, _ b: any Backend, _ t: DeviceTarget, _ cache: inout [String: GateRecord]) -> GateRecord {
-        if t.isReference {
-            return GateRecord(passed: true, method: "the device is the CPU reference", checks: 0, maxAbsError: 0, maxRelError: 0,
-                              seconds: 0, detail: nil)
-        }
-        if let g = cache[model] { return g }
-        let g = EndToEnd.modelGate(model: model, device: b, batch: options.modelGateBatch)
-        cache[model] = g
-        return g
-    }
-
-    /// Checks the case's primitive on this device against the CPU reference (see README, "cnn-bench").
-    func gate(_ c: BenchCase, _ prep: PreparedCase, _ b: any Backend, _ t: DeviceTarget,
-              _ modelGates: inout [String: GateRecord]) -> GateRecord {
-        if c.isEndToEnd, let m = c.usedBy.first { return gateModel(m, b, t, &modelGates) }
-        if t.isReference {
-            return GateRecord(passed: true, method: "the device is the CPU reference", checks: 0, maxAbsError: 0, maxRelError: 0,
-                              seconds: 0, detail: nil)
-        }
-        let t0 = monotonicSeconds()
-        var rec: GateRecord
-        if c.referenceMACs <= settings.gateBudgetMACs || prep.sampledCheck == nil, let vcs = OpCases.verifyCases(c) {
-            rec = record(verify(device: b, reference: reference, cases: vcs), method: "verify at the benchmarked shape")
-        } else {
-            var parts: [GateRecord] = []
-            if let rb = OpCases.reducedBatch(c, budgetMACs: settings.gateBudgetMACs), let vcs = OpCases.verifyCases(c, batch: rb) {
-                parts.append(record(verify(device: b, reference: reference, cases: vcs), method: "verify at batch \(rb)"))
-            }
-            do { parts.append(try prep.sampledCheck!()) } catch {
-                parts.append(GateRecord(passed: false, method: "sampled", checks: 1, maxAbsError: nil, maxRelError: nil, seconds: 0,
-                                        detail: "threw: \(error)"))
-            }
-            rec = GateRecord(passed: parts.allSatisfy(\.passed), method: parts.map(\.method).joined(separator: " + "),
-                             checks: parts.reduce(0) { $0 + $1.checks },
-                             maxAbsError: finite(parts.compactMap(\.maxAbsError).max()),
-                             maxRelError: finite(parts.compactMap(\.maxRelError).max()), seconds: 0,
-                             detail: parts.first { !$0.passed }?.detail)
-        }
-        rec.seconds = monotonicSeconds() - t0
-        return rec
-    }
-
-    func record(_ rows: [VerifyRow], method: String) -> GateRecord {
-        let bad = rows.first { !$0.passed }
-        return GateRecord(passed: allPassed(rows), method: method, checks: rows.count,
-                          maxAbsError: finite(rows.map(\.maxAbsError).max()), maxRelError: finite(rows.map(\.maxRelError).max()),
-                          seconds: 0, detail: bad.map { "\($0.op) \($0.shape) \($0.output): \($0.detail)" })
     }
 }

@@ -1,144 +1,150 @@
 import CNNCore
 
-/// Cases of the elementwise, loss, optimizer and reduction families.
-extension VerifyCase {
+/// Descriptors of the elementwise, loss, optimizer and reduction families.
+extension OpDescriptor {
     /// relu, reluBackward, add, mul, scale, axpy, fill, copy over `count` elements.
-    public static func elementwise(count n: Int) -> [VerifyCase] {
+    public static func elementwise(count n: Int) -> [OpDescriptor] {
         let name = "n\(n)"
-        func unary(_ op: String, _ tol: Tolerance, _ body: @escaping @Sendable (any Backend, Tensor, Tensor, Tensor) throws -> Void)
-            -> VerifyCase {
-            VerifyCase(op: op, shape: name) { b in
-                var inp = Inputs(seed(op + name))
+        /// x, x2 and y (read by axpy, overwritten by the others); `setup` runs once, before any run.
+        func op(_ op: String, _ tol: Tolerance, setup: @escaping @Sendable (any Backend, Tensor) throws -> Void = { _, _ in },
+                _ body: @escaping @Sendable (any Backend, Tensor, Tensor, Tensor) throws -> Void) -> OpDescriptor {
+            OpDescriptor(op: op, shape: name, family: "elementwise") { b, inp in
                 let x = try b.tensor(inp.uniform(n), [n]), x2 = try b.tensor(inp.uniform(n), [n])
-                let y = try b.tensor(inp.uniform(n), [n])   // read by axpy, overwritten by the others
-                try body(b, x, x2, y)
-                return [try b.output("y", y, tol)]
+                let y = try b.tensor(inp.uniform(n), [n])
+                try setup(b, x)
+                return PreparedOp(run: { try body(b, x, x2, y) }, outputs: { [try b.output("y", y, tol)] })
             }
         }
         return [
-            unary("relu", .exact) { b, x, _, y in try b.relu(x: x, y: y) },
-            unary("reluBackward", .exact) { b, x, dy, dx in
-                try b.relu(x: x, y: x)   // a real ReLU output: zeros and positives
+            op("relu", .exact) { b, x, _, y in try b.relu(x: x, y: y) },
+            // A real ReLU output: zeros and positives.
+            op("reluBackward", .exact, setup: { b, x in try b.relu(x: x, y: x) }) { b, x, dy, dx in
                 try b.reluBackward(y: x, dy: dy, dx: dx)
             },
-            unary("add", .exact) { b, x, x2, y in try b.add(x, x2, y: y) },
-            unary("mul", .exact) { b, x, x2, y in try b.mul(x, x2, y: y) },
-            unary("scale", .exact) { b, x, _, y in try b.scale(x, by: -0.37, y: y) },
-            unary("axpy", .elementwise) { b, x, _, y in try b.axpy(alpha: 0.7, x: x, y: y) },
-            unary("fill", .exact) { b, _, _, y in try b.fill(y, value: 2.5) },
-            unary("copy", .exact) { b, x, _, y in try b.copy(x, to: y) },
+            op("add", .exact) { b, x, x2, y in try b.add(x, x2, y: y) },
+            op("mul", .exact) { b, x, x2, y in try b.mul(x, x2, y: y) },
+            op("scale", .exact) { b, x, _, y in try b.scale(x, by: -0.37, y: y) },
+            op("axpy", .elementwise) { b, x, _, y in try b.axpy(alpha: 0.7, x: x, y: y) },
+            op("fill", .exact) { b, _, _, y in try b.fill(y, value: 2.5) },
+            op("copy", .exact) { b, x, _, y in try b.copy(x, to: y) },
         ]
     }
 
     /// Inverted dropout: the mask must equal the CPU's bit for bit (same counter-based RNG).
-    public static func dropoutForward(count n: Int, probability p: Float, seed s: UInt64 = 2024) -> VerifyCase {
-        let name = "n\(n) p\(p)"
-        return VerifyCase(op: "dropoutForward", shape: name) { b in
-            var inp = Inputs(seed("dropoutForward" + name))
+    public static func dropoutForward(count n: Int, probability p: Float, seed s: UInt64 = 2024) -> OpDescriptor {
+        OpDescriptor(op: "dropoutForward", shape: "n\(n) p\(p)", family: "elementwise", bytes: 4 * 3 * Double(n)) { b, inp in
             let x = try b.tensor(inp.uniform(n), [n])
             let y = try b.junk([n]), mask = try b.junk([n])
-            try b.dropoutForward(x: x, y: y, mask: mask, probability: p, seed: s)
-            return [try b.output("y", y, .exact), try b.output("mask", mask, .exact)]
+            return PreparedOp(run: { try b.dropoutForward(x: x, y: y, mask: mask, probability: p, seed: s) },
+                              outputs: { [try b.output("y", y, .exact), try b.output("mask", mask, .exact)] })
         }
     }
 
-    public static func softmax(rows n: Int, classes k: Int) -> VerifyCase {
-        VerifyCase(op: "softmax", shape: "(\(n), \(k))") { b in
-            var inp = Inputs(seed("softmax\(n),\(k)"))
+    public static func softmax(rows n: Int, classes k: Int) -> OpDescriptor {
+        OpDescriptor(op: "softmax", shape: "(\(n), \(k))", family: "loss", bytes: 4 * 2 * Double(n * k),
+                     seedKey: "softmax\(n),\(k)") { b, inp in
             let x = try b.tensor(inp.uniform(n * k, -4, 4), [n, k])
             let y = try b.junk([n, k])
-            try b.softmax(x: x, y: y)
-            return [try b.output("y", y, .reduction(length: k))]
+            return PreparedOp(run: { try b.softmax(x: x, y: y) }, outputs: { [try b.output("y", y, .reduction(length: k))] })
         }
     }
 
     public static func softmaxCrossEntropy(rows n: Int, classes k: Int, soft: Bool, smoothing: Float = 0,
-                                           gradient: Bool = true) -> VerifyCase {
+                                           gradient: Bool = true) -> OpDescriptor {
         let name = "(\(n), \(k)) \(soft ? "soft targets" : "labels")" + (smoothing != 0 ? " smoothing \(smoothing)" : "")
             + (gradient ? "" : " no gradient")
-        return VerifyCase(op: "softmaxCrossEntropy", shape: name) { b in
-            var inp = Inputs(seed("softmaxCrossEntropy" + name))
+        return OpDescriptor(op: "softmaxCrossEntropy", shape: name, family: "loss",
+                            bytes: 4 * Double((gradient ? 2 : 1) * n * k + (soft ? n * k : n) + n)) { b, inp in
             let logits = try b.tensor(inp.uniform(n * k, -4, 4), [n, k])
             let targets: LossTargets = soft ? .soft(try b.tensor(inp.distributions(n, k), [n, k]))
                 : .labels(try b.tensor(inp.labels(n, classes: k), [n]))
             let losses = try b.junk([n])
             let d = gradient ? try b.junk([n, k]) : nil
-            try b.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: smoothing, losses: losses,
-                                      dLogits: d, gradScale: 1 / Float(n))
-            var outs = [try b.output("losses", losses, .reduction(length: k))]
-            if let d { outs.append(try b.output("dLogits", d, .reduction(length: k))) }
-            return outs
+            return PreparedOp(run: {
+                try b.softmaxCrossEntropy(logits: logits, targets: targets, labelSmoothing: smoothing, losses: losses,
+                                          dLogits: d, gradScale: 1 / Float(n))
+            }, outputs: {
+                var outs = [try b.output("losses", losses, .reduction(length: k))]
+                if let d { outs.append(try b.output("dLogits", d, .reduction(length: k))) }
+                return outs
+            })
         }
     }
 
-    public static func sgdStep(count n: Int, hyper h: SGDHyper, steps: Int = 2) -> VerifyCase {
+    /// `steps` steps, each with its own gradients (verification runs all of them; a benchmark
+    /// cycles through them).
+    public static func sgdStep(count n: Int, hyper h: SGDHyper, steps: Int = 2) -> OpDescriptor {
         let name = "n\(n) lr \(h.learningRate)" + (h.momentum != 0 ? " momentum \(h.momentum)" : "")
             + (h.nesterov ? " nesterov" : "") + (h.dampening != 0 ? " dampening \(h.dampening)" : "")
             + (h.weightDecay != 0 ? " wd \(h.weightDecay)" : "") + " x\(steps)"
-        return VerifyCase(op: "sgdStep", shape: name) { b in
-            var inp = Inputs(seed("sgdStep" + name))
+        return OpDescriptor(op: "sgdStep", shape: name, family: "optimizer", bytes: 4 * 5 * Double(n), verifyRuns: steps) { b, inp in
             let p = try b.tensor(inp.uniform(n), [n]), buf = try b.makeTensor([n])
-            for _ in 0..<steps {
-                let g = try b.tensor(inp.uniform(n), [n])
-                try b.sgdStep(params: p, grads: g, momentumBuffer: h.momentum != 0 ? buf : nil, hyper: h)
-            }
-            var outs = [try b.output("params", p, .transcendental)]
-            if h.momentum != 0 { outs.append(try b.output("momentumBuffer", buf, .transcendental)) }
-            return outs
+            let grads = try (0..<steps).map { _ in try b.tensor(inp.uniform(n), [n]) }
+            var step = 0
+            return PreparedOp(run: {
+                try b.sgdStep(params: p, grads: grads[step % steps], momentumBuffer: h.momentum != 0 ? buf : nil, hyper: h)
+                step += 1
+            }, outputs: {
+                var outs = [try b.output("params", p, .transcendental)]
+                if h.momentum != 0 { outs.append(try b.output("momentumBuffer", buf, .transcendental)) }
+                return outs
+            })
         }
     }
 
-    public static func adamStep(count n: Int, hyper h: AdamHyper, steps: Int = 3) -> VerifyCase {
+    public static func adamStep(count n: Int, hyper h: AdamHyper, steps: Int = 3) -> OpDescriptor {
         let name = "n\(n) lr \(h.learningRate)" + (h.weightDecay != 0 ? " wd \(h.weightDecay)" : "")
             + (h.decoupled ? " AdamW" : " Adam") + " x\(steps)"
-        return VerifyCase(op: "adamStep", shape: name) { b in
-            var inp = Inputs(seed("adamStep" + name))
+        return OpDescriptor(op: "adamStep", shape: name, family: "optimizer", bytes: 4 * 7 * Double(n), verifyRuns: steps) { b, inp in
             let p = try b.tensor(inp.uniform(n), [n]), m = try b.makeTensor([n]), v = try b.makeTensor([n])
-            for step in 1...steps {
-                let g = try b.tensor(inp.uniform(n), [n])
-                try b.adamStep(params: p, grads: g, m: m, v: v, hyper: h, step: step)
-            }
-            return [try b.output("params", p, .transcendental), try b.output("m", m, .transcendental),
-                    try b.output("v", v, .transcendental)]
+            let grads = try (0..<steps).map { _ in try b.tensor(inp.uniform(n), [n]) }
+            var step = 0
+            return PreparedOp(run: {
+                step += 1
+                try b.adamStep(params: p, grads: grads[(step - 1) % steps], m: m, v: v, hyper: h, step: step)
+            }, outputs: {
+                [try b.output("params", p, .transcendental), try b.output("m", m, .transcendental),
+                 try b.output("v", v, .transcendental)]
+            })
+        }
+    }
+
+    /// sum or sumOfSquares, overwriting or accumulating.
+    public static func sum(count n: Int, squares: Bool, accumulate: Bool) -> OpDescriptor {
+        OpDescriptor(op: squares ? "sumOfSquares" : "sum", shape: "n\(n)" + (accumulate ? " accumulate" : ""), family: "reduction",
+                     bytes: 4 * Double(n)) { b, inp in
+            let x = try b.tensor(inp.uniform(n), [n])
+            let out = try b.tensor([accumulate ? 3.25 : 1234.5], [1])
+            return PreparedOp(run: {
+                if squares { try b.sumOfSquares(x, into: out, accumulate: accumulate) }
+                else { try b.sum(x, into: out, accumulate: accumulate) }
+            }, outputs: { [try b.output("out", out, .reduction(length: n))] })
         }
     }
 
     /// sum and sumOfSquares, overwriting and accumulating.
-    public static func sums(count n: Int) -> [VerifyCase] {
-        [false, true].flatMap { squares in
-            [false, true].map { accumulate in
-                let op = squares ? "sumOfSquares" : "sum"
-                let name = "n\(n)" + (accumulate ? " accumulate" : "")
-                return VerifyCase(op: op, shape: name) { b in
-                    var inp = Inputs(seed(op + name))
-                    let x = try b.tensor(inp.uniform(n), [n])
-                    let out = try b.tensor([accumulate ? 3.25 : 1234.5], [1])
-                    if squares { try b.sumOfSquares(x, into: out, accumulate: accumulate) }
-                    else { try b.sum(x, into: out, accumulate: accumulate) }
-                    return [try b.output("out", out, .reduction(length: n))]
-                }
-            }
+    public static func sums(count n: Int) -> [OpDescriptor] {
+        [false, true].flatMap { squares in [false, true].map { sum(count: n, squares: squares, accumulate: $0) } }
+    }
+
+    /// argmax over (n, k) logits (ties included: coarse values).
+    public static func argmax(rows n: Int, classes k: Int) -> OpDescriptor {
+        OpDescriptor(op: "argmax", shape: "(\(n), \(k))", family: "reduction", bytes: 4 * Double(n * k + n)) { b, inp in
+            let x = try b.tensor(inp.coarse(n * k), [n, k])
+            let out = try b.junkInts([n])
+            return PreparedOp(run: { try b.argmax(x, into: out) }, outputs: { [try b.output("out", out, .exact)] })
         }
     }
 
-    /// argmax and countCorrect over (n, k) logits (ties included: coarse values).
-    public static func argmaxAndCount(rows n: Int, classes k: Int) -> [VerifyCase] {
-        let name = "(\(n), \(k))"
-        let argmax = VerifyCase(op: "argmax", shape: name) { b in
-            var inp = Inputs(seed("argmax" + name))
-            let x = try b.tensor(inp.coarse(n * k), [n, k])
-            let out = try b.junkInts([n])
-            try b.argmax(x, into: out)
-            return [try b.output("out", out, .exact)]
-        }
-        let count = VerifyCase(op: "countCorrect", shape: name + " accumulate") { b in
-            var inp = Inputs(seed("countCorrect" + name))
+    /// countCorrect over (n, k) logits (ties included), accumulating.
+    public static func countCorrect(rows n: Int, classes k: Int) -> OpDescriptor {
+        OpDescriptor(op: "countCorrect", shape: "(\(n), \(k)) accumulate", family: "reduction", bytes: 4 * Double(n * k + n),
+                     seedKey: "countCorrect(\(n), \(k))") { b, inp in
             let x = try b.tensor(inp.coarse(n * k), [n, k])
             let labels = try b.tensor(inp.labels(n, classes: k), [n])
             let out = try b.tensor([Float(5)], [1])
-            try b.countCorrect(logits: x, labels: labels, into: out, accumulate: true)
-            return [try b.output("out", out, .exact)]
+            return PreparedOp(run: { try b.countCorrect(logits: x, labels: labels, into: out, accumulate: true) },
+                              outputs: { [try b.output("out", out, .exact)] })
         }
-        return [argmax, count]
     }
 }

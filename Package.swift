@@ -33,7 +33,9 @@ let package = Package(
                     .embedInCode("reductions.cl"),
                 ]),
         .target(name: "CNNCore"),
-        .target(name: "CPUBackend", dependencies: ["CNNCore"]),
+        // The pure-Swift SGEMM engine: packing, micro-kernels, thread pool, scratch workspace.
+        .target(name: "SGEMM"),
+        .target(name: "CPUBackend", dependencies: ["CNNCore", "SGEMM"]),
         .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "Kernels"]),
         .target(name: "NN", dependencies: ["CNNCore"]),
         // libpng / libjpeg-turbo wrappers for image-folder datasets (Debian: libpng-dev, libjpeg62-turbo-dev).
@@ -58,7 +60,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks"),
         .testTarget(name: "CNNCoreTests", dependencies: ["CNNCore"]),
-        .testTarget(name: "CPUBackendTests", dependencies: ["CNNCore", "CPUBackend"]),
+        .testTarget(name: "SGEMMTests", dependencies: ["SGEMM"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CNNCore", "CPUBackend", "SGEMM"]),
         .testTarget(name: "OpenCLBackendTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "NNTests", dependencies: ["CNNCore", "CPUBackend", "NN"]),
         .testTarget(name: "DatasetsTests", dependencies: ["CNNCore", "Datasets"]),

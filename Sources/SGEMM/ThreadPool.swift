@@ -49,7 +49,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body(i)` for every i in 0..<count on up to `threadCount` threads; returns when all are done.
     /// Costs one small heap allocation per parallel call (Swift boxes the non-escaping closure so
     /// that other threads can call it); per-step hot loops should use the `ParallelTask` form.
-    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    package func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { body(i) }; return }
         withoutActuallyEscaping(body) { escaping in parallelFor(count, ClosureTask(body: escaping)) }
@@ -57,7 +57,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Runs `task.run(i)` for every i in 0..<count on up to `threadCount` threads; returns when all
     /// are done. No heap allocation: workers call the task through a pointer to the caller's stack.
-    public func parallelFor<T: ParallelTask>(_ count: Int, _ task: T) {
+    package func parallelFor<T: ParallelTask>(_ count: Int, _ task: T) {
         if count <= 0 { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { task.run(i) }; return }
         if count > PoolCore.maxTasksPerJob {
@@ -85,7 +85,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Returns false, running nothing, when that cannot be guaranteed: parts > threadCount, or the
     /// pool is busy (a call from inside a task, or from another thread meanwhile). The caller then
     /// does the work another way (typically serially: a nested call is already in a parallel region).
-    public func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
+    package func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
         if parts < 1 || parts > threadCount { return false }
         if parts == 1 { task.run(0); return true }
         let acquired = busy.withLock { b -> Bool in
@@ -106,11 +106,11 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Waits until every task of the current `runConcurrently` job has arrived here. Only valid
     /// inside such a job, called the same number of times by every task.
-    public func barrier() { core.barrier() }
+    package func barrier() { core.barrier() }
 
     /// Splits 0..<count into at most `threadCount` contiguous ranges of nearly equal size
     /// (each a multiple of `grain` except the last) and runs `body(range)` for each in parallel.
-    public func parallelRanges(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    package func parallelRanges(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let g = max(1, grain)
         let units = (count + g - 1) / g
@@ -122,7 +122,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// `parallelRanges` without the closure's heap box: `task.run(range)` per range.
-    public func parallelRanges<T: ParallelRangeTask>(_ count: Int, grain: Int = 1, _ task: T) {
+    package func parallelRanges<T: ParallelRangeTask>(_ count: Int, grain: Int = 1, _ task: T) {
         if count <= 0 { return }
         let g = max(1, grain)
         let units = (count + g - 1) / g
@@ -142,12 +142,12 @@ public final class ThreadPool: @unchecked Sendable {
 /// A loop body for `ThreadPool.parallelFor` that runs without heap allocation: a struct holding
 /// what the loop needs (pointers, sizes) with `run(i)` as the body. Called from several threads at
 /// once; it must not mutate shared state except through disjoint memory.
-public protocol ParallelTask {
+package protocol ParallelTask {
     func run(_ index: Int)
 }
 
 /// A body for `ThreadPool.parallelRanges` without heap allocation.
-public protocol ParallelRangeTask {
+package protocol ParallelRangeTask {
     func run(_ range: Range<Int>)
 }
 

@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "CNNCore"),
         // The pure-Swift SGEMM engine: packing, micro-kernels, thread pool, scratch workspace.
         .target(name: "SGEMM"),
+        // SGEMM timings for scripts/gemm-bench.sh (against numpy) and blocking / thread-pool sweeps.
+        .executableTarget(name: "gemm-bench", dependencies: ["SGEMM"]),
         .target(name: "CPUBackend", dependencies: ["CNNCore", "SGEMM"]),
         .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "Kernels"]),
         .target(name: "NN", dependencies: ["CNNCore"]),

@@ -3,7 +3,7 @@
 // Reference: the Backend.gemm contract (CNNCore/Backend.swift) — row-major
 //   C = alpha * op(A) * op(B) + beta * C,  op(A): (m, k), op(B): (k, n), C: (m, n),
 // lda/ldb/ldc are row strides of the stored matrices, beta == 0 ignores C's contents (NaNs too).
-// Tested against a plain triple loop in Tests/CPUBackendTests/FastGEMMTests.swift.
+// Tested against a plain triple loop in Tests/SGEMMTests/FastGEMMTests.swift.
 //
 // Structure (BLIS's five loops; our broadcast operand A plays BLIS's B and vice versa):
 //   for ic in m step MC:                 A block (MC x KC) packed once per (ic, pc), lives in L3
@@ -83,7 +83,7 @@ package final class FastGEMM: @unchecked Sendable {
     package let parallelOverhead: Int
 
     package init(pool: ThreadPool = .shared, workspace: Workspace = Workspace(),
-                blocking: GEMMBlocking = GEMMBlocking(), parallelOverhead: Int = 1 << 18) {
+                 blocking: GEMMBlocking = GEMMBlocking(), parallelOverhead: Int = 1 << 18) {
         self.pool = pool
         self.workspace = workspace
         self.blocking = blocking
@@ -99,8 +99,8 @@ package final class FastGEMM: @unchecked Sendable {
     /// op(A): (m, k) — A stored (m, k), or (k, m) if transA; op(B): (k, n) — B stored (k, n), or (n, k)
     /// if transB; C: (m, n). lda/ldb/ldc: row strides of the stored matrices. beta == 0 ignores C.
     package func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         sgemm(m: m, n: n, k: k, alpha: alpha,
               a: GEMMMatrixA(a, ld: lda, transposed: transA),
               b: GEMMMatrixB(b, ld: ldb, transposed: transB),
@@ -111,10 +111,10 @@ package final class FastGEMM: @unchecked Sendable {
     /// (a stride of 0 reuses one matrix for every item; C items must not overlap).
     /// Many small items run one per task; a few large ones each use the pool in turn.
     package func sgemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                                    a: UnsafePointer<Float>, lda: Int, strideA: Int,
-                                    b: UnsafePointer<Float>, ldb: Int, strideB: Int,
-                                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
-                                    batch: Int) {
+                                     a: UnsafePointer<Float>, lda: Int, strideA: Int,
+                                     b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+                                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
+                                     batch: Int) {
         if batch <= 0 || m <= 0 || n <= 0 { return }
         let threads = pool.threadCount
         let itemPlan = splitPlan(m: m, n: n, k: k)

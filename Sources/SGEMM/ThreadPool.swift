@@ -88,8 +88,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Returns false, running nothing, when that cannot be guaranteed: parts > threadCount, or the
     /// pool is busy (a call from inside a task, or from another thread meanwhile). The caller then
     /// does the work another way (typically serially: a nested call is already in a parallel region).
-    @inlinable
-    package func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
+    func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
         if parts < 1 || parts > threadCount { return false }
         if parts == 1 { task.run(0); return true }
         let acquired = busy.withLock { b -> Bool in
@@ -110,7 +109,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Waits until every task of the current `runConcurrently` job has arrived here. Only valid
     /// inside such a job, called the same number of times by every task.
-    package func barrier() { core.barrier() }
+    func barrier() { core.barrier() }
 
     /// Splits 0..<count into at most `threadCount` contiguous ranges of nearly equal size
     /// (each a multiple of `grain` except the last) and runs `body(range)` for each in parallel.
@@ -207,7 +206,7 @@ final class PoolCore: @unchecked Sendable {
     private var job: UnsafePointer<PoolJob>? = nil  // the current job
     // Barrier of a runConcurrently job (sense-reversing: arrivals count up, the last one resets the
     // count and advances the phase that the others wait on).
-    @usableFromInline var barrierParties = 1
+    var barrierParties = 1
     private let barrierArrived = Atomic<Int>(0)
     private let barrierPhase = Atomic<Int>(0)
     private var workers: [Worker] = []

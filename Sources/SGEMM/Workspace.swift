@@ -18,17 +18,17 @@ import Synchronization
 
 /// A 64-byte aligned allocation of `capacity` bytes that only grows.
 package struct GrowableBuffer {
-    package private(set) var raw: UnsafeMutableRawPointer? = nil
-    package private(set) var capacity = 0   // bytes
+    private(set) var raw: UnsafeMutableRawPointer? = nil
+    private(set) var capacity = 0   // bytes
 
     /// Allocations made by all growable buffers of the process (tests check that a steady-state
     /// training step makes none).
     package static let allocations = Atomic<Int>(0)
 
-    package init() {}
+    init() {}
 
     /// At least `bytes` bytes (contents are not kept when it grows).
-    package mutating func bytes(_ bytes: Int) -> UnsafeMutableRawPointer {
+    mutating func bytes(_ bytes: Int) -> UnsafeMutableRawPointer {
         if bytes > capacity || raw == nil {
             GrowableBuffer.allocations.wrappingAdd(1, ordering: .relaxed)
             raw?.deallocate()
@@ -40,7 +40,7 @@ package struct GrowableBuffer {
         return raw!
     }
 
-    package func free() { raw?.deallocate() }
+    func free() { raw?.deallocate() }
 }
 
 /// Scratch buffers of the SGEMM and the fast paths (see the file comment). The slots are safe to
@@ -48,7 +48,7 @@ package struct GrowableBuffer {
 package final class Workspace: @unchecked Sendable {
     /// One task's scratch: a few independent growable buffers.
     package final class Slot: @unchecked Sendable {
-        package static let count = 6
+        static let count = 6
         private var buffers = [GrowableBuffer](repeating: GrowableBuffer(), count: Slot.count)
         deinit { for b in buffers { b.free() } }
         /// At least `count` values of type T in buffer `index` (0..<Slot.count; contents undefined).
@@ -58,7 +58,7 @@ package final class Workspace: @unchecked Sendable {
         }
         /// At least `count` floats in buffer `index` (0..<Slot.count; contents undefined).
         package func floats(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> { buffer(index, count) }
-        package var bytesReserved: Int { buffers.reduce(0) { $0 + $1.capacity } }
+        var bytesReserved: Int { buffers.reduce(0) { $0 + $1.capacity } }
     }
 
     private var named: [GrowableBuffer]
@@ -86,7 +86,7 @@ package final class Workspace: @unchecked Sendable {
 
     /// `count` slots at once (one lock round trip; the threads of a parallel GEMM then index them
     /// instead of contending for the lock). The buffer lives on the stack.
-    package func withSlots<R>(_ count: Int, _ body: (UnsafeBufferPointer<Slot>) -> R) -> R {
+    func withSlots<R>(_ count: Int, _ body: (UnsafeBufferPointer<Slot>) -> R) -> R {
         withUnsafeTemporaryAllocation(of: Slot.self, capacity: count) { buffer in
             free.withLock { slots in
                 for i in 0..<count { (buffer.baseAddress! + i).initialize(to: slots.popLast() ?? Slot()) }

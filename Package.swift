@@ -33,7 +33,11 @@ let package = Package(
                     .embedInCode("reductions.cl"),
                 ]),
         .target(name: "CNNCore"),
-        .target(name: "CPUBackend", dependencies: ["CNNCore"]),
+        // The pure-Swift SGEMM engine: packing, micro-kernels, thread pool, scratch workspace.
+        .target(name: "SGEMM"),
+        // SGEMM timings for scripts/gemm-bench.sh (against numpy) and blocking / thread-pool sweeps.
+        .executableTarget(name: "gemm-bench", dependencies: ["SGEMM"]),
+        .target(name: "CPUBackend", dependencies: ["CNNCore", "SGEMM"]),
         .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "Kernels"]),
         .target(name: "NN", dependencies: ["CNNCore"]),
         // libpng / libjpeg-turbo wrappers for image-folder datasets (Debian: libpng-dev, libjpeg62-turbo-dev).
@@ -41,7 +45,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         .target(name: "Datasets", dependencies: ["CNNCore", "CImageCodecs"]),
         // Runs every primitive on a device and on the CPU reference; `cnn verify` and cnn-bench's gate.
-        .target(name: "Verification", dependencies: ["CNNCore", "CPUBackend"]),
+        .target(name: "Verification", dependencies: ["CNNCore"]),
         .target(name: "Training", dependencies: ["CNNCore", "NN", "Datasets", "CPUBackend", "OpenCLBackend"]),
         .target(name: "SwiftCNN", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "NN", "Datasets", "Training", "Verification"]),
         .executableTarget(name: "cnn", dependencies: [
@@ -58,7 +62,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks"),
         .testTarget(name: "CNNCoreTests", dependencies: ["CNNCore"]),
-        .testTarget(name: "CPUBackendTests", dependencies: ["CNNCore", "CPUBackend"]),
+        .testTarget(name: "SGEMMTests", dependencies: ["SGEMM"]),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CNNCore", "CPUBackend", "SGEMM"]),
         .testTarget(name: "OpenCLBackendTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "NNTests", dependencies: ["CNNCore", "CPUBackend", "NN"]),
         .testTarget(name: "DatasetsTests", dependencies: ["CNNCore", "Datasets"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Times the pure-Swift SGEMM (a persistent process built by gemm-bench.sh) against numpy's BLAS,
-interleaved: for each shape and round, one numpy batch then one Swift batch, so both see the same
-machine load. Prints GFLOP/s (median over rounds of per-call medians) and the ratio swift/numpy."""
+"""Times the pure-Swift SGEMM (the gemm-bench executable, Sources/gemm-bench, a persistent process
+built by gemm-bench.sh) against numpy's BLAS, interleaved: for each shape and round, one numpy batch
+then one Swift batch, so both see the same machine load. Prints GFLOP/s (median over rounds of per-call medians) and the ratio swift/numpy."""
 import os, subprocess, sys, time
 if os.environ.get("CPUTIME") == "1":
     os.environ["SWIFTCNN_THREADS"] = "1"; os.environ["OPENBLAS_NUM_THREADS"] = "1"

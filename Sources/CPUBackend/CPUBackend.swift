@@ -1,4 +1,5 @@
 import CNNCore
+import SGEMM
 import Foundation
 import Synchronization
 
@@ -9,11 +10,11 @@ import Synchronization
 ///   - the reference function of the same name in `CPUBackend.Reference` (Sources/CPUBackend/Reference,
 ///     one file per op family, instantiated with Float) — `CPUBackend(reference: true)`; these are
 ///     the spec every other implementation is tested against; or
-///   - its fast path (Sources/CPUBackend/Fast: the SGEMM, and Fast/Ops: implicit-GEMM convolution,
-///     BatchNorm, pooling, elementwise, loss, optimizers), whose doc comment names the reference it
+///   - its fast path (the SGEMM engine in Sources/SGEMM, and Sources/CPUBackend/Fast/Ops: implicit-GEMM
+///     convolution, BatchNorm, pooling, elementwise, loss, optimizers), whose doc comment names the reference it
 ///     equals and the tolerance — `CPUBackend()`, the default.
 /// The fast paths run on `ThreadPool.shared` (SWIFTCNN_THREADS, else the core count) and keep their
-/// scratch memory between calls (`FastWorkspace`). Their results do not depend on the thread count
+/// scratch memory between calls (SGEMM's `Workspace`). Their results do not depend on the thread count
 /// or on scheduling, except the SGEMM's k-split of long-depth GEMMs, which depends on the thread
 /// count only. A backend is used from one thread at a time.
 public final class CPUBackend: Backend {

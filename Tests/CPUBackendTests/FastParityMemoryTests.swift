@@ -10,6 +10,7 @@
 // taken on the benchmark instead (perf uprobes on malloc / posix_memalign).
 
 @testable import CPUBackend
+import SGEMM
 import CNNCore
 import Foundation
 import Glibc

@@ -8,6 +8,7 @@
 //     (results may not depend on the thread count or on scheduling).
 
 @testable import CPUBackend
+import SGEMM
 import CNNCore
 import Testing
 

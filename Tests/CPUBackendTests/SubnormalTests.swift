@@ -1,9 +1,10 @@
 @testable import CPUBackend
+import SGEMM
 import CNNCore
 import Foundation
 import Testing
 
-/// The fast paths flush subnormals (see Sources/CPUBackend/Fast/FloatEnvironment.swift); the
+/// The fast paths flush subnormals (see Sources/SGEMM/FloatEnvironment.swift); the
 /// reference backend does not touch the floating-point environment.
 @Suite struct SubnormalTests {
     @Test func fastPrimitivesFlushSubnormalsOnTheCallingThread() throws {

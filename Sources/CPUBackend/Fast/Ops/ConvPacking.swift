@@ -11,6 +11,7 @@
 // a panel of 32 columns is a few contiguous runs, copied with SIMD loads.
 
 import CNNCore
+import SGEMM
 
 /// The geometry of one convolution as the fast paths see it (sizes of the padded source).
 struct ConvDims {

@@ -13,6 +13,7 @@
 // never depend on how channels are grouped into tasks, so they are the same for any thread count.
 
 import CNNCore
+import SGEMM
 
 extension FastCPU {
     /// Channels per task for (N, C, S) data: about 512 KiB per range, and at least ~4 tasks per

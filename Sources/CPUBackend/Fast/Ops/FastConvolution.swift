@@ -26,6 +26,7 @@
 // results never depend on scheduling.
 
 import CNNCore
+import SGEMM
 
 /// Row panels of an A operand with m rows: MR (12) rows each, except that m = 12k + 4 ends with two
 /// panels of 8 instead of 12 + 4 (the 8-row kernel is twice as efficient as the 4-row one, and 64
@@ -52,7 +53,7 @@ struct RowPanels {
 final class FastCPU: @unchecked Sendable {
     let pool: ThreadPool
     let gemm: FastGEMM
-    let workspace = FastWorkspace()
+    let workspace = Workspace.fastPaths()
     /// Split every op that can be split, however small (tests use this to exercise the parallel
     /// paths on small shapes); otherwise small work runs on the calling thread.
     let splitAll: Bool
@@ -140,7 +141,7 @@ extension FastCPU {
             }
         }
         let task = ConvForwardTask(d: d, x: x, y: y, aPack: aPack, rowOffsets: UnsafePointer(rowOffsets), bias: bias, relu: relu,
-                                   imagesPerTask: imagesPerTask, splits: splits, scratch: workspace.scratch)
+                                   imagesPerTask: imagesPerTask, splits: splits, scratch: workspace)
         let count = (d.n + imagesPerTask - 1) / imagesPerTask * splits
         if parallel { pool.parallelFor(count, task) } else { for t in 0..<count { task.run(t) } }
     }
@@ -153,7 +154,7 @@ struct ConvForwardTask: ParallelTask {
     let aPack: UnsafePointer<Float>, rowOffsets: UnsafePointer<Int>
     let bias: UnsafePointer<Float>?, relu: Bool
     let imagesPerTask: Int, splits: Int
-    let scratch: ScratchPool
+    let scratch: Workspace
 
     func run(_ t: Int) {
         let chunk = t / splits, part = t % splits
@@ -332,7 +333,7 @@ extension FastCPU {
             return
         }
         // General stride: cols_n (K, P) = W^T (K, Cout) * dy_n (Cout, P), then col2im, image by image.
-        let task = ConvBackwardDataGEMMTask(gemm: gemm, dims: ConvDims(g), dy: dy, weight: weight, dx: dx, scratch: workspace.scratch)
+        let task = ConvBackwardDataGEMMTask(gemm: gemm, dims: ConvDims(g), dy: dy, weight: weight, dx: dx, scratch: workspace)
         let d = task.dims
         if d.n > 1 && split(d.n * d.p * d.k * d.cout, 1 << 20) {
             pool.parallelFor(d.n, task)
@@ -347,7 +348,7 @@ struct ConvBackwardDataGEMMTask: ParallelTask {
     let gemm: FastGEMM
     let dims: ConvDims
     let dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>
-    let scratch: ScratchPool
+    let scratch: Workspace
     func run(_ n: Int) {
         let d = dims
         scratch.withSlot { slot in
@@ -464,7 +465,7 @@ extension FastCPU {
         // (groups, Cout) bias partials, summed while dy is packed (no separate pass over dy).
         let biasPartials: UnsafeMutablePointer<Double>? = dBias == nil ? nil : workspace.buffer(.biasPartials, groups * d.cout, as: Double.self)
         let task = ConvFilterTask(d: d, x: x, dy: dy, partials: partials, biasPartials: biasPartials, groups: groups, gemm: gemm,
-                                  scratch: workspace.scratch)
+                                  scratch: workspace)
         let parallel = split(d.n * d.p * d.k * d.cout, 1 << 20)
         if parallel { pool.parallelFor(groups, task) } else { for t in 0..<groups { task.run(t) } }
         let sum = FilterGradientSum(d: d, partials: UnsafePointer(partials), groups: groups, dWeight: dWeight,
@@ -550,7 +551,7 @@ struct ConvFilterTask: ParallelTask {
     let biasPartials: UnsafeMutablePointer<Double>?
     let groups: Int
     let gemm: FastGEMM
-    let scratch: ScratchPool
+    let scratch: Workspace
 
     func run(_ t: Int) {
         let images = FastGEMM.split(d.n, parts: groups, index: t, grain: 1)

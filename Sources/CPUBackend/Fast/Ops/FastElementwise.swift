@@ -6,6 +6,7 @@
 // bias gradient) and add the chunk sums in chunk order, so they do not depend on the thread count.
 
 import CNNCore
+import SGEMM
 
 extension FastCPU {
     static let parallelElements = 1 << 17

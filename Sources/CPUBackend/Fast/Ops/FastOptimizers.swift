@@ -9,6 +9,7 @@
 // runs the same per-row Double math (bit-exact), split by rows over the threads only for large N*K.
 
 import CNNCore
+import SGEMM
 import Foundation
 
 extension FastCPU {

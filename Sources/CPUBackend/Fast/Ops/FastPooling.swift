@@ -10,6 +10,7 @@
 // Overlapping windows use the reference.
 
 import CNNCore
+import SGEMM
 
 extension FastCPU {
     func runPlanes<T: ParallelRangeTask>(_ planes: Int, work: Int, _ task: T) {

@@ -3,7 +3,7 @@
 // Reference: the Backend.gemm contract (CNNCore/Backend.swift) — row-major
 //   C = alpha * op(A) * op(B) + beta * C,  op(A): (m, k), op(B): (k, n), C: (m, n),
 // lda/ldb/ldc are row strides of the stored matrices, beta == 0 ignores C's contents (NaNs too).
-// Tested against a plain triple loop in Tests/CPUBackendTests/FastGEMMTests.swift.
+// Tested against a plain triple loop in Tests/SGEMMTests/FastGEMMTests.swift.
 //
 // Structure (BLIS's five loops; our broadcast operand A plays BLIS's B and vice versa):
 //   for ic in m step MC:                 A block (MC x KC) packed once per (ic, pc), lives in L3
@@ -22,107 +22,39 @@
 // (barriers between packing and use) and each its own part of the other — or k is split into
 // partial products that are summed afterwards (small C and long k: linear layers, weight
 // gradients). Small problems run on the calling thread.
-// Packing buffers come from a workspace that only grows: no allocation in the steady state.
+// Packing buffers come from a workspace (Workspace.swift) that only grows: no allocation in the
+// steady state.
 
 import Synchronization
 
 /// Cache-blocking sizes (in elements). Defaults suit 48 KiB L1d / 2 MiB L2 per core (Sapphire
 /// Rapids); measured against (256, 3072, 1024) and (512, 3072, 512), which came within noise.
-public struct GEMMBlocking: Sendable, Equatable {
+package struct GEMMBlocking: Sendable, Equatable {
     /// Depth of one packed block: the A micro-panel (KC x MR) and B micro-panel (KC x NR) lengths.
-    public var kc: Int
+    package var kc: Int
     /// Rows of op(A) per packed A block (a multiple of GEMMTile.mr); the block lives in L3.
-    public var mc: Int
+    package var mc: Int
     /// Columns of op(B) per packed B block (a multiple of GEMMTile.nr); KC x NC floats live in L2.
-    public var nc: Int
-    public init(kc: Int = 384, mc: Int = 3072, nc: Int = 768) {
+    package var nc: Int
+    package init(kc: Int = 384, mc: Int = 3072, nc: Int = 768) {
         self.kc = max(1, kc)
         self.mc = max(GEMMTile.mr, mc / GEMMTile.mr * GEMMTile.mr)
         self.nc = max(GEMMTile.nr, nc / GEMMTile.nr * GEMMTile.nr)
     }
 }
 
-/// Reusable packing buffers: a set of per-task slots handed out under a lock, grown on demand,
-/// never freed while the workspace lives. Safe to share between threads and concurrent calls.
-public final class GEMMWorkspace: @unchecked Sendable {
-    final class Slot: @unchecked Sendable {  // used by one task at a time
-        var a: UnsafeMutablePointer<Float>? = nil
-        var aCapacity = 0
-        var b: UnsafeMutablePointer<Float>? = nil
-        var bCapacity = 0
-        var c: UnsafeMutablePointer<Float>? = nil
-        var cCapacity = 0
-        /// One MR x NR tile for edges of C.
-        let tile = Slot.allocate(GEMMTile.mr * GEMMTile.nr)
-
-        func aBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            if count > aCapacity {
-                a.map { UnsafeMutableRawPointer($0).deallocate() }
-                a = Self.allocate(count); aCapacity = count
-            }
-            return a!
-        }
-        func bBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            if count > bCapacity {
-                b.map { UnsafeMutableRawPointer($0).deallocate() }
-                b = Self.allocate(count); bCapacity = count
-            }
-            return b!
-        }
-        func cBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-            if count > cCapacity {
-                c.map { UnsafeMutableRawPointer($0).deallocate() }
-                c = Self.allocate(count); cCapacity = count
-            }
-            return c!
-        }
-        static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
-            return raw.bindMemory(to: Float.self, capacity: count)
-        }
-        deinit {
-            a.map { UnsafeMutableRawPointer($0).deallocate() }
-            b.map { UnsafeMutableRawPointer($0).deallocate() }
-            c.map { UnsafeMutableRawPointer($0).deallocate() }
-            UnsafeMutableRawPointer(tile).deallocate()
-        }
-    }
-
-    private let free = Mutex<[Slot]>([])
-
-    public init() {}
-
-    /// Bytes held by the slots not in use right now (all of them between calls; for memory reports).
-    public var bytesReserved: Int {
-        free.withLock { slots in slots.reduce(0) { $0 + ($1.aCapacity + $1.bCapacity + $1.cCapacity + GEMMTile.mr * GEMMTile.nr) * 4 } }
-    }
-
-    func withSlot<R>(_ body: (Slot) -> R) -> R {
-        let slot = free.withLock { slots -> Slot? in slots.popLast() } ?? Slot()
-        defer { free.withLock { slots in slots.append(slot) } }
-        return body(slot)
-    }
-
-    /// `count` slots at once (one lock round trip; the threads of a parallel GEMM then index them
-    /// instead of contending for the lock). The buffer lives on the stack.
-    func withSlots<R>(_ count: Int, _ body: (UnsafeBufferPointer<Slot>) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: Slot.self, capacity: count) { buffer in
-            free.withLock { slots in
-                for i in 0..<count { (buffer.baseAddress! + i).initialize(to: slots.popLast() ?? Slot()) }
-            }
-            defer {
-                free.withLock { slots in
-                    for i in 0..<count { slots.append((buffer.baseAddress! + i).move()) }
-                }
-            }
-            return body(UnsafeBufferPointer(buffer))
-        }
-    }
+/// The SGEMM's use of a workspace slot (Workspace.swift): buffer 0 the packed A block, 1 the packed
+/// B block, 2 the partial products of a k split, 3 one MR x NR tile for edges of C.
+extension Workspace.Slot {
+    @inline(__always) func aBuffer(_ count: Int) -> UnsafeMutablePointer<Float> { floats(0, count) }
+    @inline(__always) func bBuffer(_ count: Int) -> UnsafeMutablePointer<Float> { floats(1, count) }
+    @inline(__always) func cBuffer(_ count: Int) -> UnsafeMutablePointer<Float> { floats(2, count) }
+    @inline(__always) func tile() -> UnsafeMutablePointer<Float> { floats(3, GEMMTile.mr * GEMMTile.nr) }
 }
 
 /// How one GEMM is divided among threads (see `FastGEMM.splitPlan`).
-public struct GEMMSplit: Sendable, Equatable, CustomStringConvertible {
-    public enum Axis: String, Sendable {
+package struct GEMMSplit: Sendable, Equatable, CustomStringConvertible {
+    package enum Axis: String, Sendable {
         /// One thread.
         case none
         /// Row ranges of C (multiples of MR); op(B) is packed by all threads together into a
@@ -135,23 +67,23 @@ public struct GEMMSplit: Sendable, Equatable, CustomStringConvertible {
         /// (no operand is packed twice; costs an (m, n) buffer per extra thread and a reduction).
         case k
     }
-    public var axis: Axis
-    public var parts: Int
-    public var description: String { axis == .none ? "serial" : "\(parts) parts along \(axis.rawValue)" }
+    package var axis: Axis
+    package var parts: Int
+    package var description: String { axis == .none ? "serial" : "\(parts) parts along \(axis.rawValue)" }
 }
 
 /// The fast SGEMM with its thread pool and workspace. One instance per backend; calls may come
 /// from several threads at once (each then uses its own workspace slots).
-public final class FastGEMM: @unchecked Sendable {
-    public let pool: ThreadPool
-    public let workspace: GEMMWorkspace
-    public let blocking: GEMMBlocking
+package final class FastGEMM: @unchecked Sendable {
+    package let pool: ThreadPool
+    package let workspace: Workspace
+    package let blocking: GEMMBlocking
     /// The estimated cost of running a job on the pool, in multiply-adds: the work split compares
     /// it with what a thread saves. 0 splits every problem that can be split (tests use that).
-    public let parallelOverhead: Int
+    package let parallelOverhead: Int
 
-    public init(pool: ThreadPool = .shared, workspace: GEMMWorkspace = GEMMWorkspace(),
-                blocking: GEMMBlocking = GEMMBlocking(), parallelOverhead: Int = 1 << 18) {
+    package init(pool: ThreadPool = .shared, workspace: Workspace = Workspace(),
+                 blocking: GEMMBlocking = GEMMBlocking(), parallelOverhead: Int = 1 << 18) {
         self.pool = pool
         self.workspace = workspace
         self.blocking = blocking
@@ -159,16 +91,16 @@ public final class FastGEMM: @unchecked Sendable {
     }
 
     /// A process-wide instance on `ThreadPool.shared`.
-    public static let shared = FastGEMM()
+    package static let shared = FastGEMM()
 
     // MARK: Public entry points
 
     /// Row-major C = alpha * op(A) * op(B) + beta * C (the `Backend.gemm` contract).
     /// op(A): (m, k) — A stored (m, k), or (k, m) if transA; op(B): (k, n) — B stored (k, n), or (n, k)
     /// if transB; C: (m, n). lda/ldb/ldc: row strides of the stored matrices. beta == 0 ignores C.
-    public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    package func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         sgemm(m: m, n: n, k: k, alpha: alpha,
               a: GEMMMatrixA(a, ld: lda, transposed: transA),
               b: GEMMMatrixB(b, ld: ldb, transposed: transB),
@@ -178,11 +110,11 @@ public final class FastGEMM: @unchecked Sendable {
     /// `batch` independent GEMMs; item i uses a + i*strideA, b + i*strideB, c + i*strideC
     /// (a stride of 0 reuses one matrix for every item; C items must not overlap).
     /// Many small items run one per task; a few large ones each use the pool in turn.
-    public func sgemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                                    a: UnsafePointer<Float>, lda: Int, strideA: Int,
-                                    b: UnsafePointer<Float>, ldb: Int, strideB: Int,
-                                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
-                                    batch: Int) {
+    package func sgemmStridedBatched(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                     a: UnsafePointer<Float>, lda: Int, strideA: Int,
+                                     b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+                                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int,
+                                     batch: Int) {
         if batch <= 0 || m <= 0 || n <= 0 { return }
         let threads = pool.threadCount
         let itemPlan = splitPlan(m: m, n: n, k: k)
@@ -207,7 +139,7 @@ public final class FastGEMM: @unchecked Sendable {
     /// The general form: op(A) and op(B) come from packers (e.g. a convolution packing im2col
     /// patches on the fly), and `epilogue` runs on each finished block of C.
     /// C = alpha * op(A) * op(B) + beta * C, C: (m, n) row-major with row stride ldc.
-    public func sgemm<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
+    package func sgemm<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E
     ) {
@@ -247,7 +179,7 @@ public final class FastGEMM: @unchecked Sendable {
     }
 
     /// The same as `sgemm`, always on the calling thread (for callers that parallelize themselves).
-    public func sgemmSerial<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
+    package func sgemmSerial<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E
     ) {
@@ -263,7 +195,7 @@ public final class FastGEMM: @unchecked Sendable {
     ///   the multiply-adds of the largest part (parts are whole MR / NR tiles, so they can be uneven),
     ///   ~16 per packed element (the shared operand of an m / n split is packed by all parts together),
     ///   ~16 per element of C summed in a k split, and `parallelOverhead` per pool job.
-    public func splitPlan(m: Int, n: Int, k: Int) -> GEMMSplit {
+    package func splitPlan(m: Int, n: Int, k: Int) -> GEMMSplit {
         let threads = pool.threadCount
         let work = Double(m) * Double(n) * Double(max(k, 1))
         let pack = 16.0, reduce = 16.0, overhead = Double(parallelOverhead)
@@ -303,7 +235,7 @@ public final class FastGEMM: @unchecked Sendable {
 
     /// Part `index` of `parts` of 0..<count, in multiples of `grain` (the last part takes the rest).
     /// A part may be empty.
-    static func split(_ count: Int, parts: Int, index: Int, grain: Int) -> Range<Int> {
+    package static func split(_ count: Int, parts: Int, index: Int, grain: Int) -> Range<Int> {
         let units = (count + grain - 1) / grain
         let lo = min(count, index * units / parts * grain)
         let hi = min(count, (index + 1) * units / parts * grain)
@@ -322,7 +254,7 @@ public final class FastGEMM: @unchecked Sendable {
     func runCooperative<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         thread t: Int, plan: GEMMSplit, m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>,
-        slot: GEMMWorkspace.Slot
+        slot: Workspace.Slot
     ) {
         let MR = GEMMTile.mr, NR = GEMMTile.nr, P = plan.parts
         let KC = min(blocking.kc, k)
@@ -332,6 +264,7 @@ public final class FastGEMM: @unchecked Sendable {
         let myCols = plan.axis == .n ? Self.split(n, parts: P, index: t, grain: NR) : 0..<n
         do {
             let own = plan.axis == .n ? slot.bBuffer(KC * NC) : slot.aBuffer(MC * KC)
+            let tile = slot.tile()
             var ic = 0
             while ic < m {
                 let mc = min(MC, m - ic)
@@ -353,7 +286,7 @@ public final class FastGEMM: @unchecked Sendable {
                             let nc = min(NC, myCols.upperBound - jc)
                             b.packB(into: own, p0: pc, kc: kc, j0: jc, nc: nc)
                             macroKernel(mc: mc, nc: nc, kc: kc, aPack: shared, bPack: own,
-                                        c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: slot.tile)
+                                        c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: tile)
                             if last { epilogue.apply(c: c, ldc: ldc, i0: ic, mc: mc, j0: jc, nc: nc) }
                             jc += nc
                         }
@@ -372,7 +305,7 @@ public final class FastGEMM: @unchecked Sendable {
                             pool.barrier()   // the B block is complete
                             if lo < hi {
                                 macroKernel(mc: hi - lo, nc: nc, kc: kc, aPack: own, bPack: shared,
-                                            c: c + lo * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: slot.tile)
+                                            c: c + lo * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: tile)
                                 if last { epilogue.apply(c: c, ldc: ldc, i0: lo, mc: hi - lo, j0: jc, nc: nc) }
                             }
                             jc += nc
@@ -409,7 +342,7 @@ public final class FastGEMM: @unchecked Sendable {
     func runSerial<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>(
         m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, rows: Range<Int>, cols: Range<Int>,
-        depth: Range<Int>, slot: GEMMWorkspace.Slot
+        depth: Range<Int>, slot: Workspace.Slot
     ) {
         if rows.isEmpty || cols.isEmpty { return }
         if depth.isEmpty || alpha == 0 {
@@ -424,6 +357,7 @@ public final class FastGEMM: @unchecked Sendable {
         do {
             let aPack = slot.aBuffer(MC * KC)
             let bPack = slot.bBuffer(KC * NC)
+            let tile = slot.tile()
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(MC, rows.upperBound - ic)
@@ -438,7 +372,7 @@ public final class FastGEMM: @unchecked Sendable {
                         let nc = min(NC, cols.upperBound - jc)
                         b.packB(into: bPack, p0: pc, kc: kc, j0: jc, nc: nc)
                         macroKernel(mc: mc, nc: nc, kc: kc, aPack: aPack, bPack: bPack,
-                                    c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: slot.tile)
+                                    c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: betaBlock, tile: tile)
                         if last { epilogue.apply(c: c, ldc: ldc, i0: ic, mc: mc, j0: jc, nc: nc) }
                         jc += nc
                     }
@@ -451,7 +385,7 @@ public final class FastGEMM: @unchecked Sendable {
 
     /// C block (mc x nc at c, row stride ldc) = alpha * packed A block * packed B block + beta * C.
     @inline(__always)
-    func macroKernel(mc: Int, nc: Int, kc: Int, aPack: UnsafeMutablePointer<Float>, bPack: UnsafeMutablePointer<Float>,
+    package func macroKernel(mc: Int, nc: Int, kc: Int, aPack: UnsafeMutablePointer<Float>, bPack: UnsafeMutablePointer<Float>,
                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,
                      tile: UnsafeMutablePointer<Float>) {
         let MR = GEMMTile.mr, NR = GEMMTile.nr
@@ -517,7 +451,7 @@ private struct CooperativeTask<PA: GEMMPackA, PB: GEMMPackB, E: GEMMEpilogue>: P
     let gemm: FastGEMM, plan: GEMMSplit
     let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
     let c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: E, shared: UnsafeMutablePointer<Float>
-    let slots: UnsafeBufferPointer<GEMMWorkspace.Slot>
+    let slots: UnsafeBufferPointer<Workspace.Slot>
     func run(_ t: Int) {
         gemm.runCooperative(thread: t, plan: plan, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta,
                             c: c, ldc: ldc, epilogue: epilogue, shared: shared, slot: slots[t])
@@ -529,7 +463,7 @@ private struct DepthTask<PA: GEMMPackA, PB: GEMMPackB>: ParallelTask {
     let gemm: FastGEMM, parts: Int
     let m: Int, n: Int, k: Int, alpha: Float, a: PA, b: PB, beta: Float
     let c: UnsafeMutablePointer<Float>, ldc: Int, partials: UnsafeMutablePointer<Float>
-    let slots: UnsafeBufferPointer<GEMMWorkspace.Slot>
+    let slots: UnsafeBufferPointer<Workspace.Slot>
     func run(_ t: Int) {
         let depth = FastGEMM.split(k, parts: parts, index: t, grain: 8)
         if t == 0 {

@@ -1,9 +1,9 @@
-// Tests of the thread pool used by the fast CPU paths (Sources/CPUBackend/Fast/ThreadPool.swift).
+// Tests of the thread pool used by the fast CPU paths (Sources/SGEMM/ThreadPool.swift).
 
 import Testing
 import Foundation
 import Synchronization
-import CPUBackend
+import SGEMM
 
 /// Per-index visit counters that tasks on several threads may bump at once.
 private final class VisitCounts: @unchecked Sendable {

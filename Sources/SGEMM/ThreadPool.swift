@@ -31,8 +31,10 @@ public final class ThreadPool: @unchecked Sendable {
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    private let core: PoolCore
-    private let busy = Mutex<Bool>(false)   // a job is being run (guards submission)
+    // @usableFromInline: the generic entry points below are @inlinable, so that CPUBackend's tasks
+    // are specialized into them as when the pool lived in CPUBackend.
+    @usableFromInline let core: PoolCore
+    @usableFromInline let busy = Mutex<Bool>(false)   // a job is being run (guards submission)
 
     /// - Parameters:
     ///   - threadCount: threads per job including the caller; 1 makes every job serial.
@@ -49,7 +51,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body(i)` for every i in 0..<count on up to `threadCount` threads; returns when all are done.
     /// Costs one small heap allocation per parallel call (Swift boxes the non-escaping closure so
     /// that other threads can call it); per-step hot loops should use the `ParallelTask` form.
-    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    package func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { body(i) }; return }
         withoutActuallyEscaping(body) { escaping in parallelFor(count, ClosureTask(body: escaping)) }
@@ -57,7 +59,8 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Runs `task.run(i)` for every i in 0..<count on up to `threadCount` threads; returns when all
     /// are done. No heap allocation: workers call the task through a pointer to the caller's stack.
-    public func parallelFor<T: ParallelTask>(_ count: Int, _ task: T) {
+    @inlinable
+    package func parallelFor<T: ParallelTask>(_ count: Int, _ task: T) {
         if count <= 0 { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { task.run(i) }; return }
         if count > PoolCore.maxTasksPerJob {
@@ -85,7 +88,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Returns false, running nothing, when that cannot be guaranteed: parts > threadCount, or the
     /// pool is busy (a call from inside a task, or from another thread meanwhile). The caller then
     /// does the work another way (typically serially: a nested call is already in a parallel region).
-    public func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
+    func runConcurrently<T: ParallelTask>(_ parts: Int, _ task: T) -> Bool {
         if parts < 1 || parts > threadCount { return false }
         if parts == 1 { task.run(0); return true }
         let acquired = busy.withLock { b -> Bool in
@@ -106,11 +109,11 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Waits until every task of the current `runConcurrently` job has arrived here. Only valid
     /// inside such a job, called the same number of times by every task.
-    public func barrier() { core.barrier() }
+    func barrier() { core.barrier() }
 
     /// Splits 0..<count into at most `threadCount` contiguous ranges of nearly equal size
     /// (each a multiple of `grain` except the last) and runs `body(range)` for each in parallel.
-    public func parallelRanges(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    package func parallelRanges(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let g = max(1, grain)
         let units = (count + g - 1) / g
@@ -122,7 +125,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// `parallelRanges` without the closure's heap box: `task.run(range)` per range.
-    public func parallelRanges<T: ParallelRangeTask>(_ count: Int, grain: Int = 1, _ task: T) {
+    @inlinable
+    package func parallelRanges<T: ParallelRangeTask>(_ count: Int, grain: Int = 1, _ task: T) {
         if count <= 0 { return }
         let g = max(1, grain)
         let units = (count + g - 1) / g
@@ -132,6 +136,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// Range `p` of `parts` grain-aligned ranges covering 0..<count (nil if empty).
+    @usableFromInline
     static func range(_ p: Int, of parts: Int, count: Int, grain: Int) -> Range<Int>? {
         let units = (count + grain - 1) / grain
         let lo = min(count, p * units / parts * grain), hi = min(count, (p + 1) * units / parts * grain)
@@ -142,12 +147,12 @@ public final class ThreadPool: @unchecked Sendable {
 /// A loop body for `ThreadPool.parallelFor` that runs without heap allocation: a struct holding
 /// what the loop needs (pointers, sizes) with `run(i)` as the body. Called from several threads at
 /// once; it must not mutate shared state except through disjoint memory.
-public protocol ParallelTask {
+@usableFromInline package protocol ParallelTask {
     func run(_ index: Int)
 }
 
 /// A body for `ThreadPool.parallelRanges` without heap allocation.
-public protocol ParallelRangeTask {
+@usableFromInline package protocol ParallelRangeTask {
     func run(_ range: Range<Int>)
 }
 
@@ -156,33 +161,44 @@ private struct ClosureTask: ParallelTask {
     func run(_ index: Int) { body(index) }
 }
 
-private struct ChunkedTask<T: ParallelTask>: ParallelTask {
-    let task: T, count: Int, chunks: Int
-    func run(_ c: Int) {
+@usableFromInline
+struct ChunkedTask<T: ParallelTask>: ParallelTask {
+    @usableFromInline let task: T, count: Int, chunks: Int
+    @inlinable init(task: T, count: Int, chunks: Int) { self.task = task; self.count = count; self.chunks = chunks }
+    @inlinable func run(_ c: Int) {
         for i in (c * count / chunks)..<((c + 1) * count / chunks) { task.run(i) }
     }
 }
 
-private struct RangesTask<T: ParallelRangeTask>: ParallelTask {
-    let task: T, parts: Int, count: Int, grain: Int
-    func run(_ p: Int) {
+@usableFromInline
+struct RangesTask<T: ParallelRangeTask>: ParallelTask {
+    @usableFromInline let task: T, parts: Int, count: Int, grain: Int
+    @inlinable init(task: T, parts: Int, count: Int, grain: Int) {
+        self.task = task; self.parts = parts; self.count = count; self.grain = grain
+    }
+    @inlinable func run(_ p: Int) {
         if let r = ThreadPool.range(p, of: parts, count: count, grain: grain) { task.run(r) }
     }
 }
 
 /// One job, as workers see it: a type-erased task on the submitter's stack.
-private struct PoolJob {
-    let context: UnsafeRawPointer
-    let invoke: (UnsafeRawPointer, Int) -> Void
+@usableFromInline
+struct PoolJob {
+    @usableFromInline let context: UnsafeRawPointer
+    @usableFromInline let invoke: (UnsafeRawPointer, Int) -> Void
+    @inlinable init(context: UnsafeRawPointer, invoke: @escaping (UnsafeRawPointer, Int) -> Void) {
+        self.context = context; self.invoke = invoke
+    }
 }
 
 /// The state shared by a pool and its worker threads (the workers hold it, not the pool, so the
 /// pool can be released: its deinit shuts the workers down).
-private final class PoolCore: @unchecked Sendable {
+@usableFromInline
+final class PoolCore: @unchecked Sendable {
     // Job state, one 64-bit word so that a claim is one compare-and-swap that also checks the job:
     // bits 40..62 generation (wrapping), 20..39 task count, 0..19 next task index.
     static let indexBits = 20
-    static let maxTasksPerJob = (1 << indexBits) - 1
+    @usableFromInline static let maxTasksPerJob = (1 << indexBits) - 1
     static let generationMask = (1 << 23) - 1
     private let state = Atomic<Int>(0)
     private let completed = Atomic<Int>(0)          // tasks of the current job that have finished
@@ -230,6 +246,7 @@ private final class PoolCore: @unchecked Sendable {
     }
 
     /// Runs `job.body` for 0..<count; the caller works too.
+    @usableFromInline
     func run(count: Int, job: UnsafePointer<PoolJob>) {
         self.job = job
         completed.store(0, ordering: .relaxed)

@@ -18,13 +18,13 @@ import Glibc
 #endif
 import Foundation
 
-enum FloatEnvironment {
+package enum FloatEnvironment {
     /// False when SWIFTCNN_KEEP_SUBNORMALS=1.
-    static let enabled: Bool = ProcessInfo.processInfo.environment["SWIFTCNN_KEEP_SUBNORMALS"] != "1"
+    package static let enabled: Bool = ProcessInfo.processInfo.environment["SWIFTCNN_KEEP_SUBNORMALS"] != "1"
 
     /// Sets flush-to-zero (and denormals-are-zero on x86) on the calling thread, if not yet set.
     @inline(__always)
-    static func flushSubnormalsOnThisThread() {
+    package static func flushSubnormalsOnThisThread() {
         guard enabled else { return }
         #if canImport(Glibc) && arch(x86_64)
         var env = fenv_t()
@@ -48,7 +48,7 @@ enum FloatEnvironment {
     /// Clears flush-to-zero and denormals-are-zero on the calling thread (IEEE behaviour). New
     /// threads inherit the mode of the thread that creates them, so tests that need IEEE
     /// subnormals call this first.
-    static func keepSubnormalsOnThisThread() {
+    package static func keepSubnormalsOnThisThread() {
         #if canImport(Glibc) && arch(x86_64)
         var env = fenv_t()
         fegetenv(&env)
@@ -63,7 +63,7 @@ enum FloatEnvironment {
     }
 
     /// True when the calling thread flushes subnormal results to zero (for tests).
-    static var flushesOnThisThread: Bool {
+    package static var flushesOnThisThread: Bool {
         quarter(Float.leastNormalMagnitude) == 0
     }
 

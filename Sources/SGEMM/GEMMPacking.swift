@@ -13,13 +13,13 @@
 // mutate shared state.
 
 /// Supplies op(A) (m x k) to the packed SGEMM block by block.
-public protocol GEMMPackA {
+package protocol GEMMPackA {
     /// Packs op(A)[i0 ..< i0+mc, p0 ..< p0+kc] into `dst` in the packed-A layout (zero-padded rows).
     func packA(into dst: UnsafeMutablePointer<Float>, i0: Int, mc: Int, p0: Int, kc: Int)
 }
 
 /// Supplies op(B) (k x n) to the packed SGEMM block by block.
-public protocol GEMMPackB {
+package protocol GEMMPackB {
     /// Packs op(B)[p0 ..< p0+kc, j0 ..< j0+nc] into `dst` in the packed-B layout (zero-padded columns).
     func packB(into dst: UnsafeMutablePointer<Float>, p0: Int, kc: Int, j0: Int, nc: Int)
 }
@@ -27,28 +27,28 @@ public protocol GEMMPackB {
 /// Called once per finished block of C (all of k accumulated, alpha and beta applied), while the
 /// block is still in cache: the place to fuse a bias add or an activation. Blocks are disjoint and
 /// may be handed to different threads concurrently.
-public protocol GEMMEpilogue {
+package protocol GEMMEpilogue {
     /// `c` is C's base pointer (element (i, j) at c[i*ldc + j]); the block is rows i0 ..< i0+mc,
     /// columns j0 ..< j0+nc.
     func apply(c: UnsafeMutablePointer<Float>, ldc: Int, i0: Int, mc: Int, j0: Int, nc: Int)
 }
 
 /// The epilogue that does nothing.
-public struct GEMMNoEpilogue: GEMMEpilogue {
-    public init() {}
-    @inlinable public func apply(c: UnsafeMutablePointer<Float>, ldc: Int, i0: Int, mc: Int, j0: Int, nc: Int) {}
+package struct GEMMNoEpilogue: GEMMEpilogue {
+    package init() {}
+    @inlinable package func apply(c: UnsafeMutablePointer<Float>, ldc: Int, i0: Int, mc: Int, j0: Int, nc: Int) {}
 }
 
 /// op(A) of a row-major matrix: A is (m, k) with row stride `ld`, or (k, m) when `transposed`.
-public struct GEMMMatrixA: GEMMPackA {
-    public var base: UnsafePointer<Float>
-    public var ld: Int
-    public var transposed: Bool
-    public init(_ base: UnsafePointer<Float>, ld: Int, transposed: Bool) {
+package struct GEMMMatrixA: GEMMPackA {
+    package var base: UnsafePointer<Float>
+    package var ld: Int
+    package var transposed: Bool
+    package init(_ base: UnsafePointer<Float>, ld: Int, transposed: Bool) {
         self.base = base; self.ld = ld; self.transposed = transposed
     }
 
-    public func packA(into dst: UnsafeMutablePointer<Float>, i0: Int, mc: Int, p0: Int, kc: Int) {
+    package func packA(into dst: UnsafeMutablePointer<Float>, i0: Int, mc: Int, p0: Int, kc: Int) {
         let MR = GEMMTile.mr
         var q = 0
         while q * MR < mc {
@@ -70,15 +70,15 @@ public struct GEMMMatrixA: GEMMPackA {
 }
 
 /// op(B) of a row-major matrix: B is (k, n) with row stride `ld`, or (n, k) when `transposed`.
-public struct GEMMMatrixB: GEMMPackB {
-    public var base: UnsafePointer<Float>
-    public var ld: Int
-    public var transposed: Bool
-    public init(_ base: UnsafePointer<Float>, ld: Int, transposed: Bool) {
+package struct GEMMMatrixB: GEMMPackB {
+    package var base: UnsafePointer<Float>
+    package var ld: Int
+    package var transposed: Bool
+    package init(_ base: UnsafePointer<Float>, ld: Int, transposed: Bool) {
         self.base = base; self.ld = ld; self.transposed = transposed
     }
 
-    public func packB(into dst: UnsafeMutablePointer<Float>, p0: Int, kc: Int, j0: Int, nc: Int) {
+    package func packB(into dst: UnsafeMutablePointer<Float>, p0: Int, kc: Int, j0: Int, nc: Int) {
         let NR = GEMMTile.nr
         var q = 0
         while q * NR < nc {
@@ -171,7 +171,7 @@ func unshuffle(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (even: SIMD8<Float>, odd
 /// dst[p*ldd + r] = src[r*lds + p] for r, p in 0..<8.
 /// Three rounds of "evens then odds" on the 64 values rotate the index bits (r, p) into (p, r).
 @inlinable @inline(__always)
-func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+package func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
     let s = UnsafeRawPointer(src), rowBytes = lds &* 4
     var v0 = s.loadUnaligned(as: SIMD8<Float>.self)
     var v1 = s.loadUnaligned(fromByteOffset: rowBytes, as: SIMD8<Float>.self)
@@ -200,7 +200,7 @@ func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutableP
 /// dst[p*ldd + r] = src[r*lds + p] for r in 0..<4, p in 0..<8.
 /// After three rounds vector t holds p = 2t (low half) and p = 2t + 1 (high half).
 @inlinable @inline(__always)
-func transpose4x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+package func transpose4x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
     let s = UnsafeRawPointer(src), rowBytes = lds &* 4
     var v0 = s.loadUnaligned(as: SIMD8<Float>.self)
     var v1 = s.loadUnaligned(fromByteOffset: rowBytes, as: SIMD8<Float>.self)

@@ -1,5 +1,6 @@
-// Benchmark driver for the fast SGEMM (Sources/CPUBackend/Fast), compiled by scripts/gemm-bench.sh
-// together with those sources. Reads commands on stdin, one per line, answers one line each:
+// Benchmark driver for the fast SGEMM (Sources/SGEMM): the gemm-bench executable, which
+// scripts/gemm-bench.sh builds (swift build --product gemm-bench) and drives from
+// scripts/gemm_bench.py. Reads commands on stdin, one per line, answers one line each:
 //   gemm TA TB M N K REPS   -> "<median seconds per call> <max abs error vs. a Double reference on a sample>"
 //   poolwork TASKS WORK_US GAP_US REPS -> median job time, ThreadPool then concurrentPerform
 //   loop TA TB M N K CALLS  -> seconds for CALLS back-to-back calls (nothing else allocates)
@@ -12,6 +13,7 @@
 
 import Foundation
 import Dispatch
+import SGEMM
 
 /// Wall time, or this thread's CPU time with CPUTIME=1 (robust on a loaded machine; 1 thread only).
 let useThreadCPUTime = ProcessInfo.processInfo.environment["CPUTIME"] == "1"

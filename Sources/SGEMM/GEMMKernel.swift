@@ -14,11 +14,11 @@
 // the Makefile passes together with the target-cpu flag; otherwise a separate multiply and add.
 
 /// Tile sizes of the packed SGEMM (the packing layout callers must produce, see `GEMMPackB`).
-public enum GEMMTile {
+package enum GEMMTile {
     /// Rows of C per micro-kernel call: A is packed in panels of `mr` rows.
-    public static let mr = 12
+    package static let mr = 12
     /// Columns of C per micro-kernel call: B is packed in panels of `nr` columns.
-    public static let nr = 32
+    package static let nr = 32
 }
 
 /// Two SIMD16 accumulators: one row of a 32-wide tile.
@@ -68,7 +68,7 @@ func loadB(_ b: UnsafeRawPointer, _ p: Int) -> (SIMD16<Float>, SIMD16<Float>) {
 /// C[0..<12, 0..<32] (row stride ldc) = alpha * Apanel * Bpanel + beta * C.
 /// a: (kc, 12) packed, b: (kc, 32) packed. beta == 0 ignores C's contents.
 @inline(never)
-func microKernel12x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+package func microKernel12x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
     var c0 = Row32(), c1 = Row32(), c2 = Row32(), c3 = Row32(), c4 = Row32(), c5 = Row32()
     var c6 = Row32(), c7 = Row32(), c8 = Row32(), c9 = Row32(), c10 = Row32(), c11 = Row32()
@@ -93,7 +93,7 @@ func microKernel12x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
 /// Rows 0..<8 of a 12-row A panel: C[0..<8, 0..<32] = alpha * Apanel[:, 0..<8] * Bpanel + beta * C.
 /// For the last panel of A when only 5...8 of its rows are real (e.g. m = 64 = 5 * 12 + 4).
 @inline(never)
-func microKernel8x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+package func microKernel8x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
     var c0 = Row32(), c1 = Row32(), c2 = Row32(), c3 = Row32()
     var c4 = Row32(), c5 = Row32(), c6 = Row32(), c7 = Row32()
@@ -113,7 +113,7 @@ func microKernel8x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
 
 /// Rows 0..<4 of a 12-row A panel (the last panel when only 1...4 of its rows are real).
 @inline(never)
-func microKernel4x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+package func microKernel4x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
     var c0 = Row32(), c1 = Row32(), c2 = Row32(), c3 = Row32()
     let bRaw = UnsafeRawPointer(b)

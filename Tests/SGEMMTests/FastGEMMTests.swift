@@ -1,4 +1,4 @@
-// Tests of the fast SGEMM (Sources/CPUBackend/Fast) against a plain triple loop accumulating in Double.
+// Tests of the fast SGEMM (Sources/SGEMM) against a plain triple loop accumulating in Double.
 //
 // Tolerance: |got - ref| <= tol * (|alpha| * sum_p |op(A)[i,p] * op(B)[p,j]| + |beta * C0[i,j]|) + 1e-30,
 // tol = max(1e-4, 2 * (k + 2) * 2^-24). The right side is the worst-case rounding bound of a float
@@ -11,7 +11,7 @@
 // C as one thread (same blocks, same order of accumulation per element).
 
 import Testing
-import CPUBackend
+import SGEMM
 
 /// Seeded values in [-1, 1) (a tiny LCG, so the test needs nothing else).
 private struct FastGEMMTestRNG {
@@ -390,7 +390,7 @@ struct FastGEMMPackerTests {
 
     @Test("workspace keeps its buffers between calls")
     func workspaceReuse() {
-        let ws = GEMMWorkspace()
+        let ws = Workspace()
         let gemm = FastGEMM(pool: ThreadPool(threadCount: 1), workspace: ws, blocking: tinyBlocking)
         let c = GEMMCase(transA: false, transB: false, m: 30, n: 70, k: 40)
         _ = c.run(gemm)

@@ -1,6 +1,7 @@
 import CNNCore
 import Datasets
 import Foundation
+import NN
 
 /// Everything that defines a training run. Defaults are the PyTorch CIFAR-10 guide's recipe:
 /// `optimized`, batch 64, flip + rotation(15) + normalize(0.5), 80/20 split, Adam(lr 1e-3,
@@ -10,7 +11,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case adam, adamw, sgd }
     public enum DataFormat: String, Codable, Sendable, CaseIterable { case cifar10, folder }
 
-    public var model = "optimized"
+    public var model: ModelKind = .optimized
     public var epochs = 15
     public var batchSize = 64
     public var optimizer: OptimizerKind = .adam
@@ -51,7 +52,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var workers = 2
 
     // Run
-    public var device = "auto"
+    /// Encoded as its text (`auto`, `cpu`, `opencl`, `opencl:P:D`), as in old config files.
+    public var device: DeviceRequest = .auto
     public var runsDirectory = "runs"
     public var name: String?
     /// Also log a metrics line every N steps (nil: per epoch only).

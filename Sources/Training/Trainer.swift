@@ -2,7 +2,6 @@ import CNNCore
 import Datasets
 import Foundation
 import NN
-import CPUBackend
 
 /// The outcome of `Trainer.run()`.
 public struct TrainResult: Sendable {
@@ -199,10 +198,9 @@ public final class Trainer {
         let dataBytes = data.train.pixels.count + (data.test?.pixels.count ?? 0)
         parts.append("images \(ProcessMemory.mebibytes(dataBytes))")
         parts.append("model parameters \(ProcessMemory.mebibytes(model.parameterCount * 4))")
-        if let cpu = model.backend as? CPUBackend {
-            parts.append("tensors \(ProcessMemory.mebibytes(CPUStorage.liveBytes))")
-            parts.append("scratch \(ProcessMemory.mebibytes(cpu.scratchBytes))")
-        }
+        let backendMemory = model.backend.memoryReport
+        if let b = backendMemory.tensorBytes { parts.append("tensors \(ProcessMemory.mebibytes(b))") }
+        if let b = backendMemory.scratchBytes { parts.append("scratch \(ProcessMemory.mebibytes(b))") }
         let peak = ProcessMemory.peakResidentBytes().map { "peak resident memory \(ProcessMemory.mebibytes($0))" } ?? "memory"
         return peak + " (" + parts.joined(separator: ", ") + ")"
     }

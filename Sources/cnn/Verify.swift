@@ -16,8 +16,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Batch size of the model-shape cases.") var batch: Int = 64
 
     func run() throws {
-        let spec = deviceOption.device ?? "opencl"
-        let (device, reason) = try makeBackend(spec)
+        let (device, reason) = try makeBackend(deviceOption.device ?? .opencl)
         note(reason)
         let reference = CPUBackend(reference: true)
         let cases = quick ? VerifySuite.quick : VerifySuite.standard(batch: batch)

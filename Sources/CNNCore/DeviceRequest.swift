@@ -14,7 +14,7 @@ public enum DeviceRequest: Equatable, Hashable, Sendable, CustomStringConvertibl
     public static func parse(_ text: String) throws -> DeviceRequest {
         if let r = DeviceRequest(text) { return r }
         throw CNNError.invalidArgument(
-            "--device: '\(text)' is not a device; use \(validForms) "
+            "device '\(text)' is not valid; use \(validForms) "
                 + "(platform and device numbers as listed by `cnn devices`, e.g. opencl:0:0)")
     }
 

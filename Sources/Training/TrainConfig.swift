@@ -65,22 +65,41 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Checks the values a user can get wrong; errors name the option.
+    /// A setting with a bad value: its config key ("learningRate", "schedule.patience") and what is
+    /// wrong with it. The CLI maps keys to its flags.
+    public struct SettingProblem: Sendable, Equatable, CustomStringConvertible {
+        public var key: String
+        public var problem: String
+        public var description: String { "\(key) \(problem)" }
+    }
+
+    /// The values a user can get wrong, each naming its config key (empty: the config is valid).
+    public func problems() -> [SettingProblem] {
+        var out: [SettingProblem] = []
+        func check(_ ok: Bool, _ key: String, _ problem: @autoclosure () -> String) {
+            if !ok { out.append(SettingProblem(key: key, problem: problem())) }
+        }
+        check(epochs >= 1, "epochs", "must be at least 1, got \(epochs)")
+        check(batchSize >= 1 && batchSize <= 65_536, "batchSize", "must be in 1...65536, got \(batchSize)")
+        check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive, got \(learningRate)")
+        check(weightDecay >= 0, "weightDecay", "must be >= 0, got \(weightDecay)")
+        check(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
+        check(labelSmoothing >= 0 && labelSmoothing < 1, "labelSmoothing", "must be in [0, 1), got \(labelSmoothing)")
+        check(validationFraction > 0 && validationFraction < 1, "validationFraction",
+              "\(validationFraction) is out of range: it must be strictly between 0 and 1 (e.g. 0.2)")
+        check(limit.map { $0 > 0 } ?? true, "limit", "must be positive")
+        check(schedule.patience >= 0, "schedule.patience", "must be >= 0")
+        check(schedule.factor > 0 && schedule.factor < 1, "schedule.factor", "must be in (0, 1), got \(schedule.factor)")
+        check(maxGradNorm.map { $0 > 0 } ?? true, "maxGradNorm", "must be positive")
+        check(workers >= 0, "workers", "must be >= 0")
+        check(imageSize >= 4, "imageSize", "must be >= 4, got \(imageSize)")
+        check(imageChannels == 1 || imageChannels == 3, "imageChannels", "must be 1 or 3, got \(imageChannels)")
+        return out
+    }
+
+    /// Throws `invalidArgument` naming the first bad setting (see `problems()`).
     public func validate() throws {
-        try require(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
-        try require(batchSize >= 1 && batchSize <= 65_536, "--batch-size must be in 1...65536, got \(batchSize)")
-        try require(learningRate > 0 && learningRate.isFinite, "--lr must be positive, got \(learningRate)")
-        try require(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
-        try require(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
-        try require(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be in [0, 1), got \(labelSmoothing)")
-        try require(validationFraction > 0 && validationFraction < 1,
-                    "--val-split \(validationFraction) is out of range: it must be strictly between 0 and 1 (e.g. 0.2)")
-        try require(limit.map { $0 > 0 } ?? true, "--limit must be positive")
-        try require(schedule.patience >= 0, "--plateau-patience must be >= 0")
-        try require(schedule.factor > 0 && schedule.factor < 1, "--plateau-factor must be in (0, 1), got \(schedule.factor)")
-        try require(maxGradNorm.map { $0 > 0 } ?? true, "--clip-grad-norm must be positive")
-        try require(workers >= 0, "--workers must be >= 0")
-        try require(imageSize >= 4 && (imageChannels == 1 || imageChannels == 3), "--image-size must be >= 4 and --channels 1 or 3")
+        if let p = problems().first { throw CNNError.invalidArgument(p.description) }
     }
 
     /// Reads a JSON config; unknown keys are an error naming them (a typo must not be ignored).

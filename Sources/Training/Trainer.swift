@@ -128,7 +128,7 @@ public final class Trainer {
             if !m.trainLoss.isFinite {
                 // The weights are no longer numbers: every later epoch would be wasted. The latest
                 // checkpoint now holds the diverged weights; best.* still holds the last good ones.
-                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower --lr (now %g) or set --clip-grad-norm", epoch, "\(m.trainLoss)", config.learningRate))
+                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower learningRate (now %g) or set maxGradNorm", epoch, "\(m.trainLoss)", config.learningRate))
             }
             if let stop = stopAfterEpoch, epoch >= stop, epoch < config.epochs {
                 log("stopping after epoch \(epoch) as asked; continue with --resume")

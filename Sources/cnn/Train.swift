@@ -123,9 +123,26 @@ struct Train: ParsableCommand {
         if let v = logEvery { c.logEvery = v }
         if noTest { c.evaluateTest = false }
         if tta { c.testTimeFlip = true }
-        try c.validate()
         return c
     }
+
+    /// The config as resolved must be valid; a bad setting is reported under its flag.
+    func validate() throws {
+        let c = try resolvedConfig()
+        if c.dataFormat == .folder, c.data == nil { throw ValidationError("--format folder needs --data ROOT (a folder with one sub-folder of images per class)") }
+        if let p = c.problems().first {
+            let flag = Self.flags[p.key].map { "\($0) (\(p.key))" } ?? p.key
+            throw ValidationError("\(flag) \(p.problem)")
+        }
+    }
+
+    /// The flag of each config key that `TrainConfig.problems()` can name.
+    static let flags = [
+        "epochs": "--epochs", "batchSize": "--batch-size", "learningRate": "--lr", "weightDecay": "--weight-decay",
+        "momentum": "--momentum", "labelSmoothing": "--label-smoothing", "validationFraction": "--val-split",
+        "limit": "--limit", "schedule.patience": "--plateau-patience", "schedule.factor": "--plateau-factor",
+        "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "imageSize": "--image-size", "imageChannels": "--channels",
+    ]
 
     func run() throws {
         let c = try resolvedConfig()

@@ -138,6 +138,7 @@ import Testing
         var c = TrainConfig()
         c.validationFraction = 1.5
         #expect(throws: (any Error).self) { try c.validate() }
-        do { try c.validate() } catch { #expect("\(error)".contains("--val-split")) }
+        do { try c.validate() } catch { #expect("\(error)".contains("validationFraction")) }
+        #expect(c.problems().map(\.key) == ["validationFraction"])
     }
 }

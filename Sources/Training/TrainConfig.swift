@@ -120,11 +120,21 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
             throw CNNError.invalidData("config file \(path): bad value at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
         } catch let DecodingError.dataCorrupted(ctx) {
-            throw CNNError.invalidData("config file \(path): \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            let valid = enumValues[key].map { "; valid values: \($0.joined(separator: ", "))" } ?? ""
+            throw CNNError.invalidData("config file \(path): \(key): \(ctx.debugDescription)\(valid)")
         } catch {
             throw CNNError.invalidData("config file \(path): \(error)")
         }
     }
+
+    /// The settings whose values are enum cases, by key path (`model` and `device` say theirs themselves).
+    static let enumValues: [String: [String]] = [
+        "optimizer": OptimizerKind.allCases.map(\.rawValue), "dataFormat": DataFormat.allCases.map(\.rawValue),
+        "schedule.kind": ScheduleKind.allCases.map(\.rawValue),
+        "augmentation.rotationInterpolation": RotationInterpolation.allCases.map(\.rawValue),
+        "augmentation.paddingMode": PaddingMode.allCases.map(\.rawValue),
+    ]
 
     public func json() -> String {
         let e = JSONEncoder()

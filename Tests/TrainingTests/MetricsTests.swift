@@ -126,6 +126,10 @@ import Testing
             let m = "\(error)"
             #expect(m.contains("device") && m.contains("'gpu'") && m.contains("opencl:P:D"), "\(m)")
         }
+        do { _ = try TrainConfig.load(path: write(#"{"schedule": {"kind": "linear"}}"#)); Issue.record("accepted schedule linear") } catch {
+            let m = "\(error)"
+            #expect(m.contains("schedule.kind") && m.contains("linear") && m.contains("constant, plateau, cosine"), "\(m)")
+        }
     }
 
     @Test func unknownKeyAndBadValueAreNamed() {

@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CNNCore", "CImageCodecs"]),
         // Runs every primitive on a device and on the CPU reference; `cnn verify` and cnn-bench's gate.
         .target(name: "Verification", dependencies: ["CNNCore"]),
-        .target(name: "Training", dependencies: ["CNNCore", "NN", "Datasets", "CPUBackend", "OpenCLBackend"]),
+        .target(name: "Training", dependencies: ["CNNCore", "NN", "Datasets"]),
         .target(name: "SwiftCNN", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "NN", "Datasets", "Training", "Verification"]),
         .executableTarget(name: "cnn", dependencies: [
             "SwiftCNN",

@@ -165,6 +165,11 @@ public protocol Backend: AnyObject {
     func argmax(_ x: Tensor, into out: Tensor) throws
     /// out[0] (=|+=) number of rows whose argmax equals the label. logits: (N, K), labels: (N) int32, out: (1).
     func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws
+
+    // MARK: Memory report
+
+    /// What the backend holds, for the trainer's memory line. Default: nothing known.
+    var memoryReport: MemoryReport { get }
 }
 
 // MARK: - Conveniences on every backend
@@ -210,4 +215,23 @@ extension Backend {
         try copy(t, to: c)
         return c
     }
+}
+
+// MARK: - Memory report
+
+/// Bytes a backend holds, for information (nil: the backend does not say).
+public struct MemoryReport: Sendable, Equatable {
+    /// Bytes of live tensors (on the device for a device backend).
+    public var tensorBytes: Int?
+    /// Bytes of scratch memory kept between calls (workspaces, packing buffers).
+    public var scratchBytes: Int?
+
+    public init(tensorBytes: Int? = nil, scratchBytes: Int? = nil) {
+        self.tensorBytes = tensorBytes
+        self.scratchBytes = scratchBytes
+    }
+}
+
+extension Backend {
+    public var memoryReport: MemoryReport { MemoryReport() }
 }

@@ -61,6 +61,9 @@ public final class CPUBackend: Backend {
     /// workspace of the convolution and other ops, and the SGEMM's packing buffers.
     public var scratchBytes: Int { (fast?.workspace.bytesReserved ?? 0) + (fast?.gemm.workspace.bytesReserved ?? 0) }
 
+    /// Live tensors (all CPU backends together) and this backend's scratch.
+    public var memoryReport: MemoryReport { MemoryReport(tensorBytes: CPUStorage.liveBytes, scratchBytes: scratchBytes) }
+
     // MARK: Profiling
 
     /// Runs `body`; with `SWIFTCNN_PROFILE=1` in the environment, adds its wall time to the

@@ -1,24 +1,58 @@
 import CNNCore
 
-/// The built-in architectures. Each is defined with PyTorch's module names, so checkpoints
-/// exchange with the PyTorch classes of the same structure (see README, "Models").
-public enum ModelZoo {
-    public static let names = ["cnn", "optimized", "speedrun", "lite", "resnet8"]
+/// The built-in architectures: one case per model, with its description and its network in the
+/// same place. Each is defined with PyTorch's module names, so checkpoints exchange with the
+/// PyTorch classes of the same structure (see README, "Models"). The raw value is the name used
+/// by `--model`, config files and checkpoints.
+public enum ModelKind: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
+    case cnn, optimized, speedrun, lite, resnet8
 
-    public static let descriptions: [String: String] = [
-        "cnn": "the guide's CNN: conv(3->32)-ReLU-pool, conv(32->64)-ReLU-pool, fc 512, fc classes",
-        "optimized": "the guide's OptimizedCNN: the same convs with BatchNorm, Dropout 0.25/0.5",
-        "speedrun": "deeper net (0.55 GFLOP/img at 32x32): conv 64, three conv-pool-BN-ReLU-conv-BN-ReLU blocks (128, 256, 256), global max pool",
-        "lite": "a lighter net: conv(3->16)-BN-ReLU-pool, conv(16->32)-BN-ReLU-pool, conv(32->64)-BN-ReLU, global average pool, fc",
-        "resnet8": "a small residual net: stem conv 32, three residual stages (32, 64, 128), global average pool, fc",
-    ]
+    /// The name (`--model`, config files, checkpoint metadata).
+    public var name: String { rawValue }
+    public var description: String { rawValue }
 
-    /// The network called `name` for per-sample inputs (C, H, W) and `classes` outputs.
-    public static func network(_ name: String, inputShape: Shape, classes: Int) throws -> Sequential {
+    /// One line describing the architecture.
+    public var summary: String {
+        switch self {
+        case .cnn: return "the guide's CNN: conv(3->32)-ReLU-pool, conv(32->64)-ReLU-pool, fc 512, fc classes"
+        case .optimized: return "the guide's OptimizedCNN: the same convs with BatchNorm, Dropout 0.25/0.5"
+        case .speedrun: return "deeper net (0.55 GFLOP/img at 32x32): conv 64, three conv-pool-BN-ReLU-conv-BN-ReLU blocks (128, 256, 256), global max pool"
+        case .lite: return "a lighter net: conv(3->16)-BN-ReLU-pool, conv(16->32)-BN-ReLU-pool, conv(32->64)-BN-ReLU, global average pool, fc"
+        case .resnet8: return "a small residual net: stem conv 32, three residual stages (32, 64, 128), global average pool, fc"
+        }
+    }
+
+    /// The valid names, for messages and help ("cnn, optimized, ...").
+    public static var validNames: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// The model called `name`; unknown names throw an error that lists the valid ones.
+    public init(named name: String) throws {
+        guard let k = ModelKind(rawValue: name) else {
+            throw CNNError.invalidArgument("unknown model '\(name)'; valid models: \(ModelKind.validNames)")
+        }
+        self = k
+    }
+
+    /// Config files and checkpoints store the name; a bad one names the key, the value and the valid names.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let k = ModelKind(rawValue: s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown model '\(s)'; valid models: \(ModelKind.validNames)")
+        }
+        self = k
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    /// The network for per-sample inputs (C, H, W) and `classes` outputs.
+    public func network(inputShape: Shape, classes: Int) throws -> Sequential {
         try require(inputShape.rank == 3, "models take (C, H, W) inputs, got \(inputShape)")
         let c = inputShape[0], h = inputShape[1], w = inputShape[2]
-        switch name {
-        case "cnn":
+        switch self {
+        case .cnn:
             // class CNN: conv1, conv2, pool, fc1, fc2 — the pool is shared in PyTorch and has no parameters.
             return Sequential(named: [
                 ("conv1", Conv2d(c, 32, kernel: 3, padding: 1)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
@@ -27,14 +61,14 @@ public enum ModelZoo {
                 ("fc1", Linear(64 * (h / 4) * (w / 4), 512)), ("relu3", ReLU()),
                 ("fc2", Linear(512, classes)),
             ])
-        case "optimized":
+        case .optimized:
             return Sequential(named: [
                 ("conv1", Sequential(Conv2d(c, 32, kernel: 3, padding: 1), BatchNorm2d(32), ReLU(), MaxPool2d(2))),
                 ("conv2", Sequential(Conv2d(32, 64, kernel: 3, padding: 1), BatchNorm2d(64), ReLU(), Dropout(0.25), MaxPool2d(2))),
                 ("flatten", Flatten()),
                 ("fc", Sequential(Linear(64 * (h / 4) * (w / 4), 512), ReLU(), Dropout(0.5), Linear(512, classes))),
             ])
-        case "speedrun":
+        case .speedrun:
             func block(_ cin: Int, _ cout: Int) -> Sequential {
                 Sequential(Conv2d(cin, cout, kernel: 3, padding: 1, bias: false), MaxPool2d(2), BatchNorm2d(cout), ReLU(),
                            Conv2d(cout, cout, kernel: 3, padding: 1, bias: false), BatchNorm2d(cout), ReLU())
@@ -45,7 +79,7 @@ public enum ModelZoo {
                 ("pool", GlobalMaxPool()),
                 ("head", Linear(256, classes, bias: false)),
             ])
-        case "lite":
+        case .lite:
             return Sequential(named: [
                 ("features", Sequential(
                     Conv2d(c, 16, kernel: 3, padding: 1), BatchNorm2d(16), ReLU(), MaxPool2d(2),
@@ -54,7 +88,7 @@ public enum ModelZoo {
                 ("pool", GlobalAvgPool()),
                 ("fc", Linear(64, classes)),
             ])
-        case "resnet8":
+        case .resnet8:
             func basic(_ cin: Int, _ cout: Int, stride: Int) -> Sequential {
                 let body = Sequential(Conv2d(cin, cout, kernel: 3, stride: stride, padding: 1, bias: false), BatchNorm2d(cout), ReLU(),
                                       Conv2d(cout, cout, kernel: 3, padding: 1, bias: false), BatchNorm2d(cout))
@@ -70,15 +104,30 @@ public enum ModelZoo {
                 ("pool", GlobalAvgPool()),
                 ("fc", Linear(128, classes)),
             ])
-        default:
-            throw CNNError.invalidArgument("unknown model '\(name)'; valid models: \(names.joined(separator: ", "))")
         }
     }
+}
 
-    /// Builds model `name` on `backend`.
+/// Model construction by kind, or by name (checkpoints and other callers that hold a string).
+public enum ModelZoo {
+    /// The valid model names, in `ModelKind` order.
+    public static var names: [String] { ModelKind.allCases.map(\.rawValue) }
+
+    /// The network called `name`; unknown names throw an error listing the valid ones.
+    public static func network(_ name: String, inputShape: Shape, classes: Int) throws -> Sequential {
+        try ModelKind(named: name).network(inputShape: inputShape, classes: classes)
+    }
+
+    /// Builds model `kind` on `backend`.
+    public static func make(_ kind: ModelKind, inputShape: Shape = [3, 32, 32], classes: Int = 10,
+                            backend: any Backend, seed: UInt64) throws -> Model {
+        try Model(name: kind.rawValue, network: try kind.network(inputShape: inputShape, classes: classes),
+                  inputShape: inputShape, backend: backend, seed: seed)
+    }
+
+    /// Builds the model called `name` on `backend` (unknown names: an error listing the valid ones).
     public static func make(_ name: String, inputShape: Shape = [3, 32, 32], classes: Int = 10,
                             backend: any Backend, seed: UInt64) throws -> Model {
-        try Model(name: name, network: try network(name, inputShape: inputShape, classes: classes),
-                  inputShape: inputShape, backend: backend, seed: seed)
+        try make(try ModelKind(named: name), inputShape: inputShape, classes: classes, backend: backend, seed: seed)
     }
 }

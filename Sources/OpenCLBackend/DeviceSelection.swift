@@ -1,40 +1,5 @@
 import CNNCore
 
-/// What `--device` asked for: `auto`, `cpu`, `opencl` or `opencl:P:D`.
-public enum DeviceRequest: Equatable, Sendable, CustomStringConvertible {
-    case auto
-    case cpu
-    case opencl
-    case openclDevice(platform: Int, device: Int)
-
-    /// Parses `auto|cpu|opencl|opencl:P:D` (case-insensitive, surrounding spaces ignored).
-    public static func parse(_ text: String) throws -> DeviceRequest {
-        let s = text.trimmingCharacters().lowercased()
-        switch s {
-        case "auto": return .auto
-        case "cpu": return .cpu
-        case "opencl": return .opencl
-        default: break
-        }
-        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-        if parts.count == 3, parts[0] == "opencl", let p = Int(parts[1]), let d = Int(parts[2]), p >= 0, d >= 0 {
-            return .openclDevice(platform: p, device: d)
-        }
-        throw CNNError.invalidArgument(
-            "--device: '\(text)' is not a device; use auto, cpu, opencl or opencl:P:D "
-                + "(platform and device numbers as listed by `cnn devices`, e.g. opencl:0:0)")
-    }
-
-    public var description: String {
-        switch self {
-        case .auto: return "auto"
-        case .cpu: return "cpu"
-        case .opencl: return "opencl"
-        case let .openclDevice(p, d): return "opencl:\(p):\(d)"
-        }
-    }
-}
-
 /// The device a request resolved to, with one human-readable line saying why.
 /// The caller constructs the backend: `CPUBackend()` for `.cpu`, `OpenCLBackend(device:)` for `.opencl`.
 public enum DeviceChoice: Sendable, CustomStringConvertible {
@@ -55,7 +20,11 @@ public enum DeviceChoice: Sendable, CustomStringConvertible {
 /// over the Swift CPU backend), saying which and why. `opencl` and `opencl:P:D` throw a clear
 /// error when no such OpenCL device exists.
 public func selectDevice(_ spec: String) throws -> DeviceChoice {
-    let request = try DeviceRequest.parse(spec)
+    try selectDevice(try DeviceRequest.parse(spec))
+}
+
+/// `selectDevice` for a parsed request, on this machine's OpenCL inventory.
+public func selectDevice(_ request: DeviceRequest) throws -> DeviceChoice {
     // --device cpu never touches OpenCL: loading a driver (PoCL brings LLVM) would cost ~50 MB of
     // memory and a second of start-up for nothing.
     if case .cpu = request { return try selectDevice(request, inventory: OpenCLInventory(devices: [], noPlatformReason: nil, problems: [])) }

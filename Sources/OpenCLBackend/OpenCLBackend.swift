@@ -89,6 +89,8 @@ public final class OpenCLBackend: Backend {
 
     /// Device-buffer allocator statistics.
     package var allocatorStats: BufferPoolStats { pool.statistics }
+    /// Device bytes of live buffers (tensors and workspaces; the pool's idle buffers aside).
+    public var memoryReport: MemoryReport { MemoryReport(tensorBytes: pool.statistics.liveBytes) }
     /// Returns the pool's idle buffers to the driver.
     package func trimMemoryCache() { pool.trim() }
 

@@ -108,7 +108,7 @@ public enum Checkpoint {
                                  inputShape: Shape? = nil) throws -> (model: Model, classNames: [String], normalization: Normalization) {
         let (entries, meta) = try SafeTensors.read(URL(fileURLWithPath: path))
         guard let name = modelName ?? meta["swiftcnn_model"] else {
-            throw CNNError.invalidArgument("\(path) does not say which model it holds (no SwiftCNN metadata): pass --model \(ModelZoo.names.joined(separator: "|"))")
+            throw CNNError.invalidArgument("\(path) does not say which model it holds (no SwiftCNN metadata): pass --model \(ModelKind.allCases.map(\.rawValue).joined(separator: "|"))")
         }
         let shape = try inputShape ?? meta["swiftcnn_input_shape"].map { s -> Shape in
             let d = s.split(separator: ",").compactMap { Int($0) }

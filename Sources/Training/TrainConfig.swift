@@ -1,6 +1,7 @@
 import CNNCore
 import Datasets
 import Foundation
+import NN
 
 /// Everything that defines a training run. Defaults are the PyTorch CIFAR-10 guide's recipe:
 /// `optimized`, batch 64, flip + rotation(15) + normalize(0.5), 80/20 split, Adam(lr 1e-3,
@@ -10,7 +11,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case adam, adamw, sgd }
     public enum DataFormat: String, Codable, Sendable, CaseIterable { case cifar10, folder }
 
-    public var model = "optimized"
+    public var model: ModelKind = .optimized
     public var epochs = 15
     public var batchSize = 64
     public var optimizer: OptimizerKind = .adam
@@ -51,7 +52,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var workers = 2
 
     // Run
-    public var device = "auto"
+    /// Encoded as its text (`auto`, `cpu`, `opencl`, `opencl:P:D`), as in old config files.
+    public var device: DeviceRequest = .auto
     public var runsDirectory = "runs"
     public var name: String?
     /// Also log a metrics line every N steps (nil: per epoch only).
@@ -63,22 +65,41 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Checks the values a user can get wrong; errors name the option.
+    /// A setting with a bad value: its config key ("learningRate", "schedule.patience") and what is
+    /// wrong with it. The CLI maps keys to its flags.
+    public struct SettingProblem: Sendable, Equatable, CustomStringConvertible {
+        public var key: String
+        public var problem: String
+        public var description: String { "\(key) \(problem)" }
+    }
+
+    /// The values a user can get wrong, each naming its config key (empty: the config is valid).
+    public func problems() -> [SettingProblem] {
+        var out: [SettingProblem] = []
+        func check(_ ok: Bool, _ key: String, _ problem: @autoclosure () -> String) {
+            if !ok { out.append(SettingProblem(key: key, problem: problem())) }
+        }
+        check(epochs >= 1, "epochs", "must be at least 1, got \(epochs)")
+        check(batchSize >= 1 && batchSize <= 65_536, "batchSize", "must be in 1...65536, got \(batchSize)")
+        check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive, got \(learningRate)")
+        check(weightDecay >= 0, "weightDecay", "must be >= 0, got \(weightDecay)")
+        check(momentum >= 0 && momentum < 1, "momentum", "must be in [0, 1), got \(momentum)")
+        check(labelSmoothing >= 0 && labelSmoothing < 1, "labelSmoothing", "must be in [0, 1), got \(labelSmoothing)")
+        check(validationFraction > 0 && validationFraction < 1, "validationFraction",
+              "\(validationFraction) is out of range: it must be strictly between 0 and 1 (e.g. 0.2)")
+        check(limit.map { $0 > 0 } ?? true, "limit", "must be positive")
+        check(schedule.patience >= 0, "schedule.patience", "must be >= 0")
+        check(schedule.factor > 0 && schedule.factor < 1, "schedule.factor", "must be in (0, 1), got \(schedule.factor)")
+        check(maxGradNorm.map { $0 > 0 } ?? true, "maxGradNorm", "must be positive")
+        check(workers >= 0, "workers", "must be >= 0")
+        check(imageSize >= 4, "imageSize", "must be >= 4, got \(imageSize)")
+        check(imageChannels == 1 || imageChannels == 3, "imageChannels", "must be 1 or 3, got \(imageChannels)")
+        return out
+    }
+
+    /// Throws `invalidArgument` naming the first bad setting (see `problems()`).
     public func validate() throws {
-        try require(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
-        try require(batchSize >= 1 && batchSize <= 65_536, "--batch-size must be in 1...65536, got \(batchSize)")
-        try require(learningRate > 0 && learningRate.isFinite, "--lr must be positive, got \(learningRate)")
-        try require(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
-        try require(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
-        try require(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be in [0, 1), got \(labelSmoothing)")
-        try require(validationFraction > 0 && validationFraction < 1,
-                    "--val-split \(validationFraction) is out of range: it must be strictly between 0 and 1 (e.g. 0.2)")
-        try require(limit.map { $0 > 0 } ?? true, "--limit must be positive")
-        try require(schedule.patience >= 0, "--plateau-patience must be >= 0")
-        try require(schedule.factor > 0 && schedule.factor < 1, "--plateau-factor must be in (0, 1), got \(schedule.factor)")
-        try require(maxGradNorm.map { $0 > 0 } ?? true, "--clip-grad-norm must be positive")
-        try require(workers >= 0, "--workers must be >= 0")
-        try require(imageSize >= 4 && (imageChannels == 1 || imageChannels == 3), "--image-size must be >= 4 and --channels 1 or 3")
+        if let p = problems().first { throw CNNError.invalidArgument(p.description) }
     }
 
     /// Reads a JSON config; unknown keys are an error naming them (a typo must not be ignored).
@@ -99,11 +120,21 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
             throw CNNError.invalidData("config file \(path): bad value at \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
         } catch let DecodingError.dataCorrupted(ctx) {
-            throw CNNError.invalidData("config file \(path): \(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            let valid = enumValues[key].map { "; valid values: \($0.joined(separator: ", "))" } ?? ""
+            throw CNNError.invalidData("config file \(path): \(key): \(ctx.debugDescription)\(valid)")
         } catch {
             throw CNNError.invalidData("config file \(path): \(error)")
         }
     }
+
+    /// The settings whose values are enum cases, by key path (`model` and `device` say theirs themselves).
+    static let enumValues: [String: [String]] = [
+        "optimizer": OptimizerKind.allCases.map(\.rawValue), "dataFormat": DataFormat.allCases.map(\.rawValue),
+        "schedule.kind": ScheduleKind.allCases.map(\.rawValue),
+        "augmentation.rotationInterpolation": RotationInterpolation.allCases.map(\.rawValue),
+        "augmentation.paddingMode": PaddingMode.allCases.map(\.rawValue),
+    ]
 
     public func json() -> String {
         let e = JSONEncoder()

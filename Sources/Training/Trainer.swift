@@ -2,7 +2,6 @@ import CNNCore
 import Datasets
 import Foundation
 import NN
-import CPUBackend
 
 /// The outcome of `Trainer.run()`.
 public struct TrainResult: Sendable {
@@ -31,6 +30,8 @@ public final class Trainer {
     public let trainLoader: BatchLoader
     public let validationLoader: BatchLoader
     public let runDirectory: URL?
+    /// Everything written to `runDirectory` goes through this.
+    public let runFolder: RunFolder?
     /// Informational lines (stderr by default).
     public var log: (String) -> Void = { note($0) }
     /// Show a progress bar (default: when stderr is a terminal).
@@ -47,7 +48,6 @@ public final class Trainer {
     private var bestValidationLoss = Double.infinity
     private var bestEpoch = 0
     private var epochsWithoutImprovement = 0
-    private var tensorBoard: TensorBoardWriter?
 
     /// Builds model, optimizer and loaders on `backend`. `runDirectory` nil: nothing is written.
     public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?) throws {
@@ -55,6 +55,7 @@ public final class Trainer {
         self.config = config
         self.data = data
         self.runDirectory = runDirectory
+        runFolder = runDirectory.map(RunFolder.init(url:))
         model = try ModelZoo.make(config.model, inputShape: data.imageShape, classes: data.classNames.count,
                                   backend: backend, seed: config.seed)
         switch config.optimizer {
@@ -103,18 +104,7 @@ public final class Trainer {
     }
 
     public func run() throws -> TrainResult {
-        if let dir = runDirectory {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try AtomicFile.write(Data(config.json().utf8), to: dir.appendingPathComponent("config.json"))
-            // metrics.jsonl restarts from the (possibly resumed) history, so it never holds a dropped epoch.
-            try AtomicFile.write(Data(history.map(jsonLine).joined().utf8), to: dir.appendingPathComponent("metrics.jsonl"))
-            // So does the TensorBoard event file (one per run folder; `tensorboard --logdir runs`).
-            for old in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where old.hasPrefix("events.out.tfevents.") {
-                try? FileManager.default.removeItem(at: dir.appendingPathComponent(old))
-            }
-            tensorBoard = try TensorBoardWriter(directory: dir)
-            for m in history { try tensorBoard?.add(scalars: tensorBoardScalars(m), step: m.epoch) }
-        }
+        try runFolder?.start(config: config, history: history)
         var stoppedEarly = false
         if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
         for epoch in startEpoch...max(config.epochs, startEpoch) where epoch <= config.epochs {
@@ -127,22 +117,18 @@ public final class Trainer {
             log(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.2g  %.1fs (%.0f img/s)%@",
                        epoch, config.epochs, m.trainLoss, 100 * m.trainAccuracy, m.validationLoss, 100 * m.validationAccuracy,
                        m.learningRate, m.seconds, m.imagesPerSecond, improved ? "  *best" : ""))
-            if let dir = runDirectory {
+            if let folder = runFolder {
                 let state = checkpointState(epoch: epoch)
-                try Checkpoint.save(dir: dir, stem: "latest", model: model, optimizer: optimizer, state: state,
-                                    normalization: config.augmentation.normalization)
-                if improved {
-                    try Checkpoint.save(dir: dir, stem: "best", model: model, optimizer: optimizer, state: state,
-                                        normalization: config.augmentation.normalization)
-                }
-                try appendLine(jsonLine(m), to: dir.appendingPathComponent("metrics.jsonl"))
-                try tensorBoard?.add(scalars: tensorBoardScalars(m), step: epoch)
+                let norm = config.augmentation.normalization
+                try folder.saveCheckpoint("latest", model: model, optimizer: optimizer, state: state, normalization: norm)
+                if improved { try folder.saveCheckpoint("best", model: model, optimizer: optimizer, state: state, normalization: norm) }
+                try folder.record(m)
             }
             if epoch == startEpoch { log("  " + memoryReport()) }
             if !m.trainLoss.isFinite {
                 // The weights are no longer numbers: every later epoch would be wasted. The latest
                 // checkpoint now holds the diverged weights; best.* still holds the last good ones.
-                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower --lr (now %g) or set --clip-grad-norm", epoch, "\(m.trainLoss)", config.learningRate))
+                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower learningRate (now %g) or set maxGradNorm", epoch, "\(m.trainLoss)", config.learningRate))
             }
             if let stop = stopAfterEpoch, epoch >= stop, epoch < config.epochs {
                 log("stopping after epoch \(epoch) as asked; continue with --resume")
@@ -163,13 +149,12 @@ public final class Trainer {
             result.test = r
             log(String(format: "test (final weights, epoch %d): loss %.4f  accuracy %.2f%%  top-5 %.2f%%  (%d images, %.1fs)",
                        history.last?.epoch ?? 0, r.loss, 100 * r.accuracy, 100 * (r.topK[5] ?? 0), r.confusion.total, r.seconds))
-            if let dir = runDirectory {
-                try writeReport(r, to: dir, stem: "test")
-                if bestEpoch != history.last?.epoch, FileManager.default.fileExists(atPath: Checkpoint.modelURL(dir, "best").path) {
+            if let folder = runFolder {
+                try folder.writeReport(r, stem: "test")
+                if bestEpoch != history.last?.epoch, let url = folder.checkpointModel("best") {
                     // The best weights go into this model (training is over): a second model would
                     // hold a second set of parameters and activation buffers at the run's peak.
                     // Afterwards the model gets its final weights back.
-                    let url = Checkpoint.modelURL(dir, "best")
                     let finalWeights = try model.stateDict()
                     try model.load(stateDict: try SafeTensors.read(url).entries, source: url.path)
                     let rb = try evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize,
@@ -177,16 +162,15 @@ public final class Trainer {
                     try model.load(stateDict: finalWeights, source: "final weights")
                     result.testOfBest = rb
                     log(String(format: "test (best validation checkpoint, epoch %d): accuracy %.2f%%", bestEpoch, 100 * rb.accuracy))
-                    try writeReport(rb, to: dir, stem: "test_best")
+                    try folder.writeReport(rb, stem: "test_best")
                 }
             }
         }
-        if let dir = runDirectory, Visualization.firstConvolution(of: model) != nil {
+        if let folder = runFolder, Visualization.firstConvolution(of: model) != nil {
             // The guide's look at the learned first-layer filters (final weights).
-            let png = dir.appendingPathComponent("filters.png")
             do {
-                let layer = try Visualization.writeFirstLayerFilters(of: model, to: png.path)
-                log("first-layer filters (\(layer)): \(png.path)")
+                let layer = try folder.writeFilters(of: model)
+                log("first-layer filters (\(layer)): \(folder.filtersURL.path)")
             } catch { log("could not draw the filters: \(error)") }
         }
         if let peak = ProcessMemory.peakResidentBytes() { log("peak resident memory \(ProcessMemory.mebibytes(peak))") }
@@ -199,10 +183,9 @@ public final class Trainer {
         let dataBytes = data.train.pixels.count + (data.test?.pixels.count ?? 0)
         parts.append("images \(ProcessMemory.mebibytes(dataBytes))")
         parts.append("model parameters \(ProcessMemory.mebibytes(model.parameterCount * 4))")
-        if let cpu = model.backend as? CPUBackend {
-            parts.append("tensors \(ProcessMemory.mebibytes(CPUStorage.liveBytes))")
-            parts.append("scratch \(ProcessMemory.mebibytes(cpu.scratchBytes))")
-        }
+        let backendMemory = model.backend.memoryReport
+        if let b = backendMemory.tensorBytes { parts.append("tensors \(ProcessMemory.mebibytes(b))") }
+        if let b = backendMemory.scratchBytes { parts.append("scratch \(ProcessMemory.mebibytes(b))") }
         let peak = ProcessMemory.peakResidentBytes().map { "peak resident memory \(ProcessMemory.mebibytes($0))" } ?? "memory"
         return peak + " (" + parts.joined(separator: ", ") + ")"
     }
@@ -237,11 +220,9 @@ public final class Trainer {
                 lastPeek = Date()
             }
             bar.update(done: done, images: images, extra: String(format: "loss %.4f  acc %.1f%%", shown.loss, 100 * shown.accuracy))
-            if let every = config.logEvery, globalStep % every == 0, let dir = runDirectory {
+            if let every = config.logEvery, globalStep % every == 0, let folder = runFolder {
                 let t = try runner.peekTotals()
-                try appendLine("{\"step\":\(globalStep),\"epoch\":\(epoch),\"train_loss\":\(jsonNumber(t.loss, "%.6f")),"
-                               + "\"train_accuracy\":\(jsonNumber(t.accuracy, "%.6f")),\"lr\":\(jsonNumber(lr, "%.6g"))}\n",
-                               to: dir.appendingPathComponent("metrics.jsonl"))
+                try folder.record(StepMetrics(step: globalStep, epoch: epoch, trainLoss: t.loss, trainAccuracy: t.accuracy, learningRate: lr))
             }
         }
         bar.finish()
@@ -256,43 +237,4 @@ public final class Trainer {
                             validationAccuracy: val.accuracy, learningRate: lr, seconds: Date().timeIntervalSince(start),
                             imagesPerSecond: Double(images) / max(trainSeconds, 1e-9))
     }
-
-    /// The epoch's curves under the tags of the PyTorch guide's SummaryWriter calls.
-    func tensorBoardScalars(_ m: EpochMetrics) -> [(tag: String, value: Double)] {
-        [("Loss/train", m.trainLoss), ("Loss/val", m.validationLoss), ("Accuracy/train", m.trainAccuracy),
-         ("Accuracy/val", m.validationAccuracy), ("LearningRate", m.learningRate), ("ImagesPerSecond", m.imagesPerSecond)]
-    }
-
-    func jsonLine(_ m: EpochMetrics) -> String {
-        "{\"epoch\":\(m.epoch),\"train_loss\":\(jsonNumber(m.trainLoss, "%.6f")),\"train_accuracy\":\(jsonNumber(m.trainAccuracy, "%.6f")),"
-            + "\"val_loss\":\(jsonNumber(m.validationLoss, "%.6f")),\"val_accuracy\":\(jsonNumber(m.validationAccuracy, "%.6f")),"
-            + "\"lr\":\(jsonNumber(m.learningRate, "%.6g")),\"seconds\":\(jsonNumber(m.seconds, "%.3f")),\"images_per_second\":\(jsonNumber(m.imagesPerSecond, "%.1f"))}\n"
-    }
-}
-
-/// Writes `<stem>_report.txt` (classification report + confusion matrix), `<stem>_confusion_matrix.csv`
-/// and `<stem>_metrics.json` into `dir`.
-public func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws {
-    let text = String(format: "accuracy %.4f  loss %.4f\n\n", r.accuracy, r.loss) + r.confusion.classificationReport()
-        + "\nconfusion matrix (rows: true class, columns: predicted)\n" + r.confusion.formatted()
-    try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("\(stem)_report.txt"))
-    try AtomicFile.write(Data(r.confusion.csv().utf8), to: dir.appendingPathComponent("\(stem)_confusion_matrix.csv"))
-    let json = try JSONSerialization.data(withJSONObject: r.jsonObject(), options: [.prettyPrinted, .sortedKeys])
-    try AtomicFile.write(json, to: dir.appendingPathComponent("\(stem)_metrics.json"))
-}
-
-func appendLine(_ line: String, to url: URL) throws {
-    if !FileManager.default.fileExists(atPath: url.path), !FileManager.default.createFile(atPath: url.path, contents: nil) {
-        throw CNNError.io("cannot create \(url.path): check that the run folder is writable")
-    }
-    guard let h = try? FileHandle(forWritingTo: url) else { throw CNNError.io("cannot append to \(url.path)") }
-    defer { try? h.close() }
-    h.seekToEndOfFile()
-    h.write(Data(line.utf8))
-}
-
-/// A number for a JSON line: NaN and infinities (a diverged loss) become null, which JSON readers
-/// accept, instead of the bare `nan` that printf writes.
-func jsonNumber(_ v: Double, _ format: String) -> String {
-    v.isFinite ? String(format: format, v) : "null"
 }

@@ -33,7 +33,7 @@ public struct TrainingData: Sendable {
             log("data: CIFAR-10 from \(dir): \(train.count) training images" + (test.map { ", \($0.count) test images" } ?? ""))
         case .folder:
             guard let root = c.data else {
-                throw CNNError.invalidArgument("--format folder needs --data ROOT (a folder with one sub-folder of images per class)")
+                throw CNNError.invalidArgument("dataFormat folder needs data: the root folder, with one sub-folder of images per class")
             }
             let options = ImageFolderOptions(channels: c.imageChannels, height: c.imageSize, width: c.imageSize)
             var all = try ImageFolder.load(root: root, options: options)

@@ -25,9 +25,9 @@ struct CNN: ParsableCommand {
 /// `--device`, shared by every subcommand that computes.
 struct DeviceOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Compute device: auto, cpu, opencl, or opencl:P:D (platform, device; see `cnn devices`). auto takes a GPU, else an OpenCL accelerator, else the CPU backend.", valueName: "device"))
-    var device: String?
+    var device: DeviceRequest?
 
-    func make(default def: String = "auto") throws -> any Backend {
+    func make(default def: DeviceRequest = .auto) throws -> any Backend {
         let (backend, reason) = try makeBackend(device ?? def)
         note(reason)
         return backend
@@ -48,7 +48,7 @@ struct Devices: ParsableCommand {
             print("\(d.selector.padding(toLength: 10, withPad: " ", startingAt: 0)) \(d.name) [\(d.type.rawValue)]  \(d.platformName), driver \(d.driverVersion), \(d.computeUnits) compute units, \(mem)")
         }
         for p in inv.problems { print("note: \(p)") }
-        let choice = try selectDevice("auto")
+        let choice = try selectDevice(.auto)
         print("\n--device auto -> \(choice.reason)")
     }
 }

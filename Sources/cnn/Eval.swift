@@ -8,21 +8,24 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Model weights (.safetensors, from SwiftCNN or a PyTorch state_dict saved with safetensors).") var checkpoint: String
-    @Option(help: "Model name when the file has no SwiftCNN metadata (e.g. saved by PyTorch).") var model: String?
+    @Option(help: "Model name when the file has no SwiftCNN metadata (e.g. saved by PyTorch).") var model: ModelKind?
     @Option(help: "CIFAR-10 folder, or an image-folder root with --format folder.") var data: String?
-    @Option(help: "cifar10 (evaluates test_batch.bin) or folder.") var format: String = "cifar10"
+    @Option(help: "cifar10 (evaluates test_batch.bin) or folder.") var format: TrainConfig.DataFormat = .cifar10
     @Option(help: "Use only the first N images.") var limit: Int?
     @Option(name: .customLong("top-k"), help: "Also report top-k accuracy.") var topK: Int = 5
     @Flag(help: "Average predictions over the image and its horizontal mirror.") var tta = false
     @Option(help: "Folder for the report, confusion matrix CSV and metrics JSON (default: next to the checkpoint).") var out: String?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 256
 
+    func validate() throws {
+        if format == .folder, data == nil { throw ValidationError("--format folder needs --data ROOT") }
+    }
+
     func run() throws {
         let backend = try deviceOption.make()
-        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model?.rawValue)
         var dataset: ImageDataset
-        if format == "folder" {
-            guard let data else { throw ValidationError("--format folder needs --data ROOT") }
+        if format == .folder, let data {
             let s = loaded.model.inputShape
             dataset = try ImageFolder.load(root: data, options: ImageFolderOptions(channels: s[0], height: s[1], width: s[2]))
         } else {
@@ -50,14 +53,14 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Model weights (.safetensors).") var checkpoint: String
-    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: ModelKind?
     @Option(name: .customLong("top-k")) var topK: Int = 3
     @Argument(help: "PNG or JPEG files.") var images: [String]
 
     func run() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image file") }
-        let backend = try deviceOption.make(default: "cpu")
-        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let backend = try deviceOption.make(default: .cpu)
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model?.rawValue)
         let s = loaded.model.inputShape
         let input = try ModelInput(loaded.model, normalization: loaded.normalization)
         var values: [Float] = []
@@ -78,13 +81,13 @@ struct Filters: ParsableCommand {
         abstract: "Draw a checkpoint's first-layer convolution filters as a PNG grid (colour for RGB input).")
 
     @Option(help: "Model weights (.safetensors).") var checkpoint: String
-    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: ModelKind?
     @Option(help: "Output PNG file.") var out: String = "filters.png"
     @Option(help: "Pixels per weight.") var scale: Int = 8
 
     func run() throws {
         guard scale >= 1 && scale <= 64 else { throw ValidationError("--scale must be in 1...64, got \(scale)") }
-        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: CPUBackend(), modelName: model)
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: CPUBackend(), modelName: model?.rawValue)
         let layer = try Visualization.writeFirstLayerFilters(of: loaded.model, to: out, scale: scale)
         print("wrote \(out): the filters of \(layer)")
     }
@@ -102,7 +105,7 @@ struct TSNECommand: ParsableCommand {
 
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Model weights (.safetensors).") var checkpoint: String
-    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: ModelKind?
     @Option(help: "CIFAR-10 folder (default: ./data, then ../shared/data, else download).") var data: String?
     @Option(help: "Test images to embed (exact t-SNE is O(n²) per iteration).") var images: Int = 1000
     @Option(help: "t-SNE perplexity.") var perplexity: Double = 30
@@ -112,8 +115,8 @@ struct TSNECommand: ParsableCommand {
 
     func run() throws {
         guard (2...20_000).contains(images) else { throw ValidationError("--images must be in 2...20000, got \(images)") }
-        let backend = try deviceOption.make(default: "cpu")
-        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let backend = try deviceOption.make(default: .cpu)
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model?.rawValue)
         let dir = try CIFAR10Locator(explicitPath: data).resolve()
         let test = try CIFAR10.load(.test, directory: dir, limit: images)
         let s = loaded.model.inputShape
@@ -153,7 +156,7 @@ struct GradCAMCommand: ParsableCommand {
 
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Model weights (.safetensors).") var checkpoint: String
-    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: String?
+    @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: ModelKind?
     @Option(name: .customLong("class"), help: "Class name or index to explain (default: the predicted class).") var className: String?
     @Option(help: "Output PNG.") var out: String = "gradcam.png"
     @Option(help: "Enlargement of the model-sized image.") var scale: Int = 4
@@ -161,8 +164,8 @@ struct GradCAMCommand: ParsableCommand {
 
     func run() throws {
         guard (1...32).contains(scale) else { throw ValidationError("--scale must be in 1...32, got \(scale)") }
-        let backend = try deviceOption.make(default: "cpu")
-        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model)
+        let backend = try deviceOption.make(default: .cpu)
+        let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model?.rawValue)
         let (x, img) = try ModelInput(loaded.model, normalization: loaded.normalization).image(image)
         var target: Int? = nil
         if let name = className {

@@ -16,15 +16,15 @@ struct Train: ParsableCommand {
     @OptionGroup var deviceOption: DeviceOption
 
     // Model and optimisation
-    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model: String?
+    @Option(help: "Model architecture.") var model: ModelKind?
     @Option(help: "Epochs to train.") var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize: Int?
-    @Option(help: "Optimizer: adam, adamw or sgd.") var optimizer: String?
+    @Option(help: "Optimizer.") var optimizer: TrainConfig.OptimizerKind?
     @Option(help: "Learning rate (the peak for one-cycle).") var lr: Double?
     @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for adam/sgd, decoupled for adamw).") var weightDecay: Double?
     @Option(help: "SGD momentum.") var momentum: Double?
     @Flag(help: "Nesterov momentum (sgd).") var nesterov = false
-    @Option(help: "LR schedule: constant, plateau (ReduceLROnPlateau on validation loss), cosine, onecycle, step.") var schedule: String?
+    @Option(help: "LR schedule (plateau: ReduceLROnPlateau on validation loss).") var schedule: ScheduleKind?
     @Option(name: .customLong("plateau-patience"), help: "Epochs without validation-loss improvement before the LR is cut.") var plateauPatience: Int?
     @Option(name: .customLong("plateau-factor"), help: "LR multiplier when the plateau schedule cuts.") var plateauFactor: Double?
     @Option(name: .customLong("step-size"), help: "Epochs between cuts of the step schedule.") var stepSize: Int?
@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
 
     // Data
     @Option(help: "CIFAR-10 folder (cifar-10-batches-bin, or a folder containing it), or an image-folder root with --format folder. Default: ./data, then ../shared/data, else download.") var data: String?
-    @Option(help: "Data format: cifar10 or folder (root/<class>/*.png|jpg).") var format: String?
+    @Option(help: "Data format (folder: root/<class>/*.png|jpg).") var format: TrainConfig.DataFormat?
     @Option(name: .customLong("test-data"), help: "Test image folder (with --format folder).") var testData: String?
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(name: .customLong("test-limit"), help: "Use only the first N test images.") var testLimit: Int?
@@ -50,9 +50,9 @@ struct Train: ParsableCommand {
     // Augmentation
     @Option(help: "Horizontal flip probability.") var flip: Float?
     @Option(help: "Random rotation range in degrees (±).") var rotation: Float?
-    @Option(name: .customLong("rotation-interpolation"), help: "Rotation sampling: nearest (torchvision's default) or bilinear.") var rotationInterpolation: String?
+    @Option(name: .customLong("rotation-interpolation"), help: "Rotation sampling (nearest is torchvision's default).") var rotationInterpolation: RotationInterpolation?
     @Option(name: .customLong("crop-padding"), help: "Random crop with this much padding (0: off).") var cropPadding: Int?
-    @Option(name: .customLong("padding-mode"), help: "Crop padding: zero or reflect.") var paddingMode: String?
+    @Option(name: .customLong("padding-mode"), help: "Crop padding.") var paddingMode: PaddingMode?
     @Option(help: "Normalisation: half (mean 0.5, std 0.5, the guide's), cifar10 (dataset statistics) or none.") var normalize: String?
     @Option(help: "Cutout square side (0: off).") var cutout: Int?
     @Option(help: "MixUp alpha (0: off).") var mixup: Float?
@@ -79,20 +79,12 @@ struct Train: ParsableCommand {
         if let v = model { c.model = v }
         if let v = epochs { c.epochs = v }
         if let v = batchSize { c.batchSize = v }
-        if let v = optimizer {
-            guard let o = TrainConfig.OptimizerKind(rawValue: v) else { throw ValidationError("--optimizer '\(v)': use adam, adamw or sgd") }
-            c.optimizer = o
-        }
+        if let v = optimizer { c.optimizer = v }
         if let v = lr { c.learningRate = v }
         if let v = weightDecay { c.weightDecay = v }
         if let v = momentum { c.momentum = v }
         if nesterov { c.nesterov = true }
-        if let v = schedule {
-            guard let k = ScheduleKind(rawValue: v) else {
-                throw ValidationError("--schedule '\(v)': use \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            c.schedule.kind = k
-        }
+        if let v = schedule { c.schedule.kind = v }
         if let v = plateauPatience { c.schedule.patience = v }
         if let v = plateauFactor { c.schedule.factor = v }
         if let v = stepSize { c.schedule.stepSize = v }
@@ -103,10 +95,7 @@ struct Train: ParsableCommand {
         if let v = clipGradNorm { c.maxGradNorm = v }
         if let v = seed { c.seed = v }
         if let v = data { c.data = v }
-        if let v = format {
-            guard let f = TrainConfig.DataFormat(rawValue: v) else { throw ValidationError("--format '\(v)': use cifar10 or folder") }
-            c.dataFormat = f
-        }
+        if let v = format { c.dataFormat = v }
         if let v = testData { c.testData = v }
         if let v = limit { c.limit = v }
         if let v = testLimit { c.testLimit = v }
@@ -122,15 +111,9 @@ struct Train: ParsableCommand {
         }
         if let v = flip { c.augmentation.horizontalFlip = v }
         if let v = rotation { c.augmentation.rotationDegrees = v }
-        if let v = rotationInterpolation {
-            guard let m = RotationInterpolation(rawValue: v) else { throw ValidationError("--rotation-interpolation '\(v)': use nearest or bilinear") }
-            c.augmentation.rotationInterpolation = m
-        }
+        if let v = rotationInterpolation { c.augmentation.rotationInterpolation = v }
         if let v = cropPadding { c.augmentation.cropPadding = v }
-        if let v = paddingMode {
-            guard let m = PaddingMode(rawValue: v) else { throw ValidationError("--padding-mode '\(v)': use zero or reflect") }
-            c.augmentation.paddingMode = m
-        }
+        if let v = paddingMode { c.augmentation.paddingMode = v }
         if let v = normalize { c.augmentation.normalization = try Normalization.named(v) }
         if let v = cutout { c.augmentation.cutoutSize = v }
         if let v = mixup { c.augmentation.mixupAlpha = v }
@@ -140,10 +123,26 @@ struct Train: ParsableCommand {
         if let v = logEvery { c.logEvery = v }
         if noTest { c.evaluateTest = false }
         if tta { c.testTimeFlip = true }
-        try require(ModelZoo.names.contains(c.model), "unknown --model '\(c.model)'; valid models: \(ModelZoo.names.joined(separator: ", "))")
-        try c.validate()
         return c
     }
+
+    /// The config as resolved must be valid; a bad setting is reported under its flag.
+    func validate() throws {
+        let c = try resolvedConfig()
+        if c.dataFormat == .folder, c.data == nil { throw ValidationError("--format folder needs --data ROOT (a folder with one sub-folder of images per class)") }
+        if let p = c.problems().first {
+            let flag = Self.flags[p.key].map { "\($0) (\(p.key))" } ?? p.key
+            throw ValidationError("\(flag) \(p.problem)")
+        }
+    }
+
+    /// The flag of each config key that `TrainConfig.problems()` can name.
+    static let flags = [
+        "epochs": "--epochs", "batchSize": "--batch-size", "learningRate": "--lr", "weightDecay": "--weight-decay",
+        "momentum": "--momentum", "labelSmoothing": "--label-smoothing", "validationFraction": "--val-split",
+        "limit": "--limit", "schedule.patience": "--plateau-patience", "schedule.factor": "--plateau-factor",
+        "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "imageSize": "--image-size", "imageChannels": "--channels",
+    ]
 
     func run() throws {
         let c = try resolvedConfig()

@@ -17,8 +17,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         defer { OpenCLBackend.releaseLibraryCaches() }   // before exit, see its doc comment (Oclgrind)
-        let spec = deviceOption.device ?? "opencl"
-        let (device, reason) = try makeBackend(spec)
+        let (device, reason) = try makeBackend(deviceOption.device ?? .opencl)
         note(reason)
         let reference = CPUBackend(reference: true)
         let cases = quick ? VerifySuite.quick : VerifySuite.standard(batch: batch)

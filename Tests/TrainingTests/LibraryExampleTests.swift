@@ -6,7 +6,7 @@ import SwiftCNN
 @Suite struct LibraryExampleTests {
     @Test func customModelAndLoopInAFewLines() throws {
         // --- README example start ---
-        let backend = try makeBackend("auto").backend          // GPU if there is one, else the CPU
+        let backend = try makeBackend(.auto).backend           // GPU if there is one, else the CPU
         let net = Sequential(
             Conv2d(3, 16, kernel: 3, padding: 1), BatchNorm2d(16), ReLU(), MaxPool2d(2),
             Conv2d(16, 32, kernel: 3, padding: 1), BatchNorm2d(32), ReLU(), GlobalAvgPool(),

@@ -104,11 +104,32 @@ import Testing
 
     @Test func partialConfigKeepsDefaults() throws {
         let c = try TrainConfig.load(path: write(#"{"model": "cnn", "epochs": 3, "schedule": {"kind": "cosine"}, "augmentation": {"cutoutSize": 8}}"#))
-        #expect(c.model == "cnn" && c.epochs == 3 && c.batchSize == 64 && c.schedule.kind == .cosine && c.schedule.patience == 3)
+        #expect(c.model == .cnn && c.epochs == 3 && c.batchSize == 64 && c.schedule.kind == .cosine && c.schedule.patience == 3)
         // An "augmentation" block describes the whole augmentation: what it leaves out is off.
         #expect(c.augmentation.cutoutSize == 8 && c.augmentation.horizontalFlip == 0 && c.augmentation.rotationDegrees == 0)
         let d = try TrainConfig.load(path: write(#"{"epochs": 3}"#))
         #expect(d.augmentation == .guide)
+    }
+
+    /// `model` and `device` are typed but keep their JSON strings, so old run folders resume; a bad
+    /// value names the key, the value and the valid ones.
+    @Test func typedModelAndDeviceKeepTheirStrings() throws {
+        let c = try TrainConfig.load(path: write(#"{"model": "resnet8", "device": "opencl:1:0"}"#))
+        #expect(c.model == .resnet8 && c.device == .openclDevice(platform: 1, device: 0))
+        #expect(c.json().contains(#""model" : "resnet8""#) && c.json().contains(#""device" : "opencl:1:0""#))
+        #expect(try TrainConfig.load(path: write(c.json())) == c)
+        do { _ = try TrainConfig.load(path: write(#"{"model": "vgg"}"#)); Issue.record("accepted model vgg") } catch {
+            let m = "\(error)"
+            #expect(m.contains("model") && m.contains("'vgg'") && m.contains("optimized, speedrun"), "\(m)")
+        }
+        do { _ = try TrainConfig.load(path: write(#"{"device": "gpu"}"#)); Issue.record("accepted device gpu") } catch {
+            let m = "\(error)"
+            #expect(m.contains("device") && m.contains("'gpu'") && m.contains("opencl:P:D"), "\(m)")
+        }
+        do { _ = try TrainConfig.load(path: write(#"{"schedule": {"kind": "linear"}}"#)); Issue.record("accepted schedule linear") } catch {
+            let m = "\(error)"
+            #expect(m.contains("schedule.kind") && m.contains("linear") && m.contains("constant, plateau, cosine"), "\(m)")
+        }
     }
 
     @Test func unknownKeyAndBadValueAreNamed() {
@@ -121,6 +142,7 @@ import Testing
         var c = TrainConfig()
         c.validationFraction = 1.5
         #expect(throws: (any Error).self) { try c.validate() }
-        do { try c.validate() } catch { #expect("\(error)".contains("--val-split")) }
+        do { try c.validate() } catch { #expect("\(error)".contains("validationFraction")) }
+        #expect(c.problems().map(\.key) == ["validationFraction"])
     }
 }

@@ -5,7 +5,7 @@ import SwiftCNN
 /// End-to-end training on real CIFAR-10 images with the CPU backend (skipped without the data).
 @Suite(.enabled(if: TestData.cifarDirectory != nil, "needs CIFAR-10"), .serialized)
 struct TrainerTests {
-    func config(model: String, limit: Int, epochs: Int) -> TrainConfig {
+    func config(model: ModelKind, limit: Int, epochs: Int) -> TrainConfig {
         var c = TrainConfig()
         c.model = model
         c.data = TestData.cifarDirectory
@@ -21,7 +21,7 @@ struct TrainerTests {
     /// after the first and validation accuracy reaches 30% — three times chance (10%); this setup
     /// reaches about 40% (PyTorch with the same recipe and data: similar).
     @Test func smokeTrainingLearns() throws {
-        var c = config(model: "optimized", limit: 2500, epochs: 4)
+        var c = config(model: .optimized, limit: 2500, epochs: 4)
         c.evaluateTest = false
         let data = try TrainingData.load(c, log: { _ in })
         #expect(data.split.train.count == 2000 && data.split.validation.count == 500)
@@ -37,7 +37,7 @@ struct TrainerTests {
     /// `--resume` continues exactly: an interrupted run resumed from its epoch-2 checkpoint gives the
     /// same epoch-3 and 4 metrics, bit for bit, and the same final weights as the uninterrupted run.
     @Test func resumeIsExact() throws {
-        var c = config(model: "lite", limit: 1000, epochs: 4)
+        var c = config(model: .lite, limit: 1000, epochs: 4)
         c.augmentation.cutoutSize = 8        // exercise every random stream: augmentation...
         c.augmentation.mixupAlpha = 0.2      // ...MixUp soft targets
         c.schedule.kind = .cosine            // and a step-level schedule
@@ -72,7 +72,7 @@ struct TrainerTests {
     }
 
     @Test func tornCheckpointSetIsDetected() throws {
-        var c = config(model: "lite", limit: 300, epochs: 2)
+        var c = config(model: .lite, limit: 300, epochs: 2)
         c.evaluateTest = false
         let data = try TrainingData.load(c, log: { _ in })
         let dir = TestData.temporaryDirectory()

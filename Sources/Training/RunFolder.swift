@@ -1,0 +1,133 @@
+import CNNCore
+import Datasets
+import Foundation
+import NN
+
+/// A metrics line of a training step (`logEvery`): the running totals of the epoch so far.
+public struct StepMetrics: Codable, Sendable, Equatable {
+    public var step: Int
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var learningRate: Double
+
+    public init(step: Int, epoch: Int, trainLoss: Double, trainAccuracy: Double, learningRate: Double) {
+        self.step = step; self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
+        self.learningRate = learningRate
+    }
+}
+
+/// The folder a training run writes (`runs/NAME`): config.json, metrics.jsonl, the TensorBoard
+/// event file, the latest.* and best.* checkpoints, the test reports and filters.png. The
+/// `Trainer` runs the loop and hands its results here; nothing else writes into the folder.
+public final class RunFolder {
+    public let url: URL
+    private var tensorBoard: TensorBoardWriter?
+
+    public init(url: URL) { self.url = url }
+
+    public var configURL: URL { url.appendingPathComponent("config.json") }
+    public var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
+    public var filtersURL: URL { url.appendingPathComponent("filters.png") }
+
+    /// Creates the folder and writes config.json; metrics.jsonl and the TensorBoard event file
+    /// restart from `history` (the epochs of a resumed checkpoint), so neither ever holds an epoch
+    /// that the checkpoint dropped.
+    public func start(config: TrainConfig, history: [EpochMetrics]) throws {
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try AtomicFile.write(Data(config.json().utf8), to: configURL)
+        try AtomicFile.write(Data(history.map(Self.jsonLine).joined().utf8), to: metricsURL)
+        // One event file per run folder (`tensorboard --logdir runs`).
+        for old in (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [] where old.hasPrefix("events.out.tfevents.") {
+            try? FileManager.default.removeItem(at: url.appendingPathComponent(old))
+        }
+        tensorBoard = try TensorBoardWriter(directory: url)
+        for m in history { try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch) }
+    }
+
+    /// Writes the checkpoint set `stem` (latest, best).
+    public func saveCheckpoint(_ stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
+                               normalization: Normalization) throws {
+        try Checkpoint.save(dir: url, stem: stem, model: model, optimizer: optimizer, state: state, normalization: normalization)
+    }
+
+    /// The model file of checkpoint `stem`, if it exists.
+    public func checkpointModel(_ stem: String) -> URL? {
+        let u = Checkpoint.modelURL(url, stem)
+        return FileManager.default.fileExists(atPath: u.path) ? u : nil
+    }
+
+    /// Appends the epoch to metrics.jsonl and to the TensorBoard curves.
+    public func record(_ m: EpochMetrics) throws {
+        try appendLine(Self.jsonLine(m), to: metricsURL)
+        try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch)
+    }
+
+    /// Appends a step line to metrics.jsonl.
+    public func record(_ s: StepMetrics) throws {
+        try appendLine(Self.jsonLine(s), to: metricsURL)
+    }
+
+    /// `<stem>_report.txt`, `<stem>_confusion_matrix.csv` and `<stem>_metrics.json`.
+    public func writeReport(_ r: EvaluationResult, stem: String) throws {
+        try Training.writeReport(r, to: url, stem: stem)
+    }
+
+    /// filters.png: the learned first-layer filters; returns the layer's name.
+    public func writeFilters(of model: Model) throws -> String {
+        try Visualization.writeFirstLayerFilters(of: model, to: filtersURL.path)
+    }
+
+    /// The epoch's curves under the tags of the PyTorch guide's SummaryWriter calls.
+    static func tensorBoardScalars(_ m: EpochMetrics) -> [(tag: String, value: Double)] {
+        [("Loss/train", m.trainLoss), ("Loss/val", m.validationLoss), ("Accuracy/train", m.trainAccuracy),
+         ("Accuracy/val", m.validationAccuracy), ("LearningRate", m.learningRate), ("ImagesPerSecond", m.imagesPerSecond)]
+    }
+
+    // metrics.jsonl lines: snake_case keys, each number with a fixed precision (JSONEncoder would
+    // write every float's shortest round-trip digits, changing the file's bytes and width).
+
+    static func jsonLine(_ m: EpochMetrics) -> String {
+        jsonObject([("epoch", "\(m.epoch)"), ("train_loss", jsonNumber(m.trainLoss, "%.6f")),
+                    ("train_accuracy", jsonNumber(m.trainAccuracy, "%.6f")), ("val_loss", jsonNumber(m.validationLoss, "%.6f")),
+                    ("val_accuracy", jsonNumber(m.validationAccuracy, "%.6f")), ("lr", jsonNumber(m.learningRate, "%.6g")),
+                    ("seconds", jsonNumber(m.seconds, "%.3f")), ("images_per_second", jsonNumber(m.imagesPerSecond, "%.1f"))])
+    }
+
+    static func jsonLine(_ s: StepMetrics) -> String {
+        jsonObject([("step", "\(s.step)"), ("epoch", "\(s.epoch)"), ("train_loss", jsonNumber(s.trainLoss, "%.6f")),
+                    ("train_accuracy", jsonNumber(s.trainAccuracy, "%.6f")), ("lr", jsonNumber(s.learningRate, "%.6g"))])
+    }
+
+    /// One JSON object on one line, keys in the given order (values already JSON).
+    static func jsonObject(_ fields: [(key: String, value: String)]) -> String {
+        "{" + fields.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}\n"
+    }
+}
+
+/// Writes `<stem>_report.txt` (classification report + confusion matrix), `<stem>_confusion_matrix.csv`
+/// and `<stem>_metrics.json` into `dir`.
+public func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws {
+    let text = String(format: "accuracy %.4f  loss %.4f\n\n", r.accuracy, r.loss) + r.confusion.classificationReport()
+        + "\nconfusion matrix (rows: true class, columns: predicted)\n" + r.confusion.formatted()
+    try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("\(stem)_report.txt"))
+    try AtomicFile.write(Data(r.confusion.csv().utf8), to: dir.appendingPathComponent("\(stem)_confusion_matrix.csv"))
+    let json = try JSONSerialization.data(withJSONObject: r.jsonObject(), options: [.prettyPrinted, .sortedKeys])
+    try AtomicFile.write(json, to: dir.appendingPathComponent("\(stem)_metrics.json"))
+}
+
+func appendLine(_ line: String, to url: URL) throws {
+    if !FileManager.default.fileExists(atPath: url.path), !FileManager.default.createFile(atPath: url.path, contents: nil) {
+        throw CNNError.io("cannot create \(url.path): check that the run folder is writable")
+    }
+    guard let h = try? FileHandle(forWritingTo: url) else { throw CNNError.io("cannot append to \(url.path)") }
+    defer { try? h.close() }
+    h.seekToEndOfFile()
+    h.write(Data(line.utf8))
+}
+
+/// A number for a JSON line: NaN and infinities (a diverged loss) become null, which JSON readers
+/// accept, instead of the bare `nan` that printf writes.
+func jsonNumber(_ v: Double, _ format: String) -> String {
+    v.isFinite ? String(format: format, v) : "null"
+}

@@ -2,28 +2,28 @@ import SwiftCNN
 
 /// One GEMM as the Backend sees it (row-major). `batch > 1` is a strided-batched GEMM; `sharedA`
 /// reuses one A for every item (a convolution's weights against each image's im2col columns).
-public struct GEMMShape: Sendable, Hashable {
-    public var m, n, k: Int
-    public var transA, transB: Bool
-    public var batch: Int
-    public var sharedA: Bool
-    public init(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false, batch: Int = 1, sharedA: Bool = false) {
+package struct GEMMShape: Sendable, Hashable {
+    package var m, n, k: Int
+    package var transA, transB: Bool
+    package var batch: Int
+    package var sharedA: Bool
+    package init(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false, batch: Int = 1, sharedA: Bool = false) {
         self.m = m; self.n = n; self.k = k; self.transA = transA; self.transB = transB; self.batch = batch; self.sharedA = sharedA
     }
-    public var macs: Int { m * n * k * batch }
+    package var macs: Int { m * n * k * batch }
     /// alpha 1, beta 0, matrices back to back.
-    public var descriptor: OpDescriptor {
+    package var descriptor: OpDescriptor {
         batch > 1 ? .gemmStridedBatched(m: m, n: n, k: k, batch: batch, transA: transA, transB: transB, sharedA: sharedA, packed: true)
             : .gemm(m: m, n: n, k: k, transA: transA, transB: transB)
     }
-    public var description: String {
+    package var description: String {
         (batch > 1 ? "batch \(batch) x " : "") + "m\(m) n\(n) k\(k)" + (transA ? " A^T" : "") + (transB ? " B^T" : "")
             + (sharedA ? " (A shared)" : "")
     }
 }
 
 /// What a case runs.
-public enum CaseKind: Sendable {
+package enum CaseKind: Sendable {
     /// One primitive at one shape (its descriptor builds the inputs, runs it and checks it).
     case op(OpDescriptor)
     /// One training step (upload, forward, loss, backward, Adam) on random data.
@@ -36,22 +36,22 @@ public enum CaseKind: Sendable {
 
 /// One benchmark case: a name (stable across runs and devices: `compare` matches on it), what it
 /// runs, and the work it does per repetition.
-public struct BenchCase: Sendable {
-    public var name: String
-    public var family: String
-    public var op: String
-    public var shape: String
-    public var batch: Int?
-    public var usedBy: [String]
-    public var kind: CaseKind
+package struct BenchCase: Sendable {
+    package var name: String
+    package var family: String
+    package var op: String
+    package var shape: String
+    package var batch: Int?
+    package var usedBy: [String]
+    package var kind: CaseKind
     /// Floating-point operations per repetition (a multiply-add is 2), where meaningful.
-    public var flops: Double?
+    package var flops: Double?
     /// Minimum memory traffic per repetition (every tensor read or written once), for GB/s.
-    public var bytes: Double?
+    package var bytes: Double?
 
-    public var isEndToEnd: Bool { family == "train" || family == "infer" || family == "epoch" }
+    package var isEndToEnd: Bool { family == "train" || family == "infer" || family == "epoch" }
     /// Multiply-accumulates a reference check of this exact case costs.
-    public var referenceMACs: Double {
+    package var referenceMACs: Double {
         if case let .op(d) = kind { return d.referenceMACs }
         return 0
     }
@@ -65,27 +65,27 @@ public struct BenchCase: Sendable {
 }
 
 /// Which cases a run contains.
-public struct CaseSelection: Sendable {
-    public var gemmSizes: [Int]
-    public var models: [String]
-    public var opBatch: Int
-    public var batches: [Int]
+package struct CaseSelection: Sendable {
+    package var gemmSizes: [Int]
+    package var models: [String]
+    package var opBatch: Int
+    package var batches: [Int]
     /// Extra end-to-end cases (e.g. train:speedrun:512 of the CPU goal table).
-    public var extraTrain: [(model: String, batch: Int)]
-    public var epochModel: String?
-    public var epochBatch: Int
-    public var epochImages: Int
+    package var extraTrain: [(model: String, batch: Int)]
+    package var epochModel: String?
+    package var epochBatch: Int
+    package var epochImages: Int
 
-    public static let full = CaseSelection(gemmSizes: [256, 512, 1024, 2048], models: ["cnn", "optimized", "speedrun"], opBatch: 128,
+    package static let full = CaseSelection(gemmSizes: [256, 512, 1024, 2048], models: ["cnn", "optimized", "speedrun"], opBatch: 128,
                                            batches: [64, 128, 256], extraTrain: [("speedrun", 512)], epochModel: "optimized",
                                            epochBatch: 64, epochImages: 2048)
-    public static let quick = CaseSelection(gemmSizes: [128], models: ["optimized"], opBatch: 8, batches: [16], extraTrain: [],
+    package static let quick = CaseSelection(gemmSizes: [128], models: ["optimized"], opBatch: 8, batches: [16], extraTrain: [],
                                             epochModel: "optimized", epochBatch: 16, epochImages: 64)
 }
 
 /// The ordered case list (per-op families first, then end to end).
-public enum CaseCatalog {
-    public static func cases(_ sel: CaseSelection) throws -> [BenchCase] {
+package enum CaseCatalog {
+    package static func cases(_ sel: CaseSelection) throws -> [BenchCase] {
         var out: [BenchCase] = []
         var index: [String: Int] = [:]   // dedup key -> position in out
         func add(_ key: String, _ make: () -> BenchCase, usedBy: String? = nil) {
@@ -240,13 +240,13 @@ public enum CaseCatalog {
 
     /// Cases whose name matches any of `include` (all when empty) and none of `exclude`. A pattern
     /// with `*` or `?` must match the whole name; any other pattern matches as a substring.
-    public static func filter(_ cases: [BenchCase], include: [String], exclude: [String]) -> [BenchCase] {
+    package static func filter(_ cases: [BenchCase], include: [String], exclude: [String]) -> [BenchCase] {
         cases.filter { c in
             (include.isEmpty || include.contains { matches($0, c.name) }) && !exclude.contains { matches($0, c.name) }
         }
     }
 
-    public static func matches(_ pattern: String, _ name: String) -> Bool {
+    package static func matches(_ pattern: String, _ name: String) -> Bool {
         if pattern.contains("*") || pattern.contains("?") { return glob(Array(pattern), Array(name)) }
         return name.contains(pattern)
     }

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 
 /// `cnn-bench`: per-op and end-to-end benchmarks on every device, JSON results, comparisons.
-public struct CNNBench: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct CNNBench: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "cnn-bench",
         abstract: "Benchmark SwiftCNN per op and end to end on the CPU and on OpenCL devices; compare result files.",
         discussion: """
@@ -22,15 +22,15 @@ public struct CNNBench: ParsableCommand {
         subcommands: [BenchRunCommand.self, BenchCompareCommand.self],
         defaultSubcommand: BenchRunCommand.self)
 
-    public init() {}
+    package init() {}
 }
 
 func commaList(_ s: String?) -> [String]? {
     s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 }
 
-public struct BenchRunCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct BenchRunCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run the benchmark cases (the default subcommand).")
 
     @Option(name: .long, help: ArgumentHelp("Devices, comma-separated: all (cpu and every OpenCL device), cpu, cpu-ref (the plain reference), opencl (the best OpenCL device), opencl:P:D, auto.", valueName: "list"))
@@ -67,7 +67,7 @@ public struct BenchRunCommand: ParsableCommand {
 
     @Option(help: "Write the results as JSON to this file (rewritten after every case).") var out: String?
 
-    public init() {}
+    package init() {}
 
     func options() throws -> BenchOptions {
         var o = BenchOptions()
@@ -102,7 +102,7 @@ public struct BenchRunCommand: ParsableCommand {
         return o
     }
 
-    public mutating func run() throws {
+    package mutating func run() throws {
         let o = try options()
         if list {
             let cases = try o.cases()
@@ -136,8 +136,8 @@ public struct BenchRunCommand: ParsableCommand {
     }
 }
 
-public struct BenchCompareCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct BenchCompareCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Compare result files (or devices within one) case by case.",
         discussion: """
@@ -152,9 +152,9 @@ public struct BenchCompareCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only cases matching these patterns.", valueName: "patterns")) var filter: String?
     @Flag(name: .customLong("fail-on-regression"), help: "Exit with status 1 when any case regressed beyond the threshold.") var failOnRegression = false
 
-    public init() {}
+    package init() {}
 
-    public mutating func run() throws {
+    package mutating func run() throws {
         guard let m = CompareMetric(rawValue: metric) else { throw ValidationError("--metric: wall or device, got '\(metric)'") }
         var inputs = try files.map(BenchCompare.load)
         if inputs.count == 1 {

@@ -1,10 +1,10 @@
 import Foundation
 
 /// One column of a comparison: a result file, or one device of a result file.
-public struct CompareInput: Sendable {
-    public var label: String
-    public var results: [CaseResult]
-    public init(label: String, results: [CaseResult]) {
+package struct CompareInput: Sendable {
+    package var label: String
+    package var results: [CaseResult]
+    package init(label: String, results: [CaseResult]) {
         self.label = label
         self.results = results
     }
@@ -15,7 +15,7 @@ public struct CompareInput: Sendable {
     }
 }
 
-public enum CompareMetric: String, Sendable, CaseIterable {
+package enum CompareMetric: String, Sendable, CaseIterable {
     /// Median wall time per repetition.
     case wall
     /// Median OpenCL device time (profiling events); "-" where none was measured.
@@ -23,24 +23,24 @@ public enum CompareMetric: String, Sendable, CaseIterable {
 }
 
 /// One row of a comparison.
-public struct CompareRow: Sendable {
-    public var key: String
-    public var device: String?
+package struct CompareRow: Sendable {
+    package var key: String
+    package var device: String?
     /// Median milliseconds per input (nil: missing or not measured there).
-    public var ms: [Double?]
-    public var imagesPerSecond: [Double?]
+    package var ms: [Double?]
+    package var imagesPerSecond: [Double?]
     /// base time / input time, per input after the first (> 1: faster than the base).
-    public var speedups: [Double?]
+    package var speedups: [Double?]
     /// Inputs (after the first) slower than the base by more than the threshold.
-    public var regressions: [Int]
-    public var improvements: [Int]
+    package var regressions: [Int]
+    package var improvements: [Int]
 }
 
 /// `cnn-bench compare`: the same cases side by side.
-public enum BenchCompare {
+package enum BenchCompare {
     /// Reads `FILE` or `FILE@DEVICE` (only that device's results). Accepts cnn-bench JSON and the
     /// JSON of /work/shared/bench/pytorch_baseline.py (its cases become device "pytorch").
-    public static func load(_ spec: String) throws -> CompareInput {
+    package static func load(_ spec: String) throws -> CompareInput {
         var path = spec, device: String?
         if !FileManager.default.fileExists(atPath: spec), let at = spec.lastIndex(of: "@") {
             path = String(spec[..<at])
@@ -91,7 +91,7 @@ public enum BenchCompare {
     }
 
     /// Matches rows by case name, and by device too unless every input holds a single device.
-    public static func rows(_ inputs: [CompareInput], threshold: Double?, metric: CompareMetric) -> [CompareRow] {
+    package static func rows(_ inputs: [CompareInput], threshold: Double?, metric: CompareMetric) -> [CompareRow] {
         let byCaseOnly = inputs.allSatisfy { $0.singleDevice != nil }
         func key(_ r: CaseResult) -> String { byCaseOnly ? r.name : r.name + "\u{1}" + r.device }
         func value(_ r: CaseResult?) -> Double? {
@@ -121,7 +121,7 @@ public enum BenchCompare {
     }
 
     /// The comparison table, with a summary line per input (geometric-mean speedup over the matched cases).
-    public static func table(_ inputs: [CompareInput], threshold: Double?, metric: CompareMetric) -> String {
+    package static func table(_ inputs: [CompareInput], threshold: Double?, metric: CompareMetric) -> String {
         let rows = rows(inputs, threshold: threshold, metric: metric)
         // Different devices side by side: "slower" / "faster", not a regression of one build against another.
         let crossDevice = inputs.allSatisfy { $0.singleDevice != nil } && Set(inputs.compactMap(\.singleDevice)).count > 1

@@ -4,20 +4,20 @@ import Glibc
 #endif
 
 /// Compile-time build settings of this binary (the fast CPU path depends on them).
-public enum BuildFlags {
+package enum BuildFlags {
     #if SWIFTCNN_FMA
-    public static let swiftcnnFMA = true
+    package static let swiftcnnFMA = true
     #else
-    public static let swiftcnnFMA = false
+    package static let swiftcnnFMA = false
     #endif
 
     #if DEBUG
-    public static let configuration = "debug"
+    package static let configuration = "debug"
     #else
-    public static let configuration = "release"
+    package static let configuration = "release"
     #endif
 
-    public static var swiftCompiler: String {
+    package static var swiftCompiler: String {
         #if compiler(>=6.3)
         return "Swift >= 6.3"
         #elseif compiler(>=6.2)
@@ -34,7 +34,7 @@ public enum BuildFlags {
 /// accumulators hide the FMA latency; operands come through pointers so the loop is neither folded
 /// nor removed. Built for a CPU with FMA it runs at the core's peak (e.g. ~140 GFLOP/s on an
 /// AVX-512 Xeon); on the default x86-64 target every lane is a libm `fmaf` call (< 1 GFLOP/s).
-public func simdFMAProbe(seconds: Double = 0.01) -> Double {
+package func simdFMAProbe(seconds: Double = 0.01) -> Double {
     let operands = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: 2)
     let acc = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: 8)
     defer { operands.deallocate(); acc.deallocate() }
@@ -64,7 +64,7 @@ func fmaProbeKernel(_ x: UnsafePointer<SIMD16<Float>>, _ acc: UnsafeMutablePoint
 }
 
 /// Seconds on a monotonic clock.
-public func monotonicSeconds() -> Double {
+package func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

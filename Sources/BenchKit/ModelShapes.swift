@@ -4,46 +4,46 @@ import SwiftCNN
 /// Derived by walking the model's layers (so a change in `ModelZoo` changes the benchmark cases).
 /// Sequential models only (cnn, optimized, speedrun, lite); residual nets give their forward MACs
 /// where possible and no per-op cases.
-public struct ModelShapes: Sendable {
-    public struct Conv: Sendable {
-        public var path: String
-        public var geometry: Conv2DGeometry
-        public var bias: Bool
-        public var activation: Activation
+package struct ModelShapes: Sendable {
+    package struct Conv: Sendable {
+        package var path: String
+        package var geometry: Conv2DGeometry
+        package var bias: Bool
+        package var activation: Activation
         /// False for the first layer (its input gradient is never computed).
-        public var needsInputGradient: Bool
+        package var needsInputGradient: Bool
     }
-    public struct Pool: Sendable {
-        public var path: String
-        public var geometry: Pool2DGeometry
-        public var isMax: Bool
+    package struct Pool: Sendable {
+        package var path: String
+        package var geometry: Pool2DGeometry
+        package var isMax: Bool
     }
-    public struct Norm: Sendable {
-        public var path: String
+    package struct Norm: Sendable {
+        package var path: String
         /// (N, C, H, W) or (N, F).
-        public var shape: Shape
-        public var activation: Activation
+        package var shape: Shape
+        package var activation: Activation
     }
-    public struct Dense: Sendable {
-        public var path: String
-        public var batch: Int
-        public var inFeatures: Int
-        public var outFeatures: Int
-        public var needsInputGradient: Bool
+    package struct Dense: Sendable {
+        package var path: String
+        package var batch: Int
+        package var inFeatures: Int
+        package var outFeatures: Int
+        package var needsInputGradient: Bool
     }
 
-    public var model: String
-    public var batch: Int
-    public var convs: [Conv] = []
-    public var pools: [Pool] = []
-    public var norms: [Norm] = []
-    public var denses: [Dense] = []
+    package var model: String
+    package var batch: Int
+    package var convs: [Conv] = []
+    package var pools: [Pool] = []
+    package var norms: [Norm] = []
+    package var denses: [Dense] = []
     /// Multiply-accumulates of one image's forward pass (convolutions and linear layers).
-    public var forwardMACsPerImage = 0
+    package var forwardMACsPerImage = 0
     /// Parameters (weights, biases, BatchNorm scale and shift).
-    public var parameterCount = 0
+    package var parameterCount = 0
 
-    public static func of(_ model: String, batch: Int, inputShape: Shape = [3, 32, 32], classes: Int = 10) throws -> ModelShapes {
+    package static func of(_ model: String, batch: Int, inputShape: Shape = [3, 32, 32], classes: Int = 10) throws -> ModelShapes {
         let net = try ModelZoo.network(model, inputShape: inputShape, classes: classes)
         var out = ModelShapes(model: model, batch: batch)
         let layers = net.flattened()

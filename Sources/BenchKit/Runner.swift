@@ -3,37 +3,37 @@ import SwiftCNN
 
 /// Everything a run is asked to do (the `cnn-bench` options). Unset numbers take the defaults of
 /// the full run, or of `quick`.
-public struct BenchOptions: Sendable {
+package struct BenchOptions: Sendable {
     /// Device list: all, cpu, cpu-ref (the plain reference), opencl (the best one), opencl:P:D, auto.
-    public var devices: [String] = ["all"]
-    public var quick = false
-    public var reps: Int?
-    public var minReps: Int?
-    public var warmup: Int?
-    public var maxCaseSeconds: Double?
-    public var caseBudgetSeconds: Double?
-    public var deviceTimeReps: Int?
-    public var opBatch: Int?
-    public var batches: [Int]?
-    public var models: [String]?
-    public var gemmSizes: [Int]?
-    public var epochImages: Int?
-    public var filter: [String] = []
-    public var exclude: [String] = []
-    public var gate = true
+    package var devices: [String] = ["all"]
+    package var quick = false
+    package var reps: Int?
+    package var minReps: Int?
+    package var warmup: Int?
+    package var maxCaseSeconds: Double?
+    package var caseBudgetSeconds: Double?
+    package var deviceTimeReps: Int?
+    package var opBatch: Int?
+    package var batches: [Int]?
+    package var models: [String]?
+    package var gemmSizes: [Int]?
+    package var epochImages: Int?
+    package var filter: [String] = []
+    package var exclude: [String] = []
+    package var gate = true
     /// Reference multiply-accumulates allowed for an exact-shape check of a GEMM / convolution case.
-    public var gateBudgetMACs = 1e8
-    public var modelGateBatch = 2
-    public var dataPath: String?
-    public var dataWorkers: Int?
+    package var gateBudgetMACs = 1e8
+    package var modelGateBatch = 2
+    package var dataPath: String?
+    package var dataWorkers: Int?
     /// Run the end-to-end cases before the per-op ones (a time-capped run keeps the most telling
     /// numbers; case-budget estimates then have no per-op rate to start from).
-    public var endToEndFirst = false
-    public var command: [String] = CommandLine.arguments
+    package var endToEndFirst = false
+    package var command: [String] = CommandLine.arguments
 
-    public init() {}
+    package init() {}
 
-    public var selection: CaseSelection {
+    package var selection: CaseSelection {
         var s = quick ? CaseSelection.quick : CaseSelection.full
         if let v = gemmSizes { s.gemmSizes = v }
         if let v = models {
@@ -46,7 +46,7 @@ public struct BenchOptions: Sendable {
         return s
     }
 
-    public var settings: BenchSettings {
+    package var settings: BenchSettings {
         let s = selection
         return BenchSettings(quick: quick, reps: reps ?? (quick ? 3 : 10), minReps: minReps ?? (quick ? 1 : 3),
                              warmup: warmup ?? (quick ? 1 : 2), maxCaseSeconds: maxCaseSeconds ?? (quick ? 2 : 15),
@@ -56,7 +56,7 @@ public struct BenchOptions: Sendable {
                              gateBudgetMACs: gateBudgetMACs)
     }
 
-    public func cases() throws -> [BenchCase] {
+    package func cases() throws -> [BenchCase] {
         let cases = CaseCatalog.filter(try CaseCatalog.cases(selection), include: filter, exclude: exclude)
         return endToEndFirst ? cases.filter(\.isEndToEnd) + cases.filter { !$0.isEndToEnd } : cases
     }
@@ -114,8 +114,8 @@ struct DeviceTarget {
 }
 
 /// Runs the selected cases on the selected devices.
-public final class BenchRunner {
-    public let options: BenchOptions
+package final class BenchRunner {
+    package let options: BenchOptions
     let settings: BenchSettings
     /// Table lines (stdout in the CLI).
     let out: (String) -> Void
@@ -126,7 +126,7 @@ public final class BenchRunner {
     /// Called after every case with the results so far (`incomplete` set): the CLI rewrites `--out`.
     let checkpoint: ((BenchReport) -> Void)?
 
-    public init(options: BenchOptions, out: @escaping (String) -> Void = { print($0) },
+    package init(options: BenchOptions, out: @escaping (String) -> Void = { print($0) },
                 log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
                 checkpoint: ((BenchReport) -> Void)? = nil) {
         self.options = options
@@ -136,11 +136,11 @@ public final class BenchRunner {
         self.checkpoint = checkpoint
     }
 
-    public func run() throws -> BenchReport { try run(customDevices: []) }
+    package func run() throws -> BenchReport { try run(customDevices: []) }
 
     /// Runs on the devices of `options.devices` and then on `customDevices` (id, backend factory) —
     /// e.g. a test's deliberately wrong backend, to show that the gate catches it.
-    public func run(customDevices: [(id: String, make: () throws -> any Backend)]) throws -> BenchReport {
+    package func run(customDevices: [(id: String, make: () throws -> any Backend)]) throws -> BenchReport {
         let cases = try options.cases()
         guard !cases.isEmpty else {
             throw BenchError("no case matches --filter \(options.filter.joined(separator: ","))"

@@ -32,7 +32,12 @@ public final class CPUBackend: Backend {
     /// - Parameters:
     ///   - reference: run the plain reference functions (single thread, Double accumulation).
     ///   - pool: the thread pool of the fast paths (default: the process-wide pool).
-    public convenience init(reference: Bool = false, pool: ThreadPool = .shared) {
+    public convenience init(reference: Bool = false) {
+        self.init(reference: reference, pool: .shared, splitAll: false)
+    }
+
+    /// A backend whose fast paths run on `pool` (tests and benchmarks compare thread counts).
+    package convenience init(reference: Bool = false, pool: ThreadPool) {
         self.init(reference: reference, pool: pool, splitAll: false)
     }
 
@@ -59,7 +64,7 @@ public final class CPUBackend: Backend {
 
     /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode): the
     /// workspace of the convolution and other ops, and the SGEMM's packing buffers.
-    public var scratchBytes: Int { (fast?.workspace.bytesReserved ?? 0) + (fast?.gemm.workspace.bytesReserved ?? 0) }
+    package var scratchBytes: Int { (fast?.workspace.bytesReserved ?? 0) + (fast?.gemm.workspace.bytesReserved ?? 0) }
 
     /// Live tensors (all CPU backends together) and this backend's scratch.
     public var memoryReport: MemoryReport { MemoryReport(tensorBytes: CPUStorage.liveBytes, scratchBytes: scratchBytes) }
@@ -79,9 +84,9 @@ public final class CPUBackend: Backend {
     }
 
     /// The per-op time table collected under `SWIFTCNN_PROFILE=1` (empty otherwise), most expensive first.
-    public static func profileReport() -> String { OpProfiler.shared?.report() ?? "" }
+    package static func profileReport() -> String { OpProfiler.shared?.report() ?? "" }
     /// Clears the table (e.g. after warm-up).
-    public static func resetProfile() { OpProfiler.shared?.reset() }
+    package static func resetProfile() { OpProfiler.shared?.reset() }
 
     // MARK: Pointers
 

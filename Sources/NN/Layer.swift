@@ -69,17 +69,17 @@ public protocol Layer: AnyObject {
 
 /// A layer that can apply an activation to its own output (conv, linear, BatchNorm), so a
 /// following ReLU costs no extra pass over memory. Set by `Sequential`'s fusion.
-public protocol ActivationFusable: Layer {
+package protocol ActivationFusable: Layer {
     var fusedActivation: Activation { get set }
 }
 
 /// Reuses device memory across steps: a tensor of a requested shape is a view into one storage
 /// that only grows, so the steady-state step allocates nothing (a smaller last batch reuses it).
-public struct TensorCache {
+package struct TensorCache {
     private var storageTensor: Tensor?
-    public init() {}
+    package init() {}
 
-    public mutating func tensor(_ shape: Shape, dtype: DType = .float32, on backend: any Backend) throws -> Tensor {
+    package mutating func tensor(_ shape: Shape, dtype: DType = .float32, on backend: any Backend) throws -> Tensor {
         if let t = storageTensor, t.dtype == dtype, t.count >= shape.count {
             return Tensor(storage: t.storage, offset: t.offset, shape: shape, dtype: dtype)
         }

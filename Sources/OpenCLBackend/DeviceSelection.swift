@@ -2,29 +2,29 @@ import CNNCore
 
 /// The device a request resolved to, with one human-readable line saying why.
 /// The caller constructs the backend: `CPUBackend()` for `.cpu`, `OpenCLBackend(device:)` for `.opencl`.
-public enum DeviceChoice: Sendable, CustomStringConvertible {
+package enum DeviceChoice: Sendable, CustomStringConvertible {
     case cpu(reason: String)
     case opencl(OpenCLDeviceInfo, reason: String)
 
-    public var reason: String {
+    package var reason: String {
         switch self {
         case let .cpu(r): return r
         case let .opencl(_, r): return r
         }
     }
-    public var description: String { reason }
+    package var description: String { reason }
 }
 
 /// Resolves `--device` on this machine. `auto` never fails: it takes the best GPU, else an
 /// OpenCL accelerator, else the CPU backend (an OpenCL CPU driver such as PoCL is not preferred
 /// over the Swift CPU backend), saying which and why. `opencl` and `opencl:P:D` throw a clear
 /// error when no such OpenCL device exists.
-public func selectDevice(_ spec: String) throws -> DeviceChoice {
+package func selectDevice(_ spec: String) throws -> DeviceChoice {
     try selectDevice(try DeviceRequest.parse(spec))
 }
 
 /// `selectDevice` for a parsed request, on this machine's OpenCL inventory.
-public func selectDevice(_ request: DeviceRequest) throws -> DeviceChoice {
+package func selectDevice(_ request: DeviceRequest) throws -> DeviceChoice {
     // --device cpu never touches OpenCL: loading a driver (PoCL brings LLVM) would cost ~50 MB of
     // memory and a second of start-up for nothing.
     if case .cpu = request { return try selectDevice(request, inventory: OpenCLInventory(devices: [], noPlatformReason: nil, problems: [])) }
@@ -32,7 +32,7 @@ public func selectDevice(_ request: DeviceRequest) throws -> DeviceChoice {
 }
 
 /// The same decision over a given inventory (tests pass made-up inventories).
-public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) throws -> DeviceChoice {
+package func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) throws -> DeviceChoice {
     let devices = inventory.devices
     switch request {
     case .cpu:
@@ -42,20 +42,24 @@ public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) t
         if let reason = inventory.noPlatformReason {
             return .cpu(reason: "device auto: \(reason) — using the Swift CPU backend")
         }
-        if let gpu = best(devices.filter { $0.type == .gpu }) {
-            let n = devices.filter { $0.type == .gpu }.count
+        // A simulator (Oclgrind) calls itself a GPU; like an OpenCL CPU driver, it is never auto's choice.
+        let hardware = devices.filter { !$0.isSimulator }
+        if let gpu = best(hardware.filter { $0.type == .gpu }) {
+            let n = hardware.filter { $0.type == .gpu }.count
             return .opencl(gpu, reason: "device auto: OpenCL GPU \(gpu.name) (\(gpu.selector), \(gpu.computeUnits) compute units"
                            + (n > 1 ? ", the largest of \(n) GPUs)" : ")"))
         }
-        if let acc = best(devices.filter { $0.type == .accelerator || $0.type == .custom }) {
+        if let acc = best(hardware.filter { $0.type == .accelerator || $0.type == .custom }) {
             return .opencl(acc, reason: "device auto: no OpenCL GPU; using the OpenCL accelerator \(acc.name) (\(acc.selector))")
         }
         if devices.isEmpty {
             return .cpu(reason: "device auto: OpenCL platforms exist but expose no device — using the Swift CPU backend")
         }
-        let found = devices.map { "\($0.name) [\($0.type.rawValue.uppercased()), \($0.platformName)]" }.joined(separator: "; ")
+        let found = devices.map {
+            "\($0.name) [\($0.isSimulator ? "simulator" : $0.type.rawValue.uppercased()), \($0.platformName)]"
+        }.joined(separator: "; ")
         return .cpu(reason: "device auto: no OpenCL GPU or accelerator (found only \(found)) — using the Swift CPU backend; "
-                    + "pass --device opencl to run on the OpenCL CPU device anyway")
+                    + "pass --device opencl to run on \(devices.count == 1 ? "it" : "the best of them") anyway")
 
     case .opencl:
         if let reason = inventory.noPlatformReason {
@@ -84,12 +88,12 @@ public func selectDevice(_ request: DeviceRequest, inventory: OpenCLInventory) t
     }
 }
 
-/// GPU before accelerator before CPU; then more compute units x clock; then more memory; then the
-/// lowest index (a stable choice).
+/// GPU before accelerator before CPU before a simulator; then more compute units x clock; then more
+/// memory; then the lowest index (a stable choice).
 private func best(_ devices: [OpenCLDeviceInfo]) -> OpenCLDeviceInfo? {
     devices.max { a, b in
-        let ka = (a.type.preference, a.computeUnits * max(a.maxClockMHz, 1), a.globalMemoryBytes, -a.platformIndex, -a.deviceIndex)
-        let kb = (b.type.preference, b.computeUnits * max(b.maxClockMHz, 1), b.globalMemoryBytes, -b.platformIndex, -b.deviceIndex)
+        let ka = (a.isSimulator ? 0 : a.type.preference, a.computeUnits * max(a.maxClockMHz, 1), a.globalMemoryBytes, -a.platformIndex, -a.deviceIndex)
+        let kb = (b.isSimulator ? 0 : b.type.preference, b.computeUnits * max(b.maxClockMHz, 1), b.globalMemoryBytes, -b.platformIndex, -b.deviceIndex)
         return ka < kb
     }
 }

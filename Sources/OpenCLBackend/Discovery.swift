@@ -45,6 +45,9 @@ public struct OpenCLDeviceInfo: Sendable, Codable, Hashable, CustomStringConvert
 
     /// "opencl:0:1".
     public var selector: String { "opencl:\(platformIndex):\(deviceIndex)" }
+    /// A simulator such as Oclgrind: it reports itself as a GPU, but runs kernels in an interpreter
+    /// (correctness checks, not speed), so `auto` never picks it.
+    public var isSimulator: Bool { name.contains("Oclgrind") || platformName.contains("Oclgrind") }
 
     public var description: String {
         let gib = Double(globalMemoryBytes) / Double(1 << 30)

@@ -18,15 +18,16 @@
 import Foundation
 import Synchronization
 
-public final class ThreadPool: @unchecked Sendable {
+@usableFromInline
+package final class ThreadPool: @unchecked Sendable {
     /// Threads a job may use, the calling thread included (>= 1).
-    public let threadCount: Int
+    @usableFromInline package let threadCount: Int
 
     /// The process-wide pool: `SWIFTCNN_THREADS` if set (>= 1), else the active processor count.
-    public static let shared = ThreadPool(threadCount: ThreadPool.defaultThreadCount)
+    package static let shared = ThreadPool(threadCount: ThreadPool.defaultThreadCount)
 
     /// `SWIFTCNN_THREADS` if set to a positive integer, else `ProcessInfo.activeProcessorCount`.
-    public static var defaultThreadCount: Int {
+    package static var defaultThreadCount: Int {
         if let s = ProcessInfo.processInfo.environment["SWIFTCNN_THREADS"], let v = Int(s), v >= 1 { return v }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
@@ -41,7 +42,7 @@ public final class ThreadPool: @unchecked Sendable {
     ///   - spinIterations: polls (~20-50 ns each) an idle worker makes before it sleeps on a
     ///     semaphore (the default keeps it awake ~0.1-0.2 ms: across the short serial gaps between
     ///     the parallel ops of a training step, without burning a core when the process idles).
-    public init(threadCount: Int, spinIterations: Int = 5_000) {
+    package init(threadCount: Int, spinIterations: Int = 5_000) {
         self.threadCount = max(1, threadCount)
         core = PoolCore(workers: self.threadCount - 1, spinLimit: spinIterations)
     }

@@ -4,14 +4,14 @@ import Foundation
 import NN
 
 /// A metrics line of a training step (`logEvery`): the running totals of the epoch so far.
-public struct StepMetrics: Codable, Sendable, Equatable {
-    public var step: Int
-    public var epoch: Int
-    public var trainLoss: Double
-    public var trainAccuracy: Double
-    public var learningRate: Double
+package struct StepMetrics: Codable, Sendable, Equatable {
+    package var step: Int
+    package var epoch: Int
+    package var trainLoss: Double
+    package var trainAccuracy: Double
+    package var learningRate: Double
 
-    public init(step: Int, epoch: Int, trainLoss: Double, trainAccuracy: Double, learningRate: Double) {
+    package init(step: Int, epoch: Int, trainLoss: Double, trainAccuracy: Double, learningRate: Double) {
         self.step = step; self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
         self.learningRate = learningRate
     }
@@ -20,20 +20,20 @@ public struct StepMetrics: Codable, Sendable, Equatable {
 /// The folder a training run writes (`runs/NAME`): config.json, metrics.jsonl, the TensorBoard
 /// event file, the latest.* and best.* checkpoints, the test reports and filters.png. The
 /// `Trainer` runs the loop and hands its results here; nothing else writes into the folder.
-public final class RunFolder {
-    public let url: URL
+package final class RunFolder {
+    package let url: URL
     private var tensorBoard: TensorBoardWriter?
 
-    public init(url: URL) { self.url = url }
+    package init(url: URL) { self.url = url }
 
-    public var configURL: URL { url.appendingPathComponent("config.json") }
-    public var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
-    public var filtersURL: URL { url.appendingPathComponent("filters.png") }
+    package var configURL: URL { url.appendingPathComponent("config.json") }
+    package var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
+    package var filtersURL: URL { url.appendingPathComponent("filters.png") }
 
     /// Creates the folder and writes config.json; metrics.jsonl and the TensorBoard event file
     /// restart from `history` (the epochs of a resumed checkpoint), so neither ever holds an epoch
     /// that the checkpoint dropped.
-    public func start(config: TrainConfig, history: [EpochMetrics]) throws {
+    package func start(config: TrainConfig, history: [EpochMetrics]) throws {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         try AtomicFile.write(Data(config.json().utf8), to: configURL)
         try AtomicFile.write(Data(history.map(Self.jsonLine).joined().utf8), to: metricsURL)
@@ -46,35 +46,35 @@ public final class RunFolder {
     }
 
     /// Writes the checkpoint set `stem` (latest, best).
-    public func saveCheckpoint(_ stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
+    package func saveCheckpoint(_ stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
                                normalization: Normalization) throws {
         try Checkpoint.save(dir: url, stem: stem, model: model, optimizer: optimizer, state: state, normalization: normalization)
     }
 
     /// The model file of checkpoint `stem`, if it exists.
-    public func checkpointModel(_ stem: String) -> URL? {
+    package func checkpointModel(_ stem: String) -> URL? {
         let u = Checkpoint.modelURL(url, stem)
         return FileManager.default.fileExists(atPath: u.path) ? u : nil
     }
 
     /// Appends the epoch to metrics.jsonl and to the TensorBoard curves.
-    public func record(_ m: EpochMetrics) throws {
+    package func record(_ m: EpochMetrics) throws {
         try appendLine(Self.jsonLine(m), to: metricsURL)
         try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch)
     }
 
     /// Appends a step line to metrics.jsonl.
-    public func record(_ s: StepMetrics) throws {
+    package func record(_ s: StepMetrics) throws {
         try appendLine(Self.jsonLine(s), to: metricsURL)
     }
 
     /// `<stem>_report.txt`, `<stem>_confusion_matrix.csv` and `<stem>_metrics.json`.
-    public func writeReport(_ r: EvaluationResult, stem: String) throws {
+    package func writeReport(_ r: EvaluationResult, stem: String) throws {
         try Training.writeReport(r, to: url, stem: stem)
     }
 
     /// filters.png: the learned first-layer filters; returns the layer's name.
-    public func writeFilters(of model: Model) throws -> String {
+    package func writeFilters(of model: Model) throws -> String {
         try Visualization.writeFirstLayerFilters(of: model, to: filtersURL.path)
     }
 
@@ -107,7 +107,7 @@ public final class RunFolder {
 
 /// Writes `<stem>_report.txt` (classification report + confusion matrix), `<stem>_confusion_matrix.csv`
 /// and `<stem>_metrics.json` into `dir`.
-public func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws {
+package func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throws {
     let text = String(format: "accuracy %.4f  loss %.4f\n\n", r.accuracy, r.loss) + r.confusion.classificationReport()
         + "\nconfusion matrix (rows: true class, columns: predicted)\n" + r.confusion.formatted()
     try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("\(stem)_report.txt"))

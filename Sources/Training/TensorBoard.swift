@@ -12,12 +12,12 @@ import Foundation
 /// `Value { tag, simple_value }` per scalar. Protobuf fields used (tensorflow/core/util/event.proto,
 /// summary.proto): Event.wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
 /// summary = 5; Summary.value = 1; Value.tag = 1 (string), simple_value = 2 (float).
-public final class TensorBoardWriter {
-    public let url: URL
+package final class TensorBoardWriter {
+    package let url: URL
     private let handle: FileHandle
 
     /// Creates a new event file in `directory` (a run folder) and writes its version record.
-    public init(directory: URL, now: Date = Date()) throws {
+    package init(directory: URL, now: Date = Date()) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
         url = directory.appendingPathComponent("events.out.tfevents.\(Int(now.timeIntervalSince1970)).\(host)")
@@ -35,7 +35,7 @@ public final class TensorBoardWriter {
     deinit { try? handle.close() }
 
     /// Appends one event with the given scalars at `step` (e.g. the epoch) and flushes it to disk.
-    public func add(scalars: [(tag: String, value: Double)], step: Int, wallTime: Date = Date()) throws {
+    package func add(scalars: [(tag: String, value: Double)], step: Int, wallTime: Date = Date()) throws {
         var summary = Protobuf()
         for (tag, value) in scalars {
             var v = Protobuf()
@@ -67,7 +67,7 @@ public final class TensorBoardWriter {
     }
 
     /// Reads the records of an event file back, checking both CRCs of each (for tests and tools).
-    public static func readRecords(_ url: URL) throws -> [[UInt8]] {
+    package static func readRecords(_ url: URL) throws -> [[UInt8]] {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw CNNError.io("cannot read \(url.path)") }
         let bytes = [UInt8](data)
         var records: [[UInt8]] = []

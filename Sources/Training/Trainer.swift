@@ -31,7 +31,7 @@ public final class Trainer {
     public let validationLoader: BatchLoader
     public let runDirectory: URL?
     /// Everything written to `runDirectory` goes through this.
-    public let runFolder: RunFolder?
+    package let runFolder: RunFolder?
     /// Informational lines (stderr by default).
     public var log: (String) -> Void = { note($0) }
     /// Show a progress bar (default: when stderr is a terminal).

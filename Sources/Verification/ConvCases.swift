@@ -3,7 +3,7 @@ import CNNCore
 /// Descriptors of the GEMM and convolution families.
 extension OpDescriptor {
     /// C = alpha op(A) op(B) + beta C, row-major, with leading dimensions `pad` wider than needed.
-    public static func gemm(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float = 1, beta: Float = 0,
+    package static func gemm(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float = 1, beta: Float = 0,
                             pad: Int = 0) -> OpDescriptor {
         let shape = "m\(m) n\(n) k\(k)\(transA ? " A^T" : "")\(transB ? " B^T" : "")"
             + (alpha != 1 ? " alpha \(alpha)" : "") + (beta != 0 ? " beta \(beta)" : "") + (pad > 0 ? " ld+\(pad)" : "")
@@ -36,7 +36,7 @@ extension OpDescriptor {
     /// `batch` GEMMs; A's stride may be 0 (one shared matrix, as convolution uses it). By default
     /// alpha 0.5, beta 0.25 and gaps between the matrices of B and C; `packed`: alpha 1, beta 0 and
     /// the matrices back to back (as a convolution's forward GEMM over im2col columns runs it).
-    public static func gemmStridedBatched(m: Int, n: Int, k: Int, batch: Int, transA: Bool, transB: Bool,
+    package static func gemmStridedBatched(m: Int, n: Int, k: Int, batch: Int, transA: Bool, transB: Bool,
                                           sharedA: Bool, packed: Bool = false) -> OpDescriptor {
         let shape = "batch \(batch) m\(m) n\(n) k\(k)\(transA ? " A^T" : "")\(transB ? " B^T" : "")\(sharedA ? " strideA 0" : "")"
             + (packed ? " packed" : "")
@@ -79,7 +79,7 @@ extension OpDescriptor {
                             batch: g.batch, rebatch: rebatch, setup: setup)
     }
 
-    public static func im2col(_ g: Conv2DGeometry) -> OpDescriptor {
+    package static func im2col(_ g: Conv2DGeometry) -> OpDescriptor {
         OpDescriptor(op: "im2col", shape: convName(g), family: "conv") { b, inp in
             let x = try b.tensor(inp.uniform(g.inputShape.count), g.inputShape)
             let cols = try b.junk(g.colsShape)
@@ -88,7 +88,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func col2im(_ g: Conv2DGeometry) -> OpDescriptor {
+    package static func col2im(_ g: Conv2DGeometry) -> OpDescriptor {
         OpDescriptor(op: "col2im", shape: convName(g), family: "conv") { b, inp in
             let cols = try b.tensor(inp.uniform(g.colsShape.count), g.colsShape)
             let x = try b.junk(g.inputShape)
@@ -97,7 +97,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func conv2DForward(_ g: Conv2DGeometry, bias: Bool = true, activation: Activation = .identity) -> OpDescriptor {
+    package static func conv2DForward(_ g: Conv2DGeometry, bias: Bool = true, activation: Activation = .identity) -> OpDescriptor {
         let shape = convName(g, (bias ? "" : " no bias") + (activation == .relu ? " relu" : ""))
         return conv("conv2DForward", g, shape, rebatch: { conv2DForward(g.withBatch($0), bias: bias, activation: activation) }) { b, inp in
             let hx = inp.uniform(g.inputShape.count), hw = inp.uniform(g.weightShape.count)
@@ -111,7 +111,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func conv2DBackwardData(_ g: Conv2DGeometry) -> OpDescriptor {
+    package static func conv2DBackwardData(_ g: Conv2DGeometry) -> OpDescriptor {
         conv("conv2DBackwardData", g, convName(g), rebatch: { conv2DBackwardData(g.withBatch($0)) }) { b, inp in
             let hdy = inp.uniform(g.outputShape.count), hw = inp.uniform(g.weightShape.count)
             let dy = try b.tensor(hdy, g.outputShape), w = try b.tensor(hw, g.weightShape)
@@ -122,7 +122,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func conv2DBackwardFilter(_ g: Conv2DGeometry, bias: Bool = true) -> OpDescriptor {
+    package static func conv2DBackwardFilter(_ g: Conv2DGeometry, bias: Bool = true) -> OpDescriptor {
         let shape = convName(g, bias ? "" : " no bias")
         return conv("conv2DBackwardFilter", g, shape, rebatch: { conv2DBackwardFilter(g.withBatch($0), bias: bias) }) { b, inp in
             let hx = inp.uniform(g.inputShape.count), hdy = inp.uniform(g.outputShape.count)
@@ -146,7 +146,7 @@ extension OpDescriptor {
     }
 
     /// y: (N, C, *spatial) in place.
-    public static func biasAdd(_ shape: Shape, activation: Activation = .identity) -> OpDescriptor {
+    package static func biasAdd(_ shape: Shape, activation: Activation = .identity) -> OpDescriptor {
         let name = "\(shape)\(activation == .relu ? " relu" : "")"
         return OpDescriptor(op: "biasAdd", shape: name, family: "conv") { b, inp in
             let y = try b.tensor(inp.uniform(shape.count), shape)
@@ -156,7 +156,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func biasGrad(_ shape: Shape) -> OpDescriptor {
+    package static func biasGrad(_ shape: Shape) -> OpDescriptor {
         OpDescriptor(op: "biasGrad", shape: "\(shape)", family: "conv") { b, inp in
             let dy = try b.tensor(inp.uniform(shape.count), shape)
             let db = try b.junk([shape[1]])
@@ -166,7 +166,7 @@ extension OpDescriptor {
     }
 
     /// Every convolution primitive on one geometry.
-    public static func convolutionFamily(_ g: Conv2DGeometry, activation: Activation = .identity) -> [OpDescriptor] {
+    package static func convolutionFamily(_ g: Conv2DGeometry, activation: Activation = .identity) -> [OpDescriptor] {
         [im2col(g), col2im(g), conv2DForward(g, bias: true, activation: activation), conv2DBackwardData(g),
          conv2DBackwardFilter(g, bias: true)]
     }
@@ -174,7 +174,7 @@ extension OpDescriptor {
 
 extension VerifyCase {
     /// Every convolution primitive on one geometry.
-    public static func convolutionFamily(_ g: Conv2DGeometry, activation: Activation = .identity) -> [VerifyCase] {
+    package static func convolutionFamily(_ g: Conv2DGeometry, activation: Activation = .identity) -> [VerifyCase] {
         OpDescriptor.convolutionFamily(g, activation: activation).map(\.verifyCase)
     }
 }

@@ -3,7 +3,7 @@ import CNNCore
 /// Descriptors of the pooling and BatchNorm families.
 extension OpDescriptor {
     /// Max pooling's argmax is data movement: bit-exact. `ties`: inputs on a coarse grid.
-    public static func maxPool2DForward(_ g: Pool2DGeometry, ties: Bool = false) -> OpDescriptor {
+    package static func maxPool2DForward(_ g: Pool2DGeometry, ties: Bool = false) -> OpDescriptor {
         let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
         return OpDescriptor(op: "maxPool2DForward", shape: g.description + (ties ? " ties" : ""), family: "pool",
                             bytes: 4 * (x + 2 * y)) { b, inp in
@@ -17,7 +17,7 @@ extension OpDescriptor {
     /// The backward pass is bit-exact when windows do not overlap (each input gets at most one
     /// gradient); with overlap it sums (elementwise tolerance). The argmax comes from the same
     /// device's forward pass, as in training.
-    public static func maxPool2DBackward(_ g: Pool2DGeometry, ties: Bool = false) -> OpDescriptor {
+    package static func maxPool2DBackward(_ g: Pool2DGeometry, ties: Bool = false) -> OpDescriptor {
         let overlap = g.strideH < g.kernelH || g.strideW < g.kernelW
         let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
         return OpDescriptor(op: "maxPool2DBackward", shape: g.description + (ties ? " ties" : ""), family: "pool",
@@ -32,7 +32,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func avgPool2DForward(_ g: Pool2DGeometry) -> OpDescriptor {
+    package static func avgPool2DForward(_ g: Pool2DGeometry) -> OpDescriptor {
         let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
         return OpDescriptor(op: "avgPool2DForward", shape: g.description, family: "pool", bytes: 4 * (x + y)) { b, inp in
             let x = try b.tensor(inp.uniform(g.inputShape.count), g.inputShape)
@@ -42,7 +42,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func avgPool2DBackward(_ g: Pool2DGeometry) -> OpDescriptor {
+    package static func avgPool2DBackward(_ g: Pool2DGeometry) -> OpDescriptor {
         let x = Double(g.inputShape.count), y = Double(g.outputShape.count)
         return OpDescriptor(op: "avgPool2DBackward", shape: g.description, family: "pool", bytes: 4 * (y + x)) { b, inp in
             let dy = try b.tensor(inp.uniform(g.outputShape.count), g.outputShape)
@@ -58,7 +58,7 @@ extension OpDescriptor {
 
     /// Training forward (y, saved statistics, running statistics) over x: `shape` = (N, C, *).
     /// `offset` shifts x (a large offset tests the variance's stability).
-    public static func batchNormForwardTraining(_ shape: Shape, activation: Activation = .identity,
+    package static func batchNormForwardTraining(_ shape: Shape, activation: Activation = .identity,
                                                 offset: Float = 0) -> OpDescriptor {
         let c = shape[1], red = Tolerance.reduction(length: shape[0] * shape.spatialCount)
         return OpDescriptor(op: "batchNormForwardTraining", shape: batchNormName(shape, activation, offset), family: "batchnorm",
@@ -77,7 +77,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func batchNormForwardInference(_ shape: Shape, activation: Activation = .identity,
+    package static func batchNormForwardInference(_ shape: Shape, activation: Activation = .identity,
                                                  offset: Float = 0) -> OpDescriptor {
         let c = shape[1]
         return OpDescriptor(op: "batchNormForwardInference", shape: batchNormName(shape, activation, offset), family: "batchnorm",
@@ -95,7 +95,7 @@ extension OpDescriptor {
 
     /// Backward over saved statistics from the same device's (identity) training forward pass, as in
     /// training; `activation` only names the case after the layer it belongs to.
-    public static func batchNormBackward(_ shape: Shape, activation: Activation = .identity, offset: Float = 0) -> OpDescriptor {
+    package static func batchNormBackward(_ shape: Shape, activation: Activation = .identity, offset: Float = 0) -> OpDescriptor {
         let c = shape[1], red = Tolerance.reduction(length: shape[0] * shape.spatialCount)
         return OpDescriptor(op: "batchNormBackward", shape: batchNormName(shape, activation, offset), family: "batchnorm",
                             bytes: 4 * 3 * Double(shape.count)) { b, inp in

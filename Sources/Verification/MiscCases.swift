@@ -3,7 +3,7 @@ import CNNCore
 /// Descriptors of the elementwise, loss, optimizer and reduction families.
 extension OpDescriptor {
     /// relu, reluBackward, add, mul, scale, axpy, fill, copy over `count` elements.
-    public static func elementwise(count n: Int) -> [OpDescriptor] {
+    package static func elementwise(count n: Int) -> [OpDescriptor] {
         let name = "n\(n)"
         /// x, x2 and y (read by axpy, overwritten by the others); `setup` runs once, before any run.
         func op(_ op: String, _ tol: Tolerance, setup: @escaping @Sendable (any Backend, Tensor) throws -> Void = { _, _ in },
@@ -31,7 +31,7 @@ extension OpDescriptor {
     }
 
     /// Inverted dropout: the mask must equal the CPU's bit for bit (same counter-based RNG).
-    public static func dropoutForward(count n: Int, probability p: Float, seed s: UInt64 = 2024) -> OpDescriptor {
+    package static func dropoutForward(count n: Int, probability p: Float, seed s: UInt64 = 2024) -> OpDescriptor {
         OpDescriptor(op: "dropoutForward", shape: "n\(n) p\(p)", family: "elementwise", bytes: 4 * 3 * Double(n)) { b, inp in
             let x = try b.tensor(inp.uniform(n), [n])
             let y = try b.junk([n]), mask = try b.junk([n])
@@ -40,7 +40,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func softmax(rows n: Int, classes k: Int) -> OpDescriptor {
+    package static func softmax(rows n: Int, classes k: Int) -> OpDescriptor {
         OpDescriptor(op: "softmax", shape: "(\(n), \(k))", family: "loss", bytes: 4 * 2 * Double(n * k),
                      seedKey: "softmax\(n),\(k)") { b, inp in
             let x = try b.tensor(inp.uniform(n * k, -4, 4), [n, k])
@@ -49,7 +49,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func softmaxCrossEntropy(rows n: Int, classes k: Int, soft: Bool, smoothing: Float = 0,
+    package static func softmaxCrossEntropy(rows n: Int, classes k: Int, soft: Bool, smoothing: Float = 0,
                                            gradient: Bool = true) -> OpDescriptor {
         let name = "(\(n), \(k)) \(soft ? "soft targets" : "labels")" + (smoothing != 0 ? " smoothing \(smoothing)" : "")
             + (gradient ? "" : " no gradient")
@@ -73,7 +73,7 @@ extension OpDescriptor {
 
     /// `steps` steps, each with its own gradients (verification runs all of them; a benchmark
     /// cycles through them).
-    public static func sgdStep(count n: Int, hyper h: SGDHyper, steps: Int = 2) -> OpDescriptor {
+    package static func sgdStep(count n: Int, hyper h: SGDHyper, steps: Int = 2) -> OpDescriptor {
         let name = "n\(n) lr \(h.learningRate)" + (h.momentum != 0 ? " momentum \(h.momentum)" : "")
             + (h.nesterov ? " nesterov" : "") + (h.dampening != 0 ? " dampening \(h.dampening)" : "")
             + (h.weightDecay != 0 ? " wd \(h.weightDecay)" : "") + " x\(steps)"
@@ -92,7 +92,7 @@ extension OpDescriptor {
         }
     }
 
-    public static func adamStep(count n: Int, hyper h: AdamHyper, steps: Int = 3) -> OpDescriptor {
+    package static func adamStep(count n: Int, hyper h: AdamHyper, steps: Int = 3) -> OpDescriptor {
         let name = "n\(n) lr \(h.learningRate)" + (h.weightDecay != 0 ? " wd \(h.weightDecay)" : "")
             + (h.decoupled ? " AdamW" : " Adam") + " x\(steps)"
         return OpDescriptor(op: "adamStep", shape: name, family: "optimizer", bytes: 4 * 7 * Double(n), verifyRuns: steps) { b, inp in
@@ -110,7 +110,7 @@ extension OpDescriptor {
     }
 
     /// sum or sumOfSquares, overwriting or accumulating.
-    public static func sum(count n: Int, squares: Bool, accumulate: Bool) -> OpDescriptor {
+    package static func sum(count n: Int, squares: Bool, accumulate: Bool) -> OpDescriptor {
         OpDescriptor(op: squares ? "sumOfSquares" : "sum", shape: "n\(n)" + (accumulate ? " accumulate" : ""), family: "reduction",
                      bytes: 4 * Double(n)) { b, inp in
             let x = try b.tensor(inp.uniform(n), [n])
@@ -123,12 +123,12 @@ extension OpDescriptor {
     }
 
     /// sum and sumOfSquares, overwriting and accumulating.
-    public static func sums(count n: Int) -> [OpDescriptor] {
+    package static func sums(count n: Int) -> [OpDescriptor] {
         [false, true].flatMap { squares in [false, true].map { sum(count: n, squares: squares, accumulate: $0) } }
     }
 
     /// argmax over (n, k) logits (ties included: coarse values).
-    public static func argmax(rows n: Int, classes k: Int) -> OpDescriptor {
+    package static func argmax(rows n: Int, classes k: Int) -> OpDescriptor {
         OpDescriptor(op: "argmax", shape: "(\(n), \(k))", family: "reduction", bytes: 4 * Double(n * k + n)) { b, inp in
             let x = try b.tensor(inp.coarse(n * k), [n, k])
             let out = try b.junkInts([n])
@@ -137,7 +137,7 @@ extension OpDescriptor {
     }
 
     /// countCorrect over (n, k) logits (ties included), accumulating.
-    public static func countCorrect(rows n: Int, classes k: Int) -> OpDescriptor {
+    package static func countCorrect(rows n: Int, classes k: Int) -> OpDescriptor {
         OpDescriptor(op: "countCorrect", shape: "(\(n), \(k)) accumulate", family: "reduction", bytes: 4 * Double(n * k + n),
                      seedKey: "countCorrect(\(n), \(k))") { b, inp in
             let x = try b.tensor(inp.coarse(n * k), [n, k])

@@ -12,21 +12,21 @@ import CNNCore
 /// - which outputs to compare, with which tolerance (Tolerance.swift),
 /// - and, for the benchmark, its family, FLOPs and minimum bytes per run, what a reference check
 ///   costs, how to rebuild it at a smaller batch and where possible a sampled float64 check.
-public struct OpDescriptor: Sendable, CustomStringConvertible {
+package struct OpDescriptor: Sendable, CustomStringConvertible {
     /// The primitive's name, as in the Backend protocol (e.g. "conv2DForward").
-    public var op: String
+    package var op: String
     /// The shape / variant, e.g. "N64 3->32 32x32 k3x3 s1x1 p1x1 relu".
-    public var shape: String
+    package var shape: String
     /// gemm, conv, pool, batchnorm, elementwise, loss, optimizer or reduction.
-    public var family: String
+    package var family: String
     /// Floating-point operations per run (a multiply-add is 2), where meaningful.
-    public var flops: Double?
+    package var flops: Double?
     /// Minimum memory traffic per run (every tensor read or written once), where meaningful.
-    public var bytes: Double?
+    package var bytes: Double?
     /// Multiply-accumulates of one reference run (0 where negligible).
-    public var referenceMACs: Double = 0
+    package var referenceMACs: Double = 0
     /// The batch axis the descriptor can be rebuilt at (`atBatch`), nil when it has none.
-    public var batch: Int?
+    package var batch: Int?
     var rebatch: (@Sendable (Int) -> OpDescriptor)?
     /// Runs per verification (optimizer steps are checked over several steps of accumulated state).
     var verifyRuns = 1
@@ -50,20 +50,20 @@ public struct OpDescriptor: Sendable, CustomStringConvertible {
         self.setup = setup
     }
 
-    public var description: String { "\(op) \(shape)" }
+    package var description: String { "\(op) \(shape)" }
 
     /// Uploads the inputs and allocates the outputs on `backend`.
-    public func prepare(on backend: any Backend) throws -> PreparedOp {
+    package func prepare(on backend: any Backend) throws -> PreparedOp {
         var inp = Inputs(seed(seedKey ?? op + shape))
         return try setup(backend, &inp)
     }
 
     /// The same primitive with the batch axis set to `n` (a reference check of a case too large
     /// for the reference at full size), or nil when it has no batch axis.
-    public func atBatch(_ n: Int) -> OpDescriptor? { rebatch?(n) }
+    package func atBatch(_ n: Int) -> OpDescriptor? { rebatch?(n) }
 
     /// The verification case: prepare, run (`verifyRuns` times), read the outputs back.
-    public var verifyCase: VerifyCase {
+    package var verifyCase: VerifyCase {
         let d = self
         return VerifyCase(op: op, shape: shape) { b in
             let p = try d.prepare(on: b)
@@ -74,14 +74,14 @@ public struct OpDescriptor: Sendable, CustomStringConvertible {
 }
 
 /// A descriptor set up on one backend.
-public struct PreparedOp {
+package struct PreparedOp {
     /// One run of the primitive (enqueued; the caller synchronizes).
-    public var run: () throws -> Void
+    package var run: () throws -> Void
     /// The outputs after the latest run, read back, with their tolerances.
-    public var outputs: () throws -> [VerifyOutput]
+    package var outputs: () throws -> [VerifyOutput]
     /// The outputs of the latest run at sampled elements against float64 sums on the host (for
     /// shapes too large for a full reference run); nil where the primitive has none.
-    public var sampled: (() throws -> [SampledOutput])?
+    package var sampled: (() throws -> [SampledOutput])?
 
     init(run: @escaping () throws -> Void, outputs: @escaping () throws -> [VerifyOutput],
          sampled: (() throws -> [SampledOutput])? = nil) {
@@ -92,11 +92,11 @@ public struct PreparedOp {
 }
 
 /// Some elements of one output and their float64 reference.
-public struct SampledOutput: Sendable {
-    public var name: String
-    public var got: [Float]
-    public var reference: [Float]
-    public var tolerance: Tolerance
+package struct SampledOutput: Sendable {
+    package var name: String
+    package var got: [Float]
+    package var reference: [Float]
+    package var tolerance: Tolerance
 }
 
 /// How many elements a sampled check looks at.

@@ -6,18 +6,18 @@ import CNNCore
 /// Models (CIFAR-10, 3x32x32): `cnn` = conv(3->32, 3x3, pad 1)-ReLU-maxpool2 -> conv(32->64)-ReLU-
 /// maxpool2 -> linear(4096->512)-ReLU -> linear(512->10); `optimized` adds BatchNorm after each
 /// conv, Dropout(0.25) after the second conv block's ReLU and Dropout(0.5) after the first linear.
-public enum VerifySuite {
+package enum VerifySuite {
     static func conv(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ cout: Int, k: Int, s: Int = 1, p: Int = 0) -> Conv2DGeometry {
         Conv2DGeometry(batch: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: k, stride: s, padding: p)
     }
 
     /// The two convolutions of both models.
-    public static func modelConvolutions(batch b: Int) -> [Conv2DGeometry] {
+    package static func modelConvolutions(batch b: Int) -> [Conv2DGeometry] {
         [conv(b, 3, 32, 32, 32, k: 3, p: 1), conv(b, 32, 16, 16, 64, k: 3, p: 1)]
     }
 
     /// The descriptors of one family (small awkward shapes; the models' layer shapes at `modelBatch`).
-    public static func gemmOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func gemmOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         var ops: [OpDescriptor] = [
             .gemm(m: 1, n: 1, k: 1, transA: false, transB: false),
             .gemm(m: 1, n: 7, k: 33, transA: false, transB: true),
@@ -40,7 +40,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func convolutionOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func convolutionOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         var ops = OpDescriptor.convolutionFamily(conv(1, 3, 7, 9, 5, k: 3, p: 1))
         ops += OpDescriptor.convolutionFamily(
             Conv2DGeometry(batch: 2, inChannels: 4, height: 11, width: 13, outChannels: 6, kernelH: 3, kernelW: 5,
@@ -58,7 +58,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func poolingOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func poolingOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         func maxPool(_ g: Pool2DGeometry, ties: Bool = false) -> [OpDescriptor] {
             [.maxPool2DForward(g, ties: ties), .maxPool2DBackward(g, ties: ties)]
         }
@@ -77,7 +77,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func batchNormOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func batchNormOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         /// Training forward, inference forward and backward over one shape.
         func all(_ s: Shape, activation: Activation = .identity, offset: Float = 0) -> [OpDescriptor] {
             [.batchNormForwardTraining(s, activation: activation, offset: offset),
@@ -95,7 +95,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func elementwiseOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func elementwiseOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         var ops = OpDescriptor.elementwise(count: 1) + OpDescriptor.elementwise(count: 4099)
         ops += [.dropoutForward(count: 1, probability: 0.5), .dropoutForward(count: 4099, probability: 0.25),
                 .dropoutForward(count: 1000, probability: 0)]
@@ -105,7 +105,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func lossOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func lossOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         var ops: [OpDescriptor] = [
             .softmax(rows: 1, classes: 10), .softmax(rows: 5, classes: 17),
             .softmaxCrossEntropy(rows: 1, classes: 10, soft: false),
@@ -117,7 +117,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func optimizerOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func optimizerOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         var ops: [OpDescriptor] = [
             .sgdStep(count: 1, hyper: SGDHyper(learningRate: 0.1)),
             .sgdStep(count: 1031, hyper: SGDHyper(learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4)),
@@ -133,7 +133,7 @@ public enum VerifySuite {
         return ops
     }
 
-    public static func reductionOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
+    package static func reductionOps(modelBatch b: Int? = nil) -> [OpDescriptor] {
         func argmaxAndCount(_ n: Int, _ k: Int) -> [OpDescriptor] { [.argmax(rows: n, classes: k), .countCorrect(rows: n, classes: k)] }
         var ops = OpDescriptor.sums(count: 1) + OpDescriptor.sums(count: 100_003)
         ops += argmaxAndCount(1, 10) + argmaxAndCount(300, 7)
@@ -142,28 +142,28 @@ public enum VerifySuite {
     }
 
     // The verification cases of each family.
-    public static func gemm(modelBatch b: Int? = nil) -> [VerifyCase] { gemmOps(modelBatch: b).map(\.verifyCase) }
-    public static func convolution(modelBatch b: Int? = nil) -> [VerifyCase] { convolutionOps(modelBatch: b).map(\.verifyCase) }
-    public static func pooling(modelBatch b: Int? = nil) -> [VerifyCase] { poolingOps(modelBatch: b).map(\.verifyCase) }
-    public static func batchNorm(modelBatch b: Int? = nil) -> [VerifyCase] { batchNormOps(modelBatch: b).map(\.verifyCase) }
-    public static func elementwise(modelBatch b: Int? = nil) -> [VerifyCase] { elementwiseOps(modelBatch: b).map(\.verifyCase) }
-    public static func loss(modelBatch b: Int? = nil) -> [VerifyCase] { lossOps(modelBatch: b).map(\.verifyCase) }
-    public static func optimizers(modelBatch b: Int? = nil) -> [VerifyCase] { optimizerOps(modelBatch: b).map(\.verifyCase) }
-    public static func reductions(modelBatch b: Int? = nil) -> [VerifyCase] { reductionOps(modelBatch: b).map(\.verifyCase) }
+    package static func gemm(modelBatch b: Int? = nil) -> [VerifyCase] { gemmOps(modelBatch: b).map(\.verifyCase) }
+    package static func convolution(modelBatch b: Int? = nil) -> [VerifyCase] { convolutionOps(modelBatch: b).map(\.verifyCase) }
+    package static func pooling(modelBatch b: Int? = nil) -> [VerifyCase] { poolingOps(modelBatch: b).map(\.verifyCase) }
+    package static func batchNorm(modelBatch b: Int? = nil) -> [VerifyCase] { batchNormOps(modelBatch: b).map(\.verifyCase) }
+    package static func elementwise(modelBatch b: Int? = nil) -> [VerifyCase] { elementwiseOps(modelBatch: b).map(\.verifyCase) }
+    package static func loss(modelBatch b: Int? = nil) -> [VerifyCase] { lossOps(modelBatch: b).map(\.verifyCase) }
+    package static func optimizers(modelBatch b: Int? = nil) -> [VerifyCase] { optimizerOps(modelBatch: b).map(\.verifyCase) }
+    package static func reductions(modelBatch b: Int? = nil) -> [VerifyCase] { reductionOps(modelBatch: b).map(\.verifyCase) }
 
     /// Every primitive over the small shapes, plus the models' layer shapes at `batch`
     /// (what `cnn verify` runs).
-    public static func standard(batch: Int = 64) -> [VerifyCase] {
+    package static func standard(batch: Int = 64) -> [VerifyCase] {
         all(modelBatch: batch)
     }
 
     /// Every primitive over the small shapes only (seconds, for tests).
-    public static var quick: [VerifyCase] { all(modelBatch: nil) }
+    package static var quick: [VerifyCase] { all(modelBatch: nil) }
 
     static func all(modelBatch b: Int?) -> [VerifyCase] { allOps(modelBatch: b).map(\.verifyCase) }
 
     /// Every descriptor, family by family.
-    public static func allOps(modelBatch b: Int?) -> [OpDescriptor] {
+    package static func allOps(modelBatch b: Int?) -> [OpDescriptor] {
         gemmOps(modelBatch: b) + convolutionOps(modelBatch: b) + poolingOps(modelBatch: b) + batchNormOps(modelBatch: b)
             + elementwiseOps(modelBatch: b) + lossOps(modelBatch: b) + optimizerOps(modelBatch: b) + reductionOps(modelBatch: b)
     }

@@ -6,54 +6,54 @@ import CNNCore
 /// Why atol scales with the output's RMS: a sum's rounding error grows with the size of its terms,
 /// not with the result, and random data makes some results cancel to almost zero. The RMS of the
 /// whole output measures the terms' scale without being fooled by one small element.
-public struct Tolerance: Sendable, Equatable, CustomStringConvertible {
-    public var rtol: Double
-    public var atolRMS: Double
+package struct Tolerance: Sendable, Equatable, CustomStringConvertible {
+    package var rtol: Double
+    package var atolRMS: Double
 
-    public init(rtol: Double, atolRMS: Double) {
+    package init(rtol: Double, atolRMS: Double) {
         self.rtol = rtol
         self.atolRMS = atolRMS
     }
 
     /// Data movement (im2col, max-pool routing, ReLU, dropout with its mask): bit for bit.
-    public static let exact = Tolerance(rtol: 0, atolRMS: 0)
+    package static let exact = Tolerance(rtol: 0, atolRMS: 0)
     /// One or a few roundings per element (add, axpy, optimizer updates, exp/log per element).
-    public static let elementwise = Tolerance(rtol: 1e-6, atolRMS: 1e-6)
+    package static let elementwise = Tolerance(rtol: 1e-6, atolRMS: 1e-6)
     /// Elementwise ops with division, sqrt, exp or log (BN inference, optimizer updates): OpenCL lets
     /// a device round these to 2.5-4 ulp (OpenCL C spec, "Relative Error as ULPs"), not 0.5 like the
     /// reference; a few of them per element stay below about 4e-6.
-    public static let transcendental = Tolerance(rtol: 4e-6, atolRMS: 4e-6)
+    package static let transcendental = Tolerance(rtol: 4e-6, atolRMS: 4e-6)
     /// GEMM and convolution: the device sums in float in another order than the Double reference.
-    public static let gemm = Tolerance(rtol: 1e-4, atolRMS: 1e-4)
+    package static let gemm = Tolerance(rtol: 1e-4, atolRMS: 1e-4)
 
     /// Reductions (BN statistics, softmax, col2im, sums): rtol = 2e-6 * sqrt(length), kept within
     /// [1e-5, 1e-4] — float summation error grows about with the square root of the length.
-    public static func reduction(length: Int) -> Tolerance {
+    package static func reduction(length: Int) -> Tolerance {
         let r = min(1e-4, max(1e-5, 2e-6 * Double(max(length, 1)).squareRoot()))
         return Tolerance(rtol: r, atolRMS: r)
     }
 
-    public var description: String {
+    package var description: String {
         if self == .exact { return "exact" }
         return "rtol \(sci(rtol)), atol \(sci(atolRMS))*rms"
     }
 }
 
 /// How a device output compares with the reference.
-public struct Comparison: Sendable, CustomStringConvertible {
-    public var count: Int
-    public var maxAbsError: Double
+package struct Comparison: Sendable, CustomStringConvertible {
+    package var count: Int
+    package var maxAbsError: Double
     /// max of |got - ref| / max(|ref|, RMS(ref)) — relative to the element, or to the output's
     /// scale where the element is smaller than that (so near-zero results do not read as huge).
-    public var maxRelError: Double
+    package var maxRelError: Double
     /// The element closest to (or furthest past) its bound, and its values.
-    public var worstIndex: Int
-    public var worstGot: Float
-    public var worstRef: Float
-    public var failures: Int
-    public var passed: Bool { failures == 0 }
+    package var worstIndex: Int
+    package var worstGot: Float
+    package var worstRef: Float
+    package var failures: Int
+    package var passed: Bool { failures == 0 }
 
-    public var description: String {
+    package var description: String {
         (passed ? "pass" : "FAIL: \(failures) of \(count) elements out of tolerance")
             + "; max abs \(sci(maxAbsError)), max rel \(sci(maxRelError)); worst at [\(worstIndex)]: got \(worstGot), reference \(worstRef)"
     }
@@ -61,7 +61,7 @@ public struct Comparison: Sendable, CustomStringConvertible {
 
 /// Compares `got` with `reference` element by element. Both NaN counts as equal; a NaN on one side
 /// only, or a count mismatch, fails.
-public func compare(_ got: [Float], _ reference: [Float], _ tol: Tolerance) -> Comparison {
+package func compare(_ got: [Float], _ reference: [Float], _ tol: Tolerance) -> Comparison {
     var c = Comparison(count: reference.count, maxAbsError: 0, maxRelError: 0, worstIndex: -1, worstGot: .nan,
                        worstRef: .nan, failures: 0)
     guard got.count == reference.count else {

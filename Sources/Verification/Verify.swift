@@ -2,21 +2,21 @@ import CNNCore
 import Foundation
 
 /// One line of the verification table: one output of one primitive on one shape.
-public struct VerifyRow: Sendable, CustomStringConvertible {
-    public var op: String
-    public var shape: String
+package struct VerifyRow: Sendable, CustomStringConvertible {
+    package var op: String
+    package var shape: String
     /// The output compared (e.g. "dWeight"), or "error" when the primitive threw.
-    public var output: String
-    public var maxAbsError: Double
-    public var maxRelError: Double
-    public var tolerance: Tolerance
-    public var passed: Bool
+    package var output: String
+    package var maxAbsError: Double
+    package var maxRelError: Double
+    package var tolerance: Tolerance
+    package var passed: Bool
     /// Where it went wrong: the worst element, or the error message.
-    public var detail: String
+    package var detail: String
     /// Wall seconds of the case on the device (inputs, call and read-back).
-    public var deviceSeconds: Double
+    package var deviceSeconds: Double
 
-    public var description: String {
+    package var description: String {
         "\(op) \(shape) \(output): \(passed ? "pass" : "FAIL") (max abs \(sci(maxAbsError)), max rel \(sci(maxRelError)), "
             + "\(tolerance))" + (passed ? "" : " — \(detail)")
     }
@@ -25,7 +25,7 @@ public struct VerifyRow: Sendable, CustomStringConvertible {
 /// Runs every case on `device` and on `reference` and compares each output. Never throws: a
 /// primitive that throws on the device (or reads back the wrong size) is a failing row; one that
 /// throws on the reference is a failing row too (the case itself is broken).
-public func verify(device: any Backend, reference: any Backend, cases: [VerifyCase],
+package func verify(device: any Backend, reference: any Backend, cases: [VerifyCase],
                    progress: ((VerifyRow) -> Void)? = nil) -> [VerifyRow] {
     var rows: [VerifyRow] = []
     for c in cases {
@@ -71,7 +71,7 @@ public func verify(device: any Backend, reference: any Backend, cases: [VerifyCa
 
 /// The table `cnn verify` prints: one row per output, a FAIL row followed by its worst element
 /// (or error), and a summary line.
-public func formatVerifyTable(_ rows: [VerifyRow], device: String? = nil, reference: String? = nil) -> String {
+package func formatVerifyTable(_ rows: [VerifyRow], device: String? = nil, reference: String? = nil) -> String {
     let header = ["op", "shape", "output", "max abs err", "max rel err", "tolerance", "result"]
     var table: [[String]] = rows.map {
         [$0.op, $0.shape, $0.output, sci($0.maxAbsError), sci($0.maxRelError), $0.tolerance.description, $0.passed ? "pass" : "FAIL"]
@@ -100,7 +100,7 @@ public func formatVerifyTable(_ rows: [VerifyRow], device: String? = nil, refere
 }
 
 /// True when every row passed (the exit status of `cnn verify` and the benchmark gate).
-public func allPassed(_ rows: [VerifyRow]) -> Bool { !rows.isEmpty && rows.allSatisfy(\.passed) }
+package func allPassed(_ rows: [VerifyRow]) -> Bool { !rows.isEmpty && rows.allSatisfy(\.passed) }
 
 extension String {
     func trimmingTrailingSpaces() -> String {

@@ -1,11 +1,11 @@
 import CNNCore
 
 /// One output of a primitive, read back to the host, with the tolerance it is judged by.
-public struct VerifyOutput: Sendable {
-    public var name: String
-    public var values: [Float]
-    public var tolerance: Tolerance
-    public init(name: String, values: [Float], tolerance: Tolerance) {
+package struct VerifyOutput: Sendable {
+    package var name: String
+    package var values: [Float]
+    package var tolerance: Tolerance
+    package init(name: String, values: [Float], tolerance: Tolerance) {
         self.name = name
         self.values = values
         self.tolerance = tolerance
@@ -15,19 +15,19 @@ public struct VerifyOutput: Sendable {
 /// One primitive over one shape. `run` creates its inputs from a fixed seed (so every backend gets
 /// the same values), pre-fills outputs with junk (so an op that accumulates instead of overwriting
 /// is caught), calls the primitive and reads the outputs back.
-public struct VerifyCase: Sendable, CustomStringConvertible {
+package struct VerifyCase: Sendable, CustomStringConvertible {
     /// The primitive's name, as in the Backend protocol (e.g. "conv2DForward").
-    public var op: String
+    package var op: String
     /// The shape / variant, e.g. "conv N64 3->32 32x32 k3x3 s1x1 p1x1 relu".
-    public var shape: String
-    public var run: @Sendable (any Backend) throws -> [VerifyOutput]
+    package var shape: String
+    package var run: @Sendable (any Backend) throws -> [VerifyOutput]
 
-    public init(op: String, shape: String, run: @escaping @Sendable (any Backend) throws -> [VerifyOutput]) {
+    package init(op: String, shape: String, run: @escaping @Sendable (any Backend) throws -> [VerifyOutput]) {
         self.op = op
         self.shape = shape
         self.run = run
     }
-    public var description: String { "\(op) \(shape)" }
+    package var description: String { "\(op) \(shape)" }
 }
 
 /// Deterministic input values: the same on every backend.

@@ -38,6 +38,25 @@ import Testing
         #expect(reason.contains("GPU") && reason.contains("largest of 2"))
     }
 
+    /// Oclgrind reports a GPU; auto must not train on a simulator, --device opencl may choose it
+    /// (that is how `scripts/oclgrind-check.sh` runs), and a real device wins over it.
+    @Test func autoNeverPicksTheOclgrindSimulator() throws {
+        let oclgrind = Self.device(0, 0, .gpu, cus: 1, name: "Oclgrind Simulator")
+        guard case let .cpu(reason) = try selectDevice(.auto, inventory: Self.inventory([oclgrind])) else {
+            Issue.record("auto chose the simulator"); return
+        }
+        #expect(reason.contains("Oclgrind Simulator [simulator"), "\(reason)")
+        guard case let .opencl(dev, _) = try selectDevice(.opencl, inventory: Self.inventory([oclgrind])) else {
+            Issue.record("--device opencl refused the simulator"); return
+        }
+        #expect(dev.isSimulator)
+        let pocl = Self.device(1, 0, .cpu, cus: 2, name: "cpu-pocl")
+        guard case let .opencl(real, _) = try selectDevice(.opencl, inventory: Self.inventory([oclgrind, pocl])) else {
+            Issue.record("no device"); return
+        }
+        #expect(real.name == "cpu-pocl")
+    }
+
     @Test func autoTakesAnAcceleratorWhenThereIsNoGPU() throws {
         let inv = Self.inventory([Self.device(0, 0, .cpu), Self.device(0, 1, .accelerator)])
         guard case let .opencl(dev, reason) = try selectDevice(.auto, inventory: inv) else { Issue.record("no accelerator"); return }

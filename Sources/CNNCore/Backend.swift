@@ -34,7 +34,8 @@ public struct TransferCounters: Sendable, Equatable, Codable {
 /// - An output may alias its input only where the doc comment says so.
 /// - Work is ordered: a primitive sees the results of every primitive called before it.
 ///   Backends may run asynchronously; `read` and `synchronize` wait.
-/// - Shapes are checked against the op description; a mismatch throws `invalidArgument`.
+/// - Arguments (shapes, dtypes, aliasing, hyperparameters) are checked by `Contract.<op>` before any
+///   work: every backend rejects the same bad call with the same `invalidArgument` message.
 ///
 /// The CPU backend's reference implementation (`CPUBackend` in reference mode) is the spec;
 /// every other implementation is tested against it.

@@ -1,5 +1,5 @@
 // The SGEMM micro-kernel: one MR x NR tile of C from a packed A micro-panel and a packed B micro-panel.
-// Reference: `referenceGEMM` semantics (C = alpha * op(A) * op(B) + beta * C), see FastGEMM.swift.
+// Reference: `CPUBackend.Reference.gemm` (Sources/CPUBackend/Reference/GEMM.swift): C = alpha * op(A) * op(B) + beta * C.
 //
 // Packed layouts (both zero-padded to full panels, see GEMMPacking.swift):
 //   A micro-panel: (kc, MR) row-major — for each p, the MR values op(A)[i0 + 0..<MR, p0 + p]

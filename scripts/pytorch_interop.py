@@ -5,7 +5,9 @@
          on the first N CIFAR-10 test images (normalize 0.5/0.5, as SwiftCNN's default) as JSON.
   train: train the guide's model a few Adam steps in PyTorch and save its state_dict as safetensors.
 
-The model classes are the PyTorch CIFAR-10 guide's `CNN` and `OptimizedCNN`, verbatim.
+The model classes are the PyTorch CIFAR-10 guide's `CNN` and `OptimizedCNN`, verbatim, and
+PyTorch twins of SwiftCNN's other zoo models (`speedrun`, `lite`, `resnet8`; Sources/NN/Models.swift)
+with the same module names, so that every zoo model's state dict loads strictly on both sides.
 """
 import argparse, json, os, sys
 
@@ -46,7 +48,72 @@ class OptimizedCNN(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
-MODELS = {"cnn": CNN, "optimized": OptimizedCNN}
+class Speedrun(nn.Module):
+    """ModelKind.speedrun: conv 64, three conv-pool-BN-ReLU-conv-BN-ReLU blocks, global max pool."""
+    def __init__(self, classes=10):
+        super().__init__()
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout),
+                                 nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.layers = nn.Sequential(block(64, 128), block(128, 256), block(256, 256))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(256, classes, bias=False)
+
+    def forward(self, x):
+        return self.head(self.pool(self.layers(self.stem(x))).flatten(1))
+
+
+class Lite(nn.Module):
+    """ModelKind.lite."""
+    def __init__(self, classes=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class Residual(nn.Module):
+    """SwiftCNN's Residual: body(x) + shortcut(x), identity when there is no shortcut."""
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + (self.shortcut(x) if self.shortcut is not None else x)
+
+
+class ResNet8(nn.Module):
+    """ModelKind.resnet8: stem 32, residual stages 32/64/128 (1x1 projection shortcuts), global average pool."""
+    def __init__(self, classes=10):
+        super().__init__()
+        def basic(cin, cout, stride):
+            body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+            shortcut = None
+            if stride != 1 or cin != cout:
+                shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            return nn.Sequential(Residual(body, shortcut), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.layer1 = basic(32, 32, 1)
+        self.layer2 = basic(32, 64, 2)
+        self.layer3 = basic(64, 128, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(128, classes)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+MODELS = {"cnn": CNN, "optimized": OptimizedCNN, "speedrun": Speedrun, "lite": Lite, "resnet8": ResNet8}
 
 
 def read_cifar(path, limit):
@@ -80,7 +147,10 @@ def main():
             logits = torch.cat([model(x[i:i + 250]) for i in range(0, len(x), 250)])
         pred = logits.argmax(1)
         acc = (pred == y).float().mean().item()
-        json.dump({"accuracy": acc, "predictions": pred.tolist()}, open(a.out, "w"))
+        loss = F.cross_entropy(logits, y).item()
+        counters = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+        json.dump({"accuracy": acc, "loss": loss, "predictions": pred.tolist(), "state_dict": list(model.state_dict().keys()),
+                   "num_batches_tracked": counters}, open(a.out, "w"))
         print(f"pytorch eval of {a.weights}: accuracy {acc:.4f} on {len(y)} images")
     else:
         x, y = read_cifar(os.path.join(a.data, "data_batch_1.bin"), a.limit)

@@ -58,15 +58,32 @@ final class BufferPool: @unchecked Sendable {
         return (n + step - 1) / step * step
     }
 
-    func obtain(elements: Int, what: String) throws -> CLBuffer {
+    /// The largest batch of a tensor with `perSample` elements per sample that fits one allocation of
+    /// at most `maxAllocationBytes` (size classes included); 0 when not even one sample fits.
+    static func largestBatch(perSample: Int, maxAllocationBytes: UInt64) -> Int {
+        guard perSample > 0 else { return 0 }
+        var b = Int(min(maxAllocationBytes / 4, UInt64(Int32.max))) / perSample
+        while b > 0 && UInt64(sizeClass(b * perSample) * 4) > maxAllocationBytes { b -= 1 }
+        return b
+    }
+
+    /// `batchShape`: the tensor's shape when its first dimension is the batch (the message then
+    /// names a batch size that fits).
+    func obtain(elements: Int, what: String, batchShape: Shape? = nil) throws -> CLBuffer {
         let cap = BufferPool.sizeClass(elements)
         let bytes = cap * 4
         guard cap <= Int(Int32.max) else {
             throw CNNError.unsupported("OpenCL: \(what) needs \(elements) elements; tensors over 2^31 elements are not supported")
         }
         guard UInt64(bytes) <= maxAllocationBytes || maxAllocationBytes == 0 else {
+            var hint = "reduce the batch size"
+            if let shape = batchShape, shape.rank >= 2, shape[0] > 1 {
+                let fits = BufferPool.largestBatch(perSample: shape.count / shape[0], maxAllocationBytes: maxAllocationBytes)
+                hint = fits >= 1 ? "a batch of at most \(fits) fits this tensor (now \(shape[0])); use --batch-size \(fits) or less"
+                    : "not even one sample of it fits: use smaller images or a narrower model"
+            }
             throw CNNError.device("OpenCL: \(what) needs \(bytes >> 20) MiB but the device's largest allocation "
-                                  + "(CL_DEVICE_MAX_MEM_ALLOC_SIZE) is \(maxAllocationBytes >> 20) MiB; reduce the batch size")
+                                  + "(CL_DEVICE_MAX_MEM_ALLOC_SIZE) is \(maxAllocationBytes >> 20) MiB; " + hint)
         }
         lock.lock()
         if var list = free[cap], let mem = list.popLast() {

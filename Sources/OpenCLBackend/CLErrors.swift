@@ -74,16 +74,30 @@ package enum CLStatus {
         }
     }
 
-    /// "CL_OUT_OF_RESOURCES (-5)", with a hint for the codes a user can do something about.
-    package static func describe(_ code: cl_int) -> String {
+    /// "CL_OUT_OF_RESOURCES (-5)", with a hint for the codes a user can do something about. `call`
+    /// is the failed call ("clFinish", "clEnqueueReadBuffer(...)").
+    package static func describe(_ code: cl_int, call: String = "") -> String {
         let base = "\(name(code)) (\(code))"
         switch code {
+        case -5 where waitsForEarlierWork(call):
+            // NVIDIA's driver reports a kernel that faulted (e.g. an out-of-bounds access) as
+            // CL_OUT_OF_RESOURCES on the next call that waits for the queue, not at its launch.
+            return base + " while waiting for earlier work — a kernel enqueued before this call most likely faulted "
+                + "(NVIDIA reports an out-of-bounds access this way); this is not a shortage of memory, and a smaller "
+                + "batch size will not help: run `cnn verify --device opencl` and scripts/oclgrind-check.sh to find the kernel"
         case -4, -5, -6:
             return base + " — the device ran out of memory or resources; try a smaller batch size"
         case -1001:
             return base + " — no OpenCL platform is installed (check the ICD files in /etc/OpenCL/vendors or OCL_ICD_VENDORS)"
         default:
             return base
+        }
+    }
+
+    /// Calls that wait for the work enqueued before them: where a late kernel fault surfaces.
+    static func waitsForEarlierWork(_ call: String) -> Bool {
+        ["clFinish", "clWaitForEvents", "clEnqueueReadBuffer", "clEnqueueWriteBuffer", "clEnqueueMapBuffer"].contains {
+            call.hasPrefix($0)
         }
     }
 
@@ -130,7 +144,8 @@ package enum CLStatus {
 @inline(__always)
 func clCheck(_ status: cl_int, _ what: @autoclosure () -> String) throws {
     if status != CL_SUCCESS {
-        throw CNNError.device("OpenCL: \(what()) failed: \(CLStatus.describe(status))")
+        let call = what()
+        throw CNNError.device("OpenCL: \(call) failed: \(CLStatus.describe(status, call: call))")
     }
 }
 

@@ -103,7 +103,7 @@ public final class OpenCLBackend: Backend {
     // MARK: Memory
 
     public func makeTensor(_ shape: Shape, dtype: DType) throws -> Tensor {
-        let buffer = try pool.obtain(elements: shape.count, what: "tensor \(shape)")
+        let buffer = try pool.obtain(elements: shape.count, what: "tensor \(shape)", batchShape: shape)
         let t = Tensor(storage: buffer, shape: shape, dtype: dtype)
         if shape.count > 0 {
             var zero: Float = 0

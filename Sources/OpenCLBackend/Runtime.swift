@@ -105,14 +105,20 @@ final class Kernel {
         handle = clCreateKernel(program, name, &status)
         try clCheck(status, "clCreateKernel(\(name))")
         self.name = name
+        // Both queries are checked: a failed one used to leave 0, which became work-groups of 1.
         var maxWG = 0
         var multiple = 0
-        clGetKernelWorkGroupInfo(handle, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                 MemoryLayout<Int>.size, &maxWG, nil)
-        clGetKernelWorkGroupInfo(handle, device, cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE),
-                                 MemoryLayout<Int>.size, &multiple, nil)
-        maxWorkGroupSize = max(maxWG, 1)
-        preferredMultiple = max(multiple, 1)
+        try clCheck(clGetKernelWorkGroupInfo(handle, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                             MemoryLayout<Int>.size, &maxWG, nil),
+                    "clGetKernelWorkGroupInfo(\(name), CL_KERNEL_WORK_GROUP_SIZE)")
+        try clCheck(clGetKernelWorkGroupInfo(handle, device,
+                                             cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE),
+                                             MemoryLayout<Int>.size, &multiple, nil),
+                    "clGetKernelWorkGroupInfo(\(name), CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE)")
+        try require(maxWG >= 1 && multiple >= 1,
+                    "OpenCL: the driver reports a work-group size of \(maxWG) (preferred multiple \(multiple)) for kernel \(name)")
+        maxWorkGroupSize = maxWG
+        preferredMultiple = multiple
     }
 
     /// Local size of a 1-D launch: about 256 work-items, a multiple of the preferred multiple.

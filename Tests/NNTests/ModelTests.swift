@@ -58,6 +58,18 @@ import CPUBackend
         }
     }
 
+    @Test func extraTensorsAreRefusedByName() throws {
+        let m = try ModelZoo.make("cnn", backend: backend, seed: 1)
+        let dict = try m.stateDict() + [("conv9.weight", StateValue.float(HostTensor(zeros: [2])))]
+        do {
+            try m.load(stateDict: dict, source: "x.safetensors")
+            Issue.record("a state dict with an extra tensor loaded")
+        } catch {
+            #expect("\(error)".contains("unexpected tensors for model 'cnn': conv9.weight") && "\(error)".contains("another model"),
+                    "\(error)")
+        }
+    }
+
     @Test func unknownModelListsValidOnes() {
         #expect(throws: CNNError.self) { try ModelZoo.make("vgg", backend: backend, seed: 1) }
         do { _ = try ModelZoo.make("vgg", backend: backend, seed: 1) } catch {

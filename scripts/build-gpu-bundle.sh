@@ -68,6 +68,8 @@ mkdir -p "$OUT/bin" "$OUT/lib/fallback"
 cp "$BIN/cnn" "$BIN/cnn-bench" "$OUT/bin/"
 strip "$OUT/bin/cnn" "$OUT/bin/cnn-bench" 2>/dev/null || echo "note: strip failed; binaries keep their symbols"
 cp scripts/gpu-check.sh "$OUT/"
+# PyTorch's side of the comparison (the GPU machine has PyTorch with CUDA, not the shared folder).
+[ -f ../shared/bench/pytorch_baseline.py ] && cp ../shared/bench/pytorch_baseline.py "$OUT/"
 chmod +x "$OUT/gpu-check.sh"
 
 # Shared libraries: copy every non-glibc library the binaries and libclblast load (resolving

@@ -19,6 +19,10 @@
 #   7. a short training run of `optimized` on the GPU (when the bundle has data)  -> train.txt, runs/
 #   8. cnn-bench on the CPU (a budget selection: GEMM, train b128, infer b256)    -> bench-cpu.json/.txt
 #   9. cnn-bench compare CPU vs GPU                                               -> compare.txt
+#  10. PyTorch eager on CUDA, same cases (pytorch_baseline.py), and the comparison -> pytorch.txt
+# A glibc older than the bundle needs stops the run at step 2 with a clear message (nothing could start).
+# An ICD file that names NVIDIA is trusted only when its library loads; the driver's folder is put on
+# LD_LIBRARY_PATH whenever libnvidia-opencl.so* was found.
 # Every step has a time cap and the whole run stays within --budget (default 300 s); a step that fails
 # or times out is recorded and the next one runs. summary.txt lists each step's status and seconds;
 # the folder is also packed as DIR.tar.gz. Exit status: 0 when every step passed, 1 otherwise.
@@ -36,7 +40,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --results) RESULTS=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "gpu-check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -105,9 +109,17 @@ export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   have=$(ldd --version 2>&1 | head -1 | grep -o '[0-9]\+\.[0-9]\+$')
   echo "glibc: the bundle needs >= ${need:-?}, this machine has ${have:-?}"
   if [ -n "$need" ] && [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
-    echo "WARNING: this glibc is older than the bundle needs; build the bundle on an older distribution"
+    echo "GLIBC_TOO_OLD"
   fi
 } > "$RESULTS/libs.txt"
+if grep -q GLIBC_TOO_OLD "$RESULTS/libs.txt"; then
+  # Every binary of the bundle would fail to start ("GLIBC_2.xx not found"): stop here, clearly.
+  say "glibc: this machine has $(grep -o 'this machine has [0-9.?]*' "$RESULTS/libs.txt" | cut -d' ' -f4) but the bundle needs"
+  say "       $(grep -o 'needs >= [0-9.?]*' "$RESULTS/libs.txt" | cut -d' ' -f3); no step can run. Build the bundle on a distribution"
+  say "       with an older glibc (scripts/build-gpu-bundle.sh records the need in bin/BUILD_INFO.json)."
+  tar -C "$(dirname "$RESULTS")" -czf "$RESULTS.tar.gz" "$(basename "$RESULTS")" 2>/dev/null
+  exit 1
+fi
 if ldd "$BUNDLE/bin/cnn-bench" 2>&1 | grep -q 'not found' || ! "$BUNDLE/bin/cnn-bench" --help > /dev/null 2>>"$RESULTS/libs.txt"; then
   echo "using lib/fallback (libstdc++ / libgcc_s missing or too old here)" >> "$RESULTS/libs.txt"
   export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$BUNDLE/lib/fallback"
@@ -140,9 +152,31 @@ done
 { echo "== other NVIDIA libraries in those folders"
   ls -1 /usr/local/nvidia/lib64/ /usr/lib/x86_64-linux-gnu/ 2>/dev/null | grep -E '^lib(cuda|nvidia-(ptxjitcompiler|opencl|compiler))' | sort -u; } >> "$RESULTS/icd.txt"
 
-if grep -qls 'nvidia' "$VENDORS"/*.icd 2>/dev/null; then
-  say "OpenCL ICD: already registered ($(grep -ls nvidia "$VENDORS"/*.icd | head -1): $(cat "$(grep -ls nvidia "$VENDORS"/*.icd | head -1)"))"
+# The driver's folder goes on the library path whenever the library was found: its neighbours
+# (libcuda, the PTX JIT) must load with it, whether or not an ICD file already names it.
+for f in "${FOUND[@]}"; do
+  case ":$LD_LIBRARY_PATH:" in *":$(dirname "$f"):"*) ;; *) export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$f")" ;; esac
+done
+# loads LIB: true when LIB (a path, or a name the loader resolves) exists and its dependencies resolve.
+loads() {
+  local lib=$1 path=$1
+  if [ "${lib#/}" = "$lib" ]; then
+    path=$(ldconfig -p 2>/dev/null | awk -v n="$lib" '$1 == n {print $NF; exit}')
+    if [ -z "$path" ]; then
+      local d; IFS=: read -r -a dirs <<< "$LD_LIBRARY_PATH"
+      for d in "${dirs[@]}"; do [ -n "$d" ] && [ -e "$d/$lib" ] && { path=$d/$lib; break; }; done
+    fi
+  fi
+  [ -n "$path" ] && [ -e "$path" ] && ! ldd "$path" 2>&1 | grep -q 'not found'
+}
+REGISTERED=$(grep -ls 'nvidia' "$VENDORS"/*.icd 2>/dev/null | head -1)
+if [ -n "$REGISTERED" ] && loads "$(head -1 "$REGISTERED")"; then
+  say "OpenCL ICD: already registered and its library loads ($REGISTERED: $(cat "$REGISTERED"))"
   [ "$VENDORS" != /etc/OpenCL/vendors ] && export OCL_ICD_VENDORS="$VENDORS"
+elif [ -n "$REGISTERED" ] && [ ${#FOUND[@]} -eq 0 ]; then
+  say "OpenCL ICD: $REGISTERED names $(cat "$REGISTERED"), which does not load here (missing, or its dependencies are"
+  say "            missing: see icd.txt), and no libnvidia-opencl.so was found; OpenCL steps will fail, CPU steps still run"
+  { echo "== ldd of the registered library"; ldd "$(head -1 "$REGISTERED")" 2>&1; } >> "$RESULTS/icd.txt"
 elif [ ${#FOUND[@]} -eq 0 ]; then
   say "OpenCL ICD: NO libnvidia-opencl.so found in the driver mounts — the container needs the driver's OpenCL library"
   say "            (e.g. NVIDIA_DRIVER_CAPABILITIES=compute,utility or all); OpenCL steps will fail, CPU steps still run"
@@ -154,12 +188,13 @@ else
   LIBDIR=$(dirname "$LIB")
   NAME=libnvidia-opencl.so.1
   if ! ldconfig -p 2>/dev/null | grep -q 'libnvidia-opencl\.so\.1 '; then
-    # Not in the loader's cache: name it by path, and let its neighbours (libcuda, ...) be found.
-    NAME=$LIB
-    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$LIBDIR"
+    NAME=$LIB   # not in the loader's cache: name it by path (its folder is on LD_LIBRARY_PATH above)
   fi
-  if { mkdir -p "$VENDORS" && echo "$NAME" > "$VENDORS/nvidia.icd"; } 2>/dev/null; then
-    say "OpenCL ICD: wrote $VENDORS/nvidia.icd -> $NAME (found: ${FOUND[*]})"
+  [ -n "$REGISTERED" ] && say "OpenCL ICD: $REGISTERED names $(cat "$REGISTERED"), which does not load here; registering $NAME instead"
+  ICD_FILE=$VENDORS/nvidia.icd
+  [ -n "$REGISTERED" ] && ICD_FILE=$VENDORS/nvidia-swiftcnn.icd
+  if { mkdir -p "$VENDORS" && echo "$NAME" > "$ICD_FILE"; } 2>/dev/null; then
+    say "OpenCL ICD: wrote $ICD_FILE -> $NAME (found: ${FOUND[*]})"
     [ "$VENDORS" != /etc/OpenCL/vendors ] && export OCL_ICD_VENDORS="$VENDORS"
   else
     mkdir -p "$RESULTS/icd"
@@ -192,6 +227,17 @@ step bench-cpu 45 "$BENCH" --device cpu --filter 'gemm:square:*,train:*:128,infe
   --max-case-seconds 3 --case-budget 8 --epoch-images 0 --out "$RESULTS/bench-cpu.json"
 if [ -f "$RESULTS/bench-cpu.json" ] && [ -f "$RESULTS/bench-gpu.json" ]; then
   step compare 10 "$BENCH" compare "$RESULTS/bench-cpu.json" "$RESULTS/bench-gpu.json" --threshold 0.1
+fi
+
+# PyTorch eager on CUDA, the same cases side by side (the GPU machine has PyTorch; the bundle carries
+# ../shared/bench/pytorch_baseline.py when build-gpu-bundle.sh found it).
+if [ -f "$BUNDLE/pytorch_baseline.py" ] && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  step pytorch 60 python3 "$BUNDLE/pytorch_baseline.py" --device cuda --cases train:optimized:128,train:speedrun:512,infer:optimized:256 \
+    --out "$RESULTS/pytorch-cuda.json"
+  [ -f "$RESULTS/pytorch-cuda.json" ] && [ -f "$RESULTS/bench-gpu.json" ] && \
+    step compare-pt 10 "$BENCH" compare "$RESULTS/pytorch-cuda.json" "$RESULTS/bench-gpu.json"
+else
+  say "pytorch      SKIPPED (no pytorch_baseline.py in the bundle, or no PyTorch with CUDA here)"
 fi
 
 say "gpu-check: done in $(elapsed)s (budget ${BUDGET}s); $([ $FAILED = 0 ] && echo 'every step passed' || echo 'some steps FAILED or timed out')"

@@ -64,6 +64,9 @@ public final class CPUBackend: Backend {
 
     /// Bytes of scratch memory the fast paths hold between calls (0 in reference mode): the
     /// workspace of the convolution and other ops, and the SGEMM's packing buffers.
+    /// Scratch buffer allocations of this backend's fast paths so far (its workspace and its SGEMM's;
+    /// the process-wide SGEMM's when the backend uses the shared pool).
+    package var scratchAllocations: Int { (fast?.workspace.allocations ?? 0) + (fast?.gemm.workspace.allocations ?? 0) }
     package var scratchBytes: Int { (fast?.workspace.bytesReserved ?? 0) + (fast?.gemm.workspace.bytesReserved ?? 0) }
 
     /// Live tensors (all CPU backends together) and this backend's scratch.

@@ -11,8 +11,9 @@
 //     SGEMM's packed blocks, padded images, transposition temporaries). A task checks a slot out
 //     under a lock, uses its buffers, and returns it; slots are created on demand (at most one per
 //     concurrently running task). The SGEMM's use of a slot: see `Workspace.Slot` in FastGEMM.swift.
-// Every buffer is a `GrowableBuffer`, so `GrowableBuffer.allocations` counts every scratch
-// allocation of the process (tests check that a steady-state training step makes none).
+// Every buffer is a `GrowableBuffer`: `Workspace.allocations` counts the growths of one workspace
+// (tests check that a steady-state training step makes none; a per-workspace count is not disturbed
+// by other tests running in parallel), `GrowableBuffer.allocations` those of the whole process.
 
 import Synchronization
 
@@ -50,19 +51,33 @@ package final class Workspace: @unchecked Sendable {
     package final class Slot: @unchecked Sendable {
         static let count = 6
         private var buffers = [GrowableBuffer](repeating: GrowableBuffer(), count: Slot.count)
+        private let counter: AllocationCounter
+        init(counter: AllocationCounter) { self.counter = counter }
         deinit { for b in buffers { b.free() } }
         /// At least `count` values of type T in buffer `index` (0..<Slot.count; contents undefined).
         package func buffer<T>(_ index: Int, _ count: Int, as type: T.Type = T.self) -> UnsafeMutablePointer<T> {
             let n = max(1, count)
-            return buffers[index].bytes(n * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: n)
+            let before = buffers[index].capacity
+            let p = buffers[index].bytes(n * MemoryLayout<T>.stride)
+            if buffers[index].capacity != before { counter.value.wrappingAdd(1, ordering: .relaxed) }
+            return p.bindMemory(to: T.self, capacity: n)
         }
         /// At least `count` floats in buffer `index` (0..<Slot.count; contents undefined).
         package func floats(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> { buffer(index, count) }
         var bytesReserved: Int { buffers.reduce(0) { $0 + $1.capacity } }
     }
 
+    /// Growths of this workspace's buffers, named and slots.
+    final class AllocationCounter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
     private var named: [GrowableBuffer]
     private let free = Mutex<[Slot]>([])
+    private let counter = AllocationCounter()
+
+    /// Buffer allocations (growths) this workspace has made so far.
+    package var allocations: Int { counter.value.load(ordering: .relaxed) }
 
     /// - Parameter namedBuffers: how many named buffers (`buffer(named:_:as:)` takes 0..<namedBuffers).
     package init(namedBuffers: Int = 0) {
@@ -74,12 +89,15 @@ package final class Workspace: @unchecked Sendable {
     /// At least `count` values of type T in named buffer `name` (contents undefined). Not thread-safe.
     package func buffer<T>(named name: Int, _ count: Int, as type: T.Type = T.self) -> UnsafeMutablePointer<T> {
         let n = max(1, count)
-        return named[name].bytes(n * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: n)
+        let before = named[name].capacity
+        let p = named[name].bytes(n * MemoryLayout<T>.stride)
+        if named[name].capacity != before { counter.value.wrappingAdd(1, ordering: .relaxed) }
+        return p.bindMemory(to: T.self, capacity: n)
     }
 
     /// Runs `body` with a slot no other task holds meanwhile.
     package func withSlot<R>(_ body: (Slot) -> R) -> R {
-        let slot = free.withLock { $0.popLast() } ?? Slot()
+        let slot = free.withLock { $0.popLast() } ?? Slot(counter: counter)
         defer { free.withLock { $0.append(slot) } }
         return body(slot)
     }
@@ -89,7 +107,7 @@ package final class Workspace: @unchecked Sendable {
     func withSlots<R>(_ count: Int, _ body: (UnsafeBufferPointer<Slot>) -> R) -> R {
         withUnsafeTemporaryAllocation(of: Slot.self, capacity: count) { buffer in
             free.withLock { slots in
-                for i in 0..<count { (buffer.baseAddress! + i).initialize(to: slots.popLast() ?? Slot()) }
+                for i in 0..<count { (buffer.baseAddress! + i).initialize(to: slots.popLast() ?? Slot(counter: counter)) }
             }
             defer {
                 free.withLock { slots in

@@ -76,7 +76,7 @@ package enum ImageCodec {
         if rc != 0 { throw CNNError.io("cannot write PNG \(path): \(cString(err))") }
     }
 
-    /// Writes a baseline JPEG of `quality` (1...100; channels 1 or 3).
+    /// Writes a baseline JPEG of `quality` (1...100; channels 1 or 3, or 4: inverted CMYK with an Adobe marker, for tests).
     package static func writeJPEG(_ image: DecodedImage, to path: String, quality: Int = 95) throws {
         var err = [CChar](repeating: 0, count: 512)
         let rc = image.pixels.withUnsafeBufferPointer {

@@ -49,7 +49,9 @@ public enum ImageFolder {
         public var folders: [String] = []
         /// Files directly in the root (not in a class folder).
         public var rootFiles: [String] = []
-        public var total: Int { nonImages.count + hidden.count + folders.count + rootFiles.count }
+        /// Named pipes, sockets and devices in class folders (reading a pipe could block forever).
+        public var special: [String] = []
+        public var total: Int { nonImages.count + hidden.count + folders.count + rootFiles.count + special.count }
 
         /// One line for the log, or nil when nothing was skipped.
         public func warning(root: String, extensions: Set<String>) -> String? {
@@ -61,6 +63,9 @@ public enum ImageFolder {
             if !hidden.isEmpty { parts.append("\(hidden.count) hidden file\(hidden.count == 1 ? "" : "s"), e.g. \(hidden[0])") }
             if !folders.isEmpty {
                 parts.append("\(folders.count) folder\(folders.count == 1 ? "" : "s") inside class folders (not searched), e.g. \(folders[0])")
+            }
+            if !special.isEmpty {
+                parts.append("\(special.count) pipe\(special.count == 1 ? "" : "s")/socket\(special.count == 1 ? "" : "s")/device\(special.count == 1 ? "" : "s") (not regular files), e.g. \(special[0])")
             }
             if !rootFiles.isEmpty {
                 parts.append("\(rootFiles.count) file\(rootFiles.count == 1 ? "" : "s") outside the class folders, e.g. \(rootFiles[0])")
@@ -110,6 +115,8 @@ public enum ImageFolder {
                 var d: ObjCBool = false
                 if fm.fileExists(atPath: path, isDirectory: &d), d.boolValue {
                     skips.folders.append(path)
+                } else if !isRegularFile(path) {
+                    skips.special.append(path)
                 } else if options.extensions.contains((file as NSString).pathExtension.lowercased()) {
                     files.append((path, Int32(k)))
                     count += 1
@@ -123,6 +130,12 @@ public enum ImageFolder {
             }
         }
         return (classNames, files, skips)
+    }
+
+    /// True for a regular file (after following links); false for pipes, sockets and devices.
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
     /// Throws, naming `path`, when it is a symbolic link that loops or points nowhere (such a link
@@ -172,7 +185,7 @@ public enum ImageFolder {
         if let (_, error) = errors.first { throw error }
         var notes = ""
         let k = scanned.skips
-        let counts = [(k.nonImages.count, "non-image files"), (k.hidden.count, "hidden"), (k.folders.count, "sub-folders"), (k.rootFiles.count, "outside class folders")]
+        let counts = [(k.nonImages.count, "non-image files"), (k.hidden.count, "hidden"), (k.folders.count, "sub-folders"), (k.rootFiles.count, "outside class folders"), (k.special.count, "not regular files")]
             .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
         if !counts.isEmpty { notes = " (skipped " + counts.joined(separator: ", ") + ")" }
         return try ImageDataset(pixels: pixels, labels: files.map(\.label), classNames: scanned.classNames,

@@ -149,6 +149,18 @@ enum MiniPNG {
         #expect(d.source.contains("skipped 1 non-image files, 4 hidden, 1 sub-folders"), "\(d.source)")
     }
 
+    @Test func namedPipesAreSkippedNotRead() throws {
+        // Reading a pipe with no writer would block forever: it is skipped, with a warning.
+        let dir = TempDir()
+        dir.mkdir("r/cat"); dir.mkdir("r/dog")
+        try ImageCodec.writePNG(px, to: dir.sub("r/cat/a.png"))
+        try ImageCodec.writePNG(px, to: dir.sub("r/dog/b.png"))
+        try #require(mkfifo(dir.sub("r/cat/pipe.png"), 0o600) == 0)
+        let lines = LogLines()
+        let d = try ImageFolder.load(root: dir.sub("r"), options: ImageFolderOptions(height: 2, width: 2), log: { lines.add($0) })
+        #expect(d.count == 2 && lines.text.contains("1 pipe/socket/device (not regular files), e.g. \(dir.sub("r/cat/pipe.png"))"), "\(lines.text)")
+    }
+
     @Test func symlinkLoopsAreNamedAndNeverHang() throws {
         let dir = TempDir()
         let fm = FileManager.default

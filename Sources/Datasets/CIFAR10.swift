@@ -70,6 +70,11 @@ public enum CIFAR10 {
         guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
             throw CNNError.io("CIFAR-10 batch file \(path) does not exist. " + whereToPutFiles)
         }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            // A named pipe would block the open for ever; a device is not a batch either.
+            throw CNNError.io("CIFAR-10 batch file \(path) is not a regular file (a pipe, socket or device). " + whereToPutFiles)
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CNNError.io("cannot open CIFAR-10 batch file \(path) for reading: check its permissions")
         }

@@ -34,6 +34,13 @@ package enum ImageCodec {
 
     /// Decodes a PNG or JPEG file. Errors name the file and say what is wrong with it.
     package static func decode(fileAt path: String, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+        // A file far larger than any image within the pixel limit is refused before it is read
+        // into memory (8 bytes a pixel: 16-bit RGBA stored uncompressed, plus 1 MiB of chunks).
+        let maxBytes = maxPixels > (Int.max - (1 << 20)) / 8 ? Int.max : maxPixels * 8 + (1 << 20)
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes {
+            throw CNNError.invalidData("image \(path) is \(size) bytes, more than an image of at most \(maxPixels) pixels can take "
+                + "(\(maxBytes) bytes); it is not such an image. Delete or replace the file.")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CNNError.io("cannot read image \(path): it does not exist or is not readable (check permissions)")
         }

@@ -117,6 +117,20 @@ enum MiniPNG {
         #expect(gp.prefix(3).allSatisfy { abs(Int($0) - 128) <= 3 }, "\(Array(gp.prefix(3)))")
     }
 
+    @Test func aFileTooLargeForThePixelLimitIsNotRead() throws {
+        // 2 MiB of zeros (sparse) named .png, with a 1,000-pixel limit: refused from its size alone.
+        let dir = TempDir()
+        let path = dir.sub("big.png")
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.truncate(atOffset: 2 << 20)
+        try h.close()
+        let m = errorMessage { _ = try ImageCodec.decode(fileAt: path, maxPixels: 1_000) }
+        #expect(m.contains(path) && m.contains("is 2097152 bytes, more than an image of at most 1000 pixels can take"), "\(m)")
+        // The default limit (100 megapixels) leaves room for any real image file.
+        #expect(errorMessage { _ = try ImageCodec.decode(fileAt: path) }.contains("not a PNG or JPEG"))
+    }
+
     @Test func contentDecidesTheFormatNotTheName() throws {
         let dir = TempDir()
         let img = DecodedImage(width: 2, height: 1, channels: 1, pixels: [0, 255])
@@ -300,6 +314,13 @@ enum MiniPNG {
         try h2.truncate(atOffset: UInt64(10_000 * CIFAR10.recordSize))
         try h2.close()
         #expect(try CIFAR10.readBatch(path: path, limit: 2).labels == [0, 0])
+    }
+
+    @Test func aPipeInPlaceOfABatchIsRefusedNotOpened() throws {
+        let dir = TempDir()
+        try #require(mkfifo(dir.sub("test_batch.bin"), 0o600) == 0)
+        let m = errorMessage { _ = try CIFAR10.load(.test, directory: dir.path) }
+        #expect(m.contains(dir.sub("test_batch.bin")) && m.contains("not a regular file"), "\(m)")
     }
 
     @Test func labelAtTheClassCountIsRefusedInALaterChunk() {

@@ -5,8 +5,9 @@ import Foundation
 public enum DetectedData: Sendable, Equatable {
     /// CIFAR-10 binary batch files, in `directory` (the folder itself, or its `cifar-10-batches-bin`).
     case cifar10(directory: String)
-    /// `root/<class>/<image>`: one sub-folder of images per class.
-    case imageFolder(root: String)
+    /// `root/<class>/<image>`: one sub-folder of images per class; `test` is the test folder of
+    /// a `DIR/train` + `DIR/test` (or `DIR/val`) layout.
+    case imageFolder(root: String, test: String? = nil)
 }
 
 /// Tells a CIFAR-10 folder from an image-folder dataset by looking at the names in it (nothing is
@@ -14,6 +15,8 @@ public enum DetectedData: Sendable, Equatable {
 public enum DataDetection {
     /// - CIFAR-10 batch files in `path` or in `path/cifar-10-batches-bin` → `.cifar10`;
     /// - else at least one non-hidden sub-folder holding a file with an image extension → `.imageFolder`;
+    /// - else `path/train` such a folder → `.imageFolder(root: path/train, test: path/test or path/val)`
+    ///   (as `ImageFolder.trainTestFolders`);
     /// - else an error saying what the folder holds and what is expected.
     public static func detect(_ path: String, extensions: Set<String> = ImageFolderOptions().extensions) throws -> DetectedData {
         let fm = FileManager.default
@@ -43,6 +46,13 @@ public enum DataDetection {
             return ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).contains { !$0.hasPrefix(".") && isImageName($0) }
         }
         if !classFolders.isEmpty { return .imageFolder(root: path) }
+        // The train/test layout: path/train/<class>/..., path/test (or path/val)/<class>/...
+        if folders.contains("train") {
+            let (train, test) = ImageFolder.trainTestFolders(root: path)
+            if case .imageFolder(_, nil)? = try? detect(train, extensions: extensions) {
+                return .imageFolder(root: train, test: test)
+            }
+        }
 
         // Nothing usable: say what is there.
         var found: String
@@ -56,14 +66,6 @@ public enum DataDetection {
             found = "\(path) holds " + parts.joined(separator: " and ") + " but no CIFAR-10 batch files and no class folders of images"
             if !images.isEmpty {
                 found += "; its \(images.count) image\(images.count == 1 ? "" : "s") lie directly in it: put each class's images in their own sub-folder, \(path)/<class>/<image>"
-            }
-            // root/train/<class>/... (the train/test layout): point at the right folder.
-            if let train = folders.first(where: { $0 == "train" }) {
-                let t = (path as NSString).appendingPathComponent(train)
-                if case .imageFolder? = try? detect(t, extensions: extensions) {
-                    let test = folders.first { $0 == "test" || $0 == "val" }.map { " --test-data \((path as NSString).appendingPathComponent($0))" } ?? ""
-                    found += "; \(t) is an image-folder root: pass --data \(t)\(test)"
-                }
             }
         }
         throw CNNError.invalidData(found + ". " + expected(path))

@@ -27,13 +27,25 @@ public struct TrainingData: Sendable {
         var test: ImageDataset?
         var format = c.dataFormat
         var detectedCIFAR: String?
+        var folderRoot = c.data, folderTest = c.testData
         if format == .auto {
             if let d = c.data {
                 switch try DataDetection.detect(absolutePath(d)) {
-                case .cifar10(let dir): format = .cifar10; detectedCIFAR = dir
-                case .imageFolder: format = .folder
+                case .cifar10(let dir):
+                    format = .cifar10
+                    detectedCIFAR = dir
+                    log("data: \(d) holds CIFAR-10 batch files (format cifar10)")
+                case .imageFolder(let root, let test):
+                    format = .folder
+                    if root != absolutePath(d) {
+                        // DIR/train (+ DIR/test or DIR/val).
+                        folderRoot = root
+                        if folderTest == nil { folderTest = test }
+                        log("data: \(d) holds train" + (test.map { " and \(($0 as NSString).lastPathComponent)" } ?? "") + " folders of class folders (format folder)")
+                    } else {
+                        log("data: \(d) holds class folders of images (format folder)")
+                    }
                 }
-                log("data: \(d) holds " + (format == .folder ? "class folders of images (format folder)" : "CIFAR-10 batch files (format cifar10)"))
             } else {
                 format = .cifar10
             }
@@ -47,7 +59,7 @@ public struct TrainingData: Sendable {
             if c.evaluateTest { test = try CIFAR10.load(.test, directory: dir, limit: c.testLimit) }
             log("data: CIFAR-10 from \(dir): \(train.count) training images" + (test.map { ", \($0.count) test images" } ?? ""))
         case .folder:
-            guard let root = c.data else {
+            guard let root = folderRoot else {
                 throw CNNError.invalidArgument("dataFormat folder needs data: the root folder, with one sub-folder of images per class")
             }
             let options = ImageFolderOptions(channels: c.imageChannels, height: c.imageSize, width: c.imageSize)
@@ -58,7 +70,7 @@ public struct TrainingData: Sendable {
                 throw CNNError.invalidData("image folder \(root) has one class folder ('\(train.classNames.joined())'); a classifier needs at least two. "
                     + "Add one sub-folder of images per class, e.g. \(root)/<other class>/<image>.png.")
             }
-            if let t = c.testData, c.evaluateTest {
+            if let t = folderTest, c.evaluateTest {
                 let ts = try ImageFolder.load(root: t, options: options, log: log)
                 try require(ts.classNames == train.classNames,
                             "test folder \(t) has classes \(ts.classNames) but training folder \(root) has \(train.classNames)")

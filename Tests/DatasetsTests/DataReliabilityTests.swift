@@ -258,11 +258,15 @@ enum MiniPNG {
         dir.write("junk/a.csv", [1]); dir.write("junk/b.bin", [2]); dir.write("junk/.DS_Store", [3])
         m = errorMessage { _ = try DataDetection.detect(dir.sub("junk")) }
         #expect(m.contains("holds 2 files (a.csv, b.bin) and 1 folder without images (empty-class)"), "\(m)")
-        // The train/test layout: points at the right folders.
-        dir.mkdir("split/train/cat"); dir.mkdir("split/test/cat")
+        // The train/test layout is an image folder with a test folder (test, else val, else none).
+        dir.mkdir("split/train/cat"); dir.mkdir("split/val/cat")
         try ImageCodec.writePNG(px, to: dir.sub("split/train/cat/1.png"))
-        m = errorMessage { _ = try DataDetection.detect(dir.sub("split")) }
-        #expect(m.contains("pass --data \(dir.sub("split/train")) --test-data \(dir.sub("split/test"))"), "\(m)")
+        #expect(try DataDetection.detect(dir.sub("split")) == .imageFolder(root: dir.sub("split/train"), test: dir.sub("split/val")))
+        dir.mkdir("split/test/cat")
+        #expect(try DataDetection.detect(dir.sub("split")) == .imageFolder(root: dir.sub("split/train"), test: dir.sub("split/test")))
+        dir.mkdir("notsplit/train/cat")
+        m = errorMessage { _ = try DataDetection.detect(dir.sub("notsplit")) }
+        #expect(m.contains("holds 1 folder without images (train)"), "\(m)")
         // A batch file instead of its folder.
         dir.write("data_batch_1.bin", cifarRecord(label: 0, seed: 0))
         m = errorMessage { _ = try DataDetection.detect(dir.sub("data_batch_1.bin")) }

@@ -99,6 +99,24 @@ import Testing
         #expect(try listing(root) == before)
     }
 
+    @Test func autoTakesTrainAndTestFolders() throws {
+        // DIR/train/<class> and DIR/test/<class>: trained on train, tested on test.
+        let root = TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let photos = try photos(in: root, classes: ["cat", "dog"])
+        let split = root.appendingPathComponent("split")
+        try FileManager.default.createDirectory(at: split, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(at: photos, to: split.appendingPathComponent("train"))
+        _ = try self.photos(in: root, classes: ["cat", "dog"], perClass: 1)
+        try FileManager.default.moveItem(at: photos, to: split.appendingPathComponent("test"))
+        var c = config(data: split.path)
+        c.evaluateTest = true
+        let lines = Lines()
+        let data = try TrainingData.load(c, log: { lines.add($0) })
+        #expect(data.train.count == 6 && data.test?.count == 2 && data.classNames == ["cat", "dog"])
+        #expect(lines.text.contains("holds train and test folders of class folders"), "\(lines.text)")
+    }
+
     @Test func aSingleClassIsRefused() throws {
         let root = TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }

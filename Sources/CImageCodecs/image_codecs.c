@@ -246,14 +246,16 @@ int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_p
     struct jpeg_decompress_struct cinfo;
     jpeg_err_ctx jerr;
     memset(&jerr, 0, sizeof jerr);
-    // `pixels` is written after setjmp and read after longjmp: it must be volatile.
+    // `pixels` and `row4` are written after setjmp and read after longjmp: they must be volatile.
     unsigned char *volatile pixels = NULL;
+    unsigned char *volatile row4 = NULL;
     cinfo.err = jpeg_std_error(&jerr.pub);
     jerr.pub.error_exit = jpeg_on_error_exit;
     jerr.pub.emit_message = jpeg_on_message;
     if (setjmp(jerr.jump)) {
         set_err(err, errlen, jerr.message[0] ? jerr.message : "libjpeg: decode failed");
         free(pixels);
+        free(row4);
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
@@ -264,15 +266,54 @@ int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_p
         cinfo.out_color_space = JCS_GRAYSCALE;
     } else if (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB) {
         cinfo.out_color_space = JCS_RGB;
+    } else if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        // Decoded as CMYK and converted to RGB below.
+        cinfo.out_color_space = JCS_CMYK;
     } else {
         snprintf(jerr.message, sizeof jerr.message,
-                 "unsupported JPEG colour space %d (CMYK/YCCK); convert the image to RGB", (int)cinfo.jpeg_color_space);
+                 "unsupported JPEG colour space %d; convert the image to RGB", (int)cinfo.jpeg_color_space);
         longjmp(jerr.jump, 1);
     }
     if (check_size(cinfo.image_width, cinfo.image_height, max_pixels, jerr.message, sizeof jerr.message))
         longjmp(jerr.jump, 1);
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, c = cinfo.output_components;
+    if (cinfo.out_color_space == JCS_CMYK && c == 4) {
+        // CMYK to RGB as PIL's convert("RGB"): R = (255 - K) - (255 - K) * C / 255, likewise G
+        // from M and B from Y. Files with an Adobe marker (Photoshop's) store inverted CMYK.
+        int inverted = cinfo.saw_Adobe_marker;
+        size_t stride3 = (size_t)w * 3;
+        pixels = (unsigned char *)malloc(stride3 * (size_t)h);
+        row4 = (unsigned char *)malloc((size_t)w * 4);
+        if (pixels == NULL || row4 == NULL) {
+            snprintf(jerr.message, sizeof jerr.message, "out of memory for a %dx%d image", w, h);
+            longjmp(jerr.jump, 1);
+        }
+        while (cinfo.output_scanline < cinfo.output_height) {
+            unsigned char *dst = pixels + (size_t)cinfo.output_scanline * stride3;
+            JSAMPROW row = row4;
+            jpeg_read_scanlines(&cinfo, &row, 1);
+            for (int x = 0; x < w; x++) {
+                const unsigned char *q = row4 + 4 * (size_t)x;
+                int k = inverted ? 255 - q[3] : q[3];
+                int nk = 255 - k;
+                for (int ch = 0; ch < 3; ch++) {
+                    int v = inverted ? 255 - q[ch] : q[ch];
+                    int t = v * nk + 128;
+                    dst[3 * x + ch] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+                }
+            }
+        }
+        free(row4);
+        row4 = NULL;
+        jpeg_finish_decompress(&cinfo);
+        jpeg_destroy_decompress(&cinfo);
+        out->pixels = pixels;
+        out->width = w;
+        out->height = h;
+        out->channels = 3;
+        return 0;
+    }
     if (c != 1 && c != 3) {
         snprintf(jerr.message, sizeof jerr.message, "unsupported JPEG layout: %d components", c);
         longjmp(jerr.jump, 1);
@@ -298,7 +339,7 @@ int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_p
 
 int swiftcnn_encode_jpeg(const char *path, const unsigned char *pixels, int width, int height,
                          int channels, int quality, char *err, size_t errlen) {
-    if (channels != 1 && channels != 3) { set_err(err, errlen, "JPEG writer: channels must be 1 or 3"); return 1; }
+    if (channels != 1 && channels != 3 && channels != 4) { set_err(err, errlen, "JPEG writer: channels must be 1, 3 or 4 (CMYK)"); return 1; }
     if (width <= 0 || height <= 0) { set_err(err, errlen, "JPEG writer: empty image"); return 1; }
     FILE *volatile file = fopen(path, "wb");
     if (file == NULL) { set_err(err, errlen, "cannot open the file for writing"); return 1; }
@@ -318,7 +359,8 @@ int swiftcnn_encode_jpeg(const char *path, const unsigned char *pixels, int widt
     cinfo.image_width = (JDIMENSION)width;
     cinfo.image_height = (JDIMENSION)height;
     cinfo.input_components = channels;
-    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    // 4 channels: CMYK, stored as given with an Adobe marker (Photoshop's inverted convention).
+    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_CMYK;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
     jpeg_start_compress(&cinfo, TRUE);

@@ -11,6 +11,8 @@ public enum CIFAR10 {
     public static let side = 32
     public static let imageBytes = 3 * 32 * 32
     public static let recordSize = 1 + imageBytes
+    /// Records in one official batch file; a larger file is refused (it is not one batch).
+    public static let recordsPerFile = 10_000
     public static let trainingFiles = (1...5).map { "data_batch_\($0).bin" }
     public static let testFile = "test_batch.bin"
     public static let metaFile = "batches.meta.txt"
@@ -35,7 +37,7 @@ public enum CIFAR10 {
         let names = try readClassNames(directory: directory)
         // One buffer of the final size, filled file by file in small chunks: loading peaks at the
         // dataset's size (150 MB for the training set), not at a multiple of it.
-        let expected = min(limit ?? Int.max, part.files.count * 10_000)
+        let expected = min(limit ?? Int.max, part.files.count * recordsPerFile)
         var pixels: [UInt8] = []
         var labels: [Int32] = []
         pixels.reserveCapacity(expected * imageBytes)
@@ -52,9 +54,9 @@ public enum CIFAR10 {
 
     /// Reads one batch file: pixels (N, 3, 32, 32) and labels (N), at most `limit` records.
     ///
-    /// Throws when the file is missing (saying where the files go), when its size is not a
-    /// whole number of records (naming the byte offset where the incomplete record starts), and
-    /// when a label byte is above 9 (naming the record and its byte offset).
+    /// Throws when the file is missing (saying where the files go), empty, not a whole number of
+    /// records (naming the byte offset where the incomplete record starts) or larger than
+    /// 10,000 records, and when a label byte is above 9 (naming the record and its byte offset).
     public static func readBatch(path: String, limit: Int? = nil) throws -> (pixels: [UInt8], labels: [Int32]) {
         var pixels: [UInt8] = [], labels: [Int32] = []
         try appendBatch(path: path, limit: limit, pixels: &pixels, labels: &labels)
@@ -67,6 +69,11 @@ public enum CIFAR10 {
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
             throw CNNError.io("CIFAR-10 batch file \(path) does not exist. " + whereToPutFiles)
+        }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            // A named pipe would block the open for ever; a device is not a batch either.
+            throw CNNError.io("CIFAR-10 batch file \(path) is not a regular file (a pipe, socket or device). " + whereToPutFiles)
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CNNError.io("cannot open CIFAR-10 batch file \(path) for reading: check its permissions")
@@ -82,6 +89,11 @@ public enum CIFAR10 {
             throw CNNError.invalidData("CIFAR-10 batch file \(path) is truncated: record \(whole) starts at byte offset \(whole * recordSize) "
                 + "but only \(size % recordSize) of its \(recordSize) bytes are there (file size \(size) is not a multiple of \(recordSize)). "
                 + "Re-download or re-extract the file.")
+        }
+        if whole > recordsPerFile {
+            throw CNNError.invalidData("CIFAR-10 batch file \(path) is too large: \(size) bytes, \(whole) records of \(recordSize) bytes, "
+                + "but a batch holds at most \(recordsPerFile) (\(recordsPerFile * recordSize) bytes); record \(recordsPerFile) starts at byte offset "
+                + "\(recordsPerFile * recordSize). It is not a CIFAR-10 batch (several batches joined, or another dataset): re-download or re-extract it.")
         }
         let n = min(whole, limit ?? whole)
         let firstPixel = pixels.count, firstLabel = labels.count

@@ -43,8 +43,9 @@ package struct CIFAR10Locator: Sendable {
     /// The CIFAR-10 folder to read:
     /// 1. `explicitPath` (or `explicitPath/cifar-10-batches-bin`) when it holds batch files;
     /// 2. else, without an explicit path, `./data/cifar-10-batches-bin`, then `../shared/data/cifar-10-batches-bin`;
-    /// 3. else download and extract the official archive — into `explicitPath`'s folder when one was
-    ///    given, into `./data` otherwise — verifying its MD5;
+    /// 3. else, without an explicit path, download and extract the official archive into `./data`,
+    ///    verifying its MD5. A folder the user named is the user's: nothing is downloaded or
+    ///    written into it; an explicit path without batch files is an error saying what it holds;
     /// 4. else (offline, or download not allowed) an error saying where to put the files.
     package func resolve() throws -> String {
         var looked: [String] = []
@@ -55,7 +56,10 @@ package struct CIFAR10Locator: Sendable {
                 if CIFAR10.looksLikeDataDirectory(candidate) { return candidate }
                 looked.append(candidate)
             }
-            extractRoot = (p as NSString).lastPathComponent == CIFAR10.folderName ? (p as NSString).deletingLastPathComponent : p
+            throw CNNError.io("no CIFAR-10 batch files in \(looked.joined(separator: " or ")). " + Self.whatIsThere(p)
+                + "A folder given with --data is yours: nothing is downloaded into it. "
+                + "Put the batch files there, or leave out --data to use (or download into) ./data/\(CIFAR10.folderName). "
+                + CIFAR10.whereToPutFiles)
         } else {
             let local = absolute("data/\(CIFAR10.folderName)")
             let shared = absolute("../shared/data/\(CIFAR10.folderName)")
@@ -80,6 +84,20 @@ package struct CIFAR10Locator: Sendable {
                 + "is it the binary version (cifar-10-binary.tar.gz)?")
         }
         return target
+    }
+
+    /// What `path` holds, as a sentence, when it is not a CIFAR-10 folder (empty when nothing useful can be said).
+    static func whatIsThere(_ path: String) -> String {
+        do {
+            if case .imageFolder = try DataDetection.detect(path) {
+                return "\(path) holds class folders of images: train on it with --format folder (or without --format, which detects it). "
+            }
+            return ""
+        } catch let e as CNNError {
+            // The detector's account of the folder, without its own "Expected ..." sentence.
+            let m = e.message
+            return (m.range(of: ". Expected").map { String(m[..<$0.lowerBound]) } ?? m) + ". "
+        } catch { return "" }
     }
 
     /// Downloads `url` to `directory/<archive name>` (unless a copy with the right MD5 is already

@@ -34,6 +34,13 @@ package enum ImageCodec {
 
     /// Decodes a PNG or JPEG file. Errors name the file and say what is wrong with it.
     package static func decode(fileAt path: String, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+        // A file far larger than any image within the pixel limit is refused before it is read
+        // into memory (8 bytes a pixel: 16-bit RGBA stored uncompressed, plus 1 MiB of chunks).
+        let maxBytes = maxPixels > (Int.max - (1 << 20)) / 8 ? Int.max : maxPixels * 8 + (1 << 20)
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes {
+            throw CNNError.invalidData("image \(path) is \(size) bytes, more than an image of at most \(maxPixels) pixels can take "
+                + "(\(maxBytes) bytes); it is not such an image. Delete or replace the file.")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CNNError.io("cannot read image \(path): it does not exist or is not readable (check permissions)")
         }
@@ -76,7 +83,7 @@ package enum ImageCodec {
         if rc != 0 { throw CNNError.io("cannot write PNG \(path): \(cString(err))") }
     }
 
-    /// Writes a baseline JPEG of `quality` (1...100; channels 1 or 3).
+    /// Writes a baseline JPEG of `quality` (1...100; channels 1 or 3, or 4: inverted CMYK with an Adobe marker, for tests).
     package static func writeJPEG(_ image: DecodedImage, to path: String, quality: Int = 95) throws {
         var err = [CChar](repeating: 0, count: 512)
         let rc = image.pixels.withUnsafeBufferPointer {

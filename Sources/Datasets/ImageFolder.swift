@@ -35,6 +35,48 @@ public enum ImageFolder {
     /// The class folders and their image files, without decoding anything.
     public static func scan(root: String, options: ImageFolderOptions = ImageFolderOptions())
         throws -> (classNames: [String], files: [(path: String, label: Int32)], skipped: [String]) {
+        let s = try survey(root: root, options: options)
+        return (s.classNames, s.files, s.skips.nonImages)
+    }
+
+    /// What a scan left out; `load` prints it as one warning.
+    public struct Skips: Sendable, Equatable {
+        /// Files in class folders without an image extension (e.g. notes.txt).
+        public var nonImages: [String] = []
+        /// Names starting with "." (e.g. .DS_Store), in the root or in class folders.
+        public var hidden: [String] = []
+        /// Folders inside class folders (only one level is read; they are not searched).
+        public var folders: [String] = []
+        /// Files directly in the root (not in a class folder).
+        public var rootFiles: [String] = []
+        /// Named pipes, sockets and devices in class folders (reading a pipe could block forever).
+        public var special: [String] = []
+        public var total: Int { nonImages.count + hidden.count + folders.count + rootFiles.count + special.count }
+
+        /// One line for the log, or nil when nothing was skipped.
+        public func warning(root: String, extensions: Set<String>) -> String? {
+            var parts: [String] = []
+            if !nonImages.isEmpty {
+                parts.append("\(nonImages.count) file\(nonImages.count == 1 ? "" : "s") without an image extension ("
+                    + extensions.sorted().joined(separator: "/") + "), e.g. \(nonImages[0])")
+            }
+            if !hidden.isEmpty { parts.append("\(hidden.count) hidden file\(hidden.count == 1 ? "" : "s"), e.g. \(hidden[0])") }
+            if !folders.isEmpty {
+                parts.append("\(folders.count) folder\(folders.count == 1 ? "" : "s") inside class folders (not searched), e.g. \(folders[0])")
+            }
+            if !special.isEmpty {
+                parts.append("\(special.count) pipe\(special.count == 1 ? "" : "s")/socket\(special.count == 1 ? "" : "s")/device\(special.count == 1 ? "" : "s") (not regular files), e.g. \(special[0])")
+            }
+            if !rootFiles.isEmpty {
+                parts.append("\(rootFiles.count) file\(rootFiles.count == 1 ? "" : "s") outside the class folders, e.g. \(rootFiles[0])")
+            }
+            return parts.isEmpty ? nil : "warning: image folder \(root): skipped " + parts.joined(separator: "; ")
+        }
+    }
+
+    /// `scan` with everything it left out.
+    package static func survey(root: String, options: ImageFolderOptions = ImageFolderOptions())
+        throws -> (classNames: [String], files: [(path: String, label: Int32)], skips: Skips) {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
@@ -45,16 +87,20 @@ public enum ImageFolder {
         do { entries = try fm.contentsOfDirectory(atPath: root) } catch {
             throw CNNError.io("cannot list image folder \(root): \(error.localizedDescription)")
         }
-        let classNames = entries.filter { name in
+        var skips = Skips()
+        var classNames: [String] = []
+        for name in entries.sorted() {
+            let path = (root as NSString).appendingPathComponent(name)
+            if name.hasPrefix(".") { skips.hidden.append(path); continue }
+            try refuseBrokenLink(path)
             var d: ObjCBool = false
-            return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
-        }.sorted()
+            if fm.fileExists(atPath: path, isDirectory: &d), d.boolValue { classNames.append(name) } else { skips.rootFiles.append(path) }
+        }
         guard !classNames.isEmpty else {
             throw CNNError.invalidData("image folder \(root) has no class folders. Expected root/<class name>/<image>.png|jpg, "
                 + "one sub-folder per class (e.g. \(root)/cat/001.png, \(root)/dog/001.jpg).")
         }
         var files: [(String, Int32)] = []
-        var skipped: [String] = []
         for (k, name) in classNames.enumerated() {
             let dir = (root as NSString).appendingPathComponent(name)
             let names: [String]
@@ -62,13 +108,20 @@ public enum ImageFolder {
                 throw CNNError.io("cannot list class folder \(dir): \(error.localizedDescription)")
             }
             var count = 0
-            for file in names.sorted() where !file.hasPrefix(".") {
+            for file in names.sorted() {
                 let path = (dir as NSString).appendingPathComponent(file)
-                if options.extensions.contains((file as NSString).pathExtension.lowercased()) {
+                if file.hasPrefix(".") { skips.hidden.append(path); continue }
+                try refuseBrokenLink(path)
+                var d: ObjCBool = false
+                if fm.fileExists(atPath: path, isDirectory: &d), d.boolValue {
+                    skips.folders.append(path)
+                } else if !isRegularFile(path) {
+                    skips.special.append(path)
+                } else if options.extensions.contains((file as NSString).pathExtension.lowercased()) {
                     files.append((path, Int32(k)))
                     count += 1
                 } else {
-                    skipped.append(path)
+                    skips.nonImages.append(path)
                 }
             }
             guard count > 0 else {
@@ -76,19 +129,38 @@ public enum ImageFolder {
                     + options.extensions.sorted().joined(separator: "/") + ". Add images to it or remove the folder.")
             }
         }
-        return (classNames, files, skipped)
+        return (classNames, files, skips)
+    }
+
+    /// True for a regular file (after following links); false for pipes, sockets and devices.
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Throws, naming `path`, when it is a symbolic link that loops or points nowhere (such a link
+    /// would otherwise be skipped silently, or fail later as an unreadable image).
+    static func refuseBrokenLink(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK else { return }
+        guard stat(path, &st) != 0 else { return }
+        let why = errno == ELOOP ? "is a symbolic link loop" : "is a symbolic link to \"\((try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?")\", which does not exist"
+        throw CNNError.invalidData("\(path) \(why). Fix or delete the link.")
     }
 
     /// Decodes every image (in parallel over `threads` threads; default: all cores), converts it
     /// to `options.channels`, resizes it to `options.height` x `options.width` and returns them as
     /// one dataset. The first bad file (in scan order) is reported, by path, whatever the thread count.
+    /// Skipped files (see `Skips`) are reported through `log` as one warning line.
     public static func load(root: String, options: ImageFolderOptions = ImageFolderOptions(),
-                            threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> ImageDataset {
+                            threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            log: (@Sendable (String) -> Void)? = nil) throws -> ImageDataset {
         try require(options.channels == 1 || options.channels == 3,
                     "image folder channels must be 1 (grayscale) or 3 (RGB), got \(options.channels)")
         try require(options.height > 0 && options.width > 0,
                     "image folder target size must be positive, got \(options.height)x\(options.width)")
-        let scanned = try scan(root: root, options: options)
+        let scanned = try survey(root: root, options: options)
+        if let w = scanned.skips.warning(root: root, extensions: options.extensions) { log?(w) }
         let files = scanned.files
         let per = options.channels * options.height * options.width
         var pixels = [UInt8](repeating: 0, count: files.count * per)
@@ -112,9 +184,10 @@ public enum ImageFolder {
         }
         if let (_, error) = errors.first { throw error }
         var notes = ""
-        if !scanned.skipped.isEmpty {
-            notes = " (skipped \(scanned.skipped.count) non-image files, e.g. \(scanned.skipped[0]))"
-        }
+        let k = scanned.skips
+        let counts = [(k.nonImages.count, "non-image files"), (k.hidden.count, "hidden"), (k.folders.count, "sub-folders"), (k.rootFiles.count, "outside class folders"), (k.special.count, "not regular files")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        if !counts.isEmpty { notes = " (skipped " + counts.joined(separator: ", ") + ")" }
         return try ImageDataset(pixels: pixels, labels: files.map(\.label), classNames: scanned.classNames,
                                 channels: options.channels, height: options.height, width: options.width,
                                 source: root + notes)

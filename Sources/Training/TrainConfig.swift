@@ -9,7 +9,10 @@ import NN
 /// A run is reproducible from its config (it is saved in the run folder and in checkpoints).
 public struct TrainConfig: Codable, Sendable, Equatable {
     public enum OptimizerKind: String, Codable, Sendable, CaseIterable { case adam, adamw, sgd }
-    public enum DataFormat: String, Codable, Sendable, CaseIterable { case cifar10, folder }
+    /// `auto` (the default) detects the format of `data` (`DataDetection`): CIFAR-10 batch files or
+    /// class folders of images; without `data` it is CIFAR-10 from the default locations. A config
+    /// that names `cifar10` or `folder` gets exactly that format.
+    public enum DataFormat: String, Codable, Sendable, CaseIterable { case auto, cifar10, folder }
 
     public var model: ModelKind = .optimized
     public var epochs = 15
@@ -37,7 +40,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var augmentation: AugmentationConfig = .guide
 
     // Data
-    public var dataFormat: DataFormat = .cifar10
+    public var dataFormat: DataFormat = .auto
     /// CIFAR-10 folder, or the root of an image-folder dataset (nil: the default locations).
     public var data: String?
     /// Test folder for image-folder datasets (nil: no test set).

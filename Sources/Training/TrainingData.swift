@@ -25,22 +25,53 @@ public struct TrainingData: Sendable {
     public static func load(_ c: TrainConfig, log: @escaping @Sendable (String) -> Void) throws -> TrainingData {
         let train: ImageDataset
         var test: ImageDataset?
-        switch c.dataFormat {
+        var format = c.dataFormat
+        var detectedCIFAR: String?
+        var folderRoot = c.data, folderTest = c.testData
+        if format == .auto {
+            if let d = c.data {
+                switch try DataDetection.detect(absolutePath(d)) {
+                case .cifar10(let dir):
+                    format = .cifar10
+                    detectedCIFAR = dir
+                    log("data: \(d) holds CIFAR-10 batch files (format cifar10)")
+                case .imageFolder(let root, let test):
+                    format = .folder
+                    if root != absolutePath(d) {
+                        // DIR/train (+ DIR/test or DIR/val).
+                        folderRoot = root
+                        if folderTest == nil { folderTest = test }
+                        log("data: \(d) holds train" + (test.map { " and \(($0 as NSString).lastPathComponent)" } ?? "") + " folders of class folders (format folder)")
+                    } else {
+                        log("data: \(d) holds class folders of images (format folder)")
+                    }
+                }
+            } else {
+                format = .cifar10
+            }
+        }
+        switch format {
+        case .auto:
+            preconditionFailure("the data format was resolved above")
         case .cifar10:
-            let dir = try CIFAR10Locator(explicitPath: c.data).resolve()
+            let dir = try detectedCIFAR ?? CIFAR10Locator(explicitPath: c.data).resolve()
             train = try CIFAR10.load(.train, directory: dir, limit: c.limit)
             if c.evaluateTest { test = try CIFAR10.load(.test, directory: dir, limit: c.testLimit) }
             log("data: CIFAR-10 from \(dir): \(train.count) training images" + (test.map { ", \($0.count) test images" } ?? ""))
         case .folder:
-            guard let root = c.data else {
+            guard let root = folderRoot else {
                 throw CNNError.invalidArgument("dataFormat folder needs data: the root folder, with one sub-folder of images per class")
             }
             let options = ImageFolderOptions(channels: c.imageChannels, height: c.imageSize, width: c.imageSize)
-            var all = try ImageFolder.load(root: root, options: options)
+            var all = try ImageFolder.load(root: root, options: options, log: log)
             if let limit = c.limit, limit < all.count { all = try all.subset(Array(0..<limit)) }
             train = all
-            if let t = c.testData, c.evaluateTest {
-                let ts = try ImageFolder.load(root: t, options: options)
+            guard train.numClasses >= 2 else {
+                throw CNNError.invalidData("image folder \(root) has one class folder ('\(train.classNames.joined())'); a classifier needs at least two. "
+                    + "Add one sub-folder of images per class, e.g. \(root)/<other class>/<image>.png.")
+            }
+            if let t = folderTest, c.evaluateTest {
+                let ts = try ImageFolder.load(root: t, options: options, log: log)
                 try require(ts.classNames == train.classNames,
                             "test folder \(t) has classes \(ts.classNames) but training folder \(root) has \(train.classNames)")
                 test = ts
@@ -51,6 +82,12 @@ public struct TrainingData: Sendable {
         releaseFreedMemory()
         return TrainingData(train: train, split: split, test: test)
     }
+}
+
+/// `p` with `~` expanded and, when relative, against the working directory.
+func absolutePath(_ p: String) -> String {
+    let expanded = (p as NSString).expandingTildeInPath
+    return expanded.hasPrefix("/") ? expanded : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(expanded)
 }
 
 /// Hands memory freed while loading (file reads, decoded images) back to the OS. glibc keeps freed

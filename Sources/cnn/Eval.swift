@@ -9,8 +9,8 @@ struct Eval: ParsableCommand {
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Model weights (.safetensors, from SwiftCNN or a PyTorch state_dict saved with safetensors).") var checkpoint: String
     @Option(help: "Model name when the file has no SwiftCNN metadata (e.g. saved by PyTorch).") var model: ModelKind?
-    @Option(help: "CIFAR-10 folder, or an image-folder root with --format folder.") var data: String?
-    @Option(help: "cifar10 (evaluates test_batch.bin) or folder.") var format: TrainConfig.DataFormat = .cifar10
+    @Option(help: "CIFAR-10 folder, or an image-folder root (root/<class>/*.png|jpg).") var data: String?
+    @Option(help: "auto (detect the format of --data), cifar10 (evaluates test_batch.bin) or folder.") var format: TrainConfig.DataFormat = .auto
     @Option(help: "Use only the first N images.") var limit: Int?
     @Option(name: .customLong("top-k"), help: "Also report top-k accuracy.") var topK: Int = 5
     @Flag(help: "Average predictions over the image and its horizontal mirror.") var tta = false
@@ -25,6 +25,8 @@ struct Eval: ParsableCommand {
         let backend = try deviceOption.make()
         let loaded = try Checkpoint.loadModel(path: checkpoint, backend: backend, modelName: model?.rawValue)
         var dataset: ImageDataset
+        var format = format
+        if format == .auto, let data, case .imageFolder = try DataDetection.detect(data) { format = .folder }
         if format == .folder, let data {
             let s = loaded.model.inputShape
             dataset = try ImageFolder.load(root: data, options: ImageFolderOptions(channels: s[0], height: s[1], width: s[2]))

@@ -36,8 +36,8 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (initialisation, split, shuffling, augmentation, dropout).") var seed: UInt64?
 
     // Data
-    @Option(help: "CIFAR-10 folder (cifar-10-batches-bin, or a folder containing it), or an image-folder root with --format folder. Default: ./data, then ../shared/data, else download.") var data: String?
-    @Option(help: "Data format (folder: root/<class>/*.png|jpg).") var format: TrainConfig.DataFormat?
+    @Option(help: "CIFAR-10 folder (cifar-10-batches-bin, or a folder containing it), or an image-folder root (root/<class>/*.png|jpg). Default: ./data, then ../shared/data, else download into ./data (never into a folder given here).") var data: String?
+    @Option(help: "Data format (default auto: detected from --data; folder: root/<class>/*.png|jpg).") var format: TrainConfig.DataFormat?
     @Option(name: .customLong("test-data"), help: "Test image folder (with --format folder).") var testData: String?
     @Option(help: "Use only the first N training images.") var limit: Int?
     @Option(name: .customLong("test-limit"), help: "Use only the first N test images.") var testLimit: Int?

@@ -124,10 +124,12 @@ import Testing
         #expect(URL(fileURLWithPath: found).standardizedFileURL.path == URL(fileURLWithPath: shared).standardizedFileURL.path)
         _ = shared
         // Download attempted but the server is unreachable (a closed local port: no network needed).
-        let unreachable = CIFAR10Locator(explicitPath: dir.sub("mine"), workingDirectory: dir.path,
+        // (Only without --data: a folder the user names is never downloaded into.)
+        let other = dir.mkdir("other/work")
+        let unreachable = CIFAR10Locator(workingDirectory: other,
                                          url: "http://127.0.0.1:9/cifar-10-binary.tar.gz", timeout: 5, log: nil)
         let m2 = errorMessage { _ = try unreachable.resolve() }
-        #expect(m2.contains("download failed") && m2.contains("offline") && m2.contains(dir.sub("mine")))
+        #expect(m2.contains("download failed") && m2.contains("offline") && m2.contains(other + "/data/cifar-10-batches-bin"), "\(m2)")
         #expect(m2.contains("./data/cifar-10-batches-bin"))
     }
 
@@ -146,18 +148,20 @@ import Testing
         _ = src
         let sum = try MD5.hash(fileAt: archive).hex
         let lines = LogLines()
-        let loc = CIFAR10Locator(explicitPath: dir.sub("dest"), workingDirectory: dir.path,
+        // Without --data the download goes into ./data (working directories in this test's folder,
+        // so that their ../shared is too).
+        let loc = CIFAR10Locator(workingDirectory: dir.mkdir("w1/work"),
                                  url: URL(fileURLWithPath: archive).absoluteString, md5: sum, log: { lines.add($0) })
         let found = try loc.resolve()
-        #expect(found == dir.sub("dest/cifar-10-batches-bin"))
+        #expect(found == dir.sub("w1/work/data/cifar-10-batches-bin"))
         #expect(try CIFAR10.load(.test, directory: found).labels == [7])
         #expect(lines.text.contains("MD5 \(sum) verified"))
         // A wrong checksum is refused and the bad download deleted.
-        let wrong = CIFAR10Locator(explicitPath: dir.sub("dest2"), workingDirectory: dir.path,
+        let wrong = CIFAR10Locator(workingDirectory: dir.mkdir("w2/work"),
                                    url: URL(fileURLWithPath: archive).absoluteString, md5: CIFAR10.archiveMD5, log: nil)
         let m = errorMessage { _ = try wrong.resolve() }
         #expect(m.contains("has MD5 \(sum), expected \(CIFAR10.archiveMD5)"))
-        #expect(!FileManager.default.fileExists(atPath: dir.sub("dest2/cifar-10-binary.tar.gz")))
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("w2/work/data/cifar-10-binary.tar.gz")))
     }
 
     @Test func progressBarRenders() {

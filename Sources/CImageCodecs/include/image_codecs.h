@@ -22,7 +22,8 @@ typedef struct {
 int swiftcnn_decode_png(const unsigned char *data, size_t size, long long max_pixels,
                         swiftcnn_image *out, char *err, size_t errlen);
 
-/// Decodes a baseline or progressive JPEG held in memory (gray or YCbCr/RGB; CMYK is refused).
+/// Decodes a baseline or progressive JPEG held in memory (gray, YCbCr/RGB, or CMYK/YCCK converted
+/// to RGB as PIL's convert("RGB") does; Adobe-marked files hold inverted CMYK).
 /// A truncated or corrupt entropy-coded segment is an error, not a silently gray-filled image.
 int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_pixels,
                          swiftcnn_image *out, char *err, size_t errlen);
@@ -33,7 +34,8 @@ void swiftcnn_image_free(swiftcnn_image *img);
 int swiftcnn_encode_png(const char *path, const unsigned char *pixels, int width, int height,
                         int channels, char *err, size_t errlen);
 
-/// Writes interleaved 8-bit pixels (channels 1 or 3) as a baseline JPEG of `quality` (1...100).
+/// Writes interleaved 8-bit pixels (channels 1 or 3, or 4: CMYK written as given with an Adobe
+/// marker, i.e. in Photoshop's inverted convention) as a baseline JPEG of `quality` (1...100).
 int swiftcnn_encode_jpeg(const char *path, const unsigned char *pixels, int width, int height,
                          int channels, int quality, char *err, size_t errlen);
 

@@ -39,8 +39,10 @@ struct ReliabilityTests {
     }
 
     /// A stop request mid-epoch writes `latest` with the step reached; resuming from it gives the
-    /// uninterrupted run's metrics and weights bit for bit (CPU backend).
-    @Test func stopMidEpochResumesExactly() throws {
+    /// uninterrupted run's metrics and weights bit for bit (CPU backend). Stopped after the epoch's
+    /// last step (`atEnd`), the request is seen during validation: all steps are done and the
+    /// resumed run repeats only the validation.
+    @Test(arguments: [false, true]) func stopMidEpochResumesExactly(atEnd: Bool) throws {
         var c = config(limit: 1000, epochs: 2)
         c.augmentation.cutoutSize = 8
         c.augmentation.mixupAlpha = 0.2
@@ -54,11 +56,12 @@ struct ReliabilityTests {
         let first = try trainer(c, data, b)
         let flag = StopFlag()
         first.stopFlag = flag
-        first.afterStep = { step in if step == 5 { flag.request() } }   // epoch 1 has 13 steps
+        let stopAt = atEnd ? first.trainLoader.batchesPerEpoch : 5
+        first.afterStep = { step in if step == stopAt { flag.request() } }
         let r1 = try first.run()
         #expect(r1.interrupted && r1.history.isEmpty)
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: b.appendingPathComponent("latest.json"))) as? [String: Any]
-        #expect(state?["epoch"] as? Int == 0 && state?["stepInEpoch"] as? Int == 5 && state?["globalStep"] as? Int == 5, "\(state ?? [:])")
+        #expect(state?["epoch"] as? Int == 0 && state?["stepInEpoch"] as? Int == stopAt && state?["globalStep"] as? Int == stopAt, "\(state ?? [:])")
 
         let second = try trainer(c, data, b)
         try second.resume(from: b)

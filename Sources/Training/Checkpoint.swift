@@ -34,13 +34,44 @@ public struct CheckpointState: Codable, Sendable {
     public var bestValidationLoss: Double
     public var epochsWithoutImprovement: Int
     public var savedAt: String
+    /// Steps of epoch `epoch + 1` already done when the run was stopped mid-epoch (SIGINT/SIGTERM,
+    /// `Trainer.stopRequested`); nil or 0: the checkpoint is at an epoch boundary. Resume skips these
+    /// batches of the epoch (the data order is a function of seed and epoch) and restores the
+    /// epoch's running loss and accuracy sums, so the resumed run equals the uninterrupted one.
+    public var stepInEpoch: Int?
+    /// The partial epoch's device-side sums (loss, correct count) and image count, with `stepInEpoch`.
+    public var partialLossSum: Float?
+    public var partialCorrectSum: Float?
+    public var partialSeen: Int?
+    /// The learning-rate multiplier left by `--on-nan skip` recoveries (nil: 1).
+    public var learningRateScale: Double?
+    /// A fresh identifier of each save, also written into both tensor files: the commit token that
+    /// ties the three files of one save together (nil in checkpoints of older versions).
+    public var saveID: String?
 }
 
 /// Reads and writes checkpoints: `<stem>.safetensors` (the model, PyTorch state-dict names),
-/// `<stem>.optim.safetensors` (optimizer tensors) and `<stem>.json` (everything else). Each file is
-/// written atomically and the JSON last: it is the commit point, and both tensor files carry its
-/// epoch in their metadata, so a set torn by a crash is detected instead of silently mixed.
+/// `<stem>.optim.safetensors` (optimizer tensors) and `<stem>.json` (everything else).
+///
+/// A save is a two-phase commit, so that `kill -9` at any instant leaves either the previous set or
+/// the new one, never a mix that resume accepts:
+/// 1. both tensor files are written (each atomically: temporary file, fsync, rename) under pending
+///    names `.<stem>.pending.safetensors` and `.<stem>.pending.optim.safetensors`;
+/// 2. `<stem>.json` is written atomically: the commit point. It holds a fresh `saveID`, which both
+///    tensor files also carry in their metadata;
+/// 3. the pending files are renamed over `<stem>.safetensors` and `<stem>.optim.safetensors`.
+/// A crash before 2 leaves the previous set whole (its JSON still names the previous files); a crash
+/// after 2 is rolled forward by `load`, which takes each tensor file from its final or its pending
+/// name, whichever carries the JSON's `saveID`, and refuses with a message when neither does.
 public enum Checkpoint {
+    /// `.<stem>.pending.safetensors` / `.<stem>.pending.optim.safetensors` beside `final`.
+    static func pendingURL(_ final: URL) -> URL {
+        let name = final.lastPathComponent
+        let optim = name.hasSuffix(".optim.safetensors")
+        let stem = String(name.dropLast(optim ? ".optim.safetensors".count : ".safetensors".count))
+        return final.deletingLastPathComponent().appendingPathComponent("." + stem + ".pending" + (optim ? ".optim.safetensors" : ".safetensors"))
+    }
+
     public static func modelURL(_ dir: URL, _ stem: String) -> URL { dir.appendingPathComponent("\(stem).safetensors") }
     static func optimizerURL(_ dir: URL, _ stem: String) -> URL { dir.appendingPathComponent("\(stem).optim.safetensors") }
     static func stateURL(_ dir: URL, _ stem: String) -> URL { dir.appendingPathComponent("\(stem).json") }
@@ -57,18 +88,49 @@ public enum Checkpoint {
     }
 
     public static func save(dir: URL, stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
-                            normalization: Normalization) throws {
+                            normalization: Normalization, beforeCommit: (() throws -> Void)? = nil) throws {
+        var state = state
+        let id = UUID().uuidString
+        state.saveID = id
         var meta = modelMetadata(model: model, classNames: state.classNames, normalization: normalization, epoch: state.epoch)
-        try SafeTensors.write(try model.stateDict(), metadata: meta, to: modelURL(dir, stem))
+        meta["swiftcnn_save_id"] = id
+        let (mURL, oURL) = (modelURL(dir, stem), optimizerURL(dir, stem))
+        try SafeTensors.write(try model.stateDict(), metadata: meta, to: pendingURL(mURL))
         let opt = try optimizer.state()
-        meta = ["swiftcnn_epoch": String(state.epoch), "swiftcnn_optimizer_step": String(opt.step)]
-        try SafeTensors.write(opt.tensors.map { ($0.0, .float($0.1)) }, metadata: meta, to: optimizerURL(dir, stem))
+        meta = ["swiftcnn_epoch": String(state.epoch), "swiftcnn_optimizer_step": String(opt.step), "swiftcnn_save_id": id]
+        try SafeTensors.write(opt.tensors.map { ($0.0, .float($0.1)) }, metadata: meta, to: pendingURL(oURL))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try beforeCommit?()
         // A plateau schedule that has not seen a validation loss holds best = +inf, and a diverged run
         // may hold NaN: JSON has neither, so they are written as strings (and read back the same way).
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try enc.encode(state), to: stateURL(dir, stem))
+        try commitPending(mURL)
+        try commitPending(oURL)
+    }
+
+    static func commitPending(_ final: URL) throws {
+        let pending = pendingURL(final)
+        guard rename(pending.path, final.path) == 0 else {
+            throw CNNError.io("cannot rename \(pending.path) to \(final.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The tensors and metadata of a checkpoint file for the save `id`: the final file when it
+    /// carries `id`, else the pending one (a save interrupted after its commit point), which is then
+    /// renamed into place; nil when neither does.
+    static func readCommitted(_ final: URL, id: String) throws -> (entries: [(String, StateValue)], metadata: [String: String])? {
+        if FileManager.default.fileExists(atPath: final.path) {
+            let r = try SafeTensors.read(final)
+            if r.metadata["swiftcnn_save_id"] == id { return r }
+        }
+        let pending = pendingURL(final)
+        guard FileManager.default.fileExists(atPath: pending.path) else { return nil }
+        let r = try SafeTensors.read(pending)
+        guard r.metadata["swiftcnn_save_id"] == id else { return nil }
+        try commitPending(final)
+        return r
     }
 
     /// Loads a checkpoint into `model` and `optimizer` and returns its state.
@@ -85,8 +147,19 @@ public enum Checkpoint {
         }
         try require(state.format == CheckpointState.formatVersion, "cannot resume: \(su.path) has format \(state.format), expected \(CheckpointState.formatVersion)")
         try require(state.model == model.name, "cannot resume: \(su.path) is a checkpoint of model '\(state.model)', not '\(model.name)'")
-        let (entries, meta) = try SafeTensors.read(modelURL(dir, stem))
-        let (optEntries, optMeta) = try SafeTensors.read(optimizerURL(dir, stem))
+        let model_, optim_: (entries: [(String, StateValue)], metadata: [String: String])
+        if let id = state.saveID {
+            let (mURL, oURL) = (modelURL(dir, stem), optimizerURL(dir, stem))
+            guard let m = try readCommitted(mURL, id: id), let o = try readCommitted(oURL, id: id) else {
+                throw CNNError.invalidData("cannot resume: the checkpoint files in \(dir.path) do not belong to \(stem).json "
+                    + "(save \(id)): the run was interrupted while saving or they were replaced — resume from best.json or restart")
+            }
+            (model_, optim_) = (m, o)
+        } else {
+            // Checkpoints written before `saveID`: their tensor files carry the epoch only.
+            (model_, optim_) = (try SafeTensors.read(modelURL(dir, stem)), try SafeTensors.read(optimizerURL(dir, stem)))
+        }
+        let (entries, meta) = model_, (optEntries, optMeta) = optim_
         guard meta["swiftcnn_epoch"] == String(state.epoch), optMeta["swiftcnn_epoch"] == String(state.epoch) else {
             throw CNNError.invalidData("cannot resume: the checkpoint files in \(dir.path) are from different epochs "
                 + "(\(stem).json: \(state.epoch), model: \(meta["swiftcnn_epoch"] ?? "?"), optimizer: \(optMeta["swiftcnn_epoch"] ?? "?")); "

@@ -1,6 +1,9 @@
 import CNNCore
 import Datasets
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NN
 
 /// A metrics line of a training step (`logEvery`): the running totals of the epoch so far.
@@ -23,6 +26,9 @@ package struct StepMetrics: Codable, Sendable, Equatable {
 package final class RunFolder {
     package let url: URL
     private var tensorBoard: TensorBoardWriter?
+    /// Test seam: called by `saveCheckpoint` between writing the tensor files and the commit point;
+    /// throwing there simulates a write that fails mid-checkpoint (full disk, folder gone read-only).
+    package var checkpointFault: ((_ stem: String) throws -> Void)?
 
     package init(url: URL) { self.url = url }
 
@@ -33,8 +39,8 @@ package final class RunFolder {
     /// Creates the folder and writes config.json; metrics.jsonl and the TensorBoard event file
     /// restart from `history` (the epochs of a resumed checkpoint), so neither ever holds an epoch
     /// that the checkpoint dropped.
-    package func start(config: TrainConfig, history: [EpochMetrics]) throws {
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    package func start(config: TrainConfig, history: [EpochMetrics], probeBytes: Int = 1 << 20) throws {
+        try probeWritable(bytes: probeBytes)
         try AtomicFile.write(Data(config.json().utf8), to: configURL)
         try AtomicFile.write(Data(history.map(Self.jsonLine).joined().utf8), to: metricsURL)
         // One event file per run folder (`tensorboard --logdir runs`).
@@ -45,10 +51,45 @@ package final class RunFolder {
         for m in history { try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch) }
     }
 
+    /// Before training: creates the folder and writes, fsyncs and deletes a probe file of `bytes`
+    /// (about one checkpoint set), so that a read-only, unwritable or full folder is reported now,
+    /// naming the folder and what to do, instead of after the first epoch.
+    package func probeWritable(bytes: Int) throws {
+        let advice = "choose another folder with --runs-dir DIR (or --name), or make \(url.path) writable"
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            let why = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            throw CNNError.io("cannot create the run folder \(url.path): \(why) — \(advice)")
+        }
+        let probe = url.appendingPathComponent(".write-probe-\(getpid())")
+        defer { unlink(probe.path) }
+        let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw CNNError.io("the run folder \(url.path) is not writable (\(String(cString: strerror(errno)))) — \(advice)")
+        }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0, count: min(bytes, 1 << 20))
+        var left = bytes
+        while left > 0 {
+            let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, min(left, $0.count)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw CNNError.io("cannot write \(bytes / 1_048_576 + 1) MiB (about one checkpoint) into the run folder \(url.path): "
+                    + "\(String(cString: strerror(errno))) — free some space or \(advice)")
+            }
+            left -= n
+        }
+        guard fsync(fd) == 0 else {
+            throw CNNError.io("cannot flush a file in the run folder \(url.path): \(String(cString: strerror(errno))) — free some space or \(advice)")
+        }
+    }
+
     /// Writes the checkpoint set `stem` (latest, best).
     package func saveCheckpoint(_ stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
                                normalization: Normalization) throws {
-        try Checkpoint.save(dir: url, stem: stem, model: model, optimizer: optimizer, state: state, normalization: normalization)
+        try Checkpoint.save(dir: url, stem: stem, model: model, optimizer: optimizer, state: state, normalization: normalization,
+                            beforeCommit: checkpointFault.map { fault in { try fault(stem) } })
     }
 
     /// The model file of checkpoint `stem`, if it exists.

@@ -101,6 +101,39 @@ public final class StepRunner {
         return (l / Double(seen), c / Double(seen), seen)
     }
 
+    /// The raw device-side sums (loss, correct count) and the image count so far, for a mid-epoch
+    /// checkpoint; `restoreTotals` puts them back, so the resumed epoch's totals are bit-identical.
+    func rawTotals() throws -> (lossSum: Float, correctSum: Float, seen: Int) {
+        guard seen > 0 else { return (0, 0, 0) }
+        return (try backend.floats(lossSum)[0], try backend.floats(correctSum)[0], seen)
+    }
+
+    func restoreTotals(lossSum l: Float, correctSum c: Float, seen n: Int) throws {
+        try backend.write([l], to: lossSum)
+        try backend.write([c], to: correctSum)
+        seen = n
+    }
+
+    /// Forgets the totals so far (after `--on-nan skip` rolled the weights back).
+    func resetTotals() throws {
+        try backend.fill(lossSum, value: 0)
+        try backend.fill(correctSum, value: 0)
+        seen = 0
+    }
+
+    /// Whether every weight is finite: the sum of squares (one scalar read), and only when that
+    /// overflows, a scan of the weights on the host.
+    func parametersAreFinite() throws -> Bool {
+        try backend.sumOfSquares(model.flatParameters, into: scratch, accumulate: false)
+        if try backend.floats(scratch)[0].isFinite { return true }
+        return try !backend.floats(model.flatParameters).contains { !$0.isFinite }
+    }
+
+    /// The loss sum so far (one scalar read): non-finite once any step's loss was.
+    func lossSumSoFar() throws -> Float {
+        seen > 0 ? try backend.floats(lossSum)[0] : 0
+    }
+
     /// Mean loss and accuracy so far without resetting (for a progress bar; reads two scalars).
     public func peekTotals() throws -> (loss: Double, accuracy: Double) {
         guard seen > 0 else { return (0, 0) }

@@ -2,6 +2,7 @@ import CNNCore
 import Datasets
 import Foundation
 import NN
+import Synchronization
 
 /// The outcome of `Trainer.run()`.
 public struct TrainResult: Sendable {
@@ -13,6 +14,30 @@ public struct TrainResult: Sendable {
     public var testOfBest: EvaluationResult?
     public var stoppedEarly: Bool
     public var runDirectory: URL?
+    /// The run stopped because `Trainer.stopFlag` was raised (SIGINT/SIGTERM in `cnn train`); the
+    /// `latest` checkpoint holds the step it stopped at and `--resume` continues from there.
+    public var interrupted = false
+}
+
+/// A request to stop training, raised from any thread (the CLI raises it from its signal sources)
+/// and polled by the training loop after each step. The library installs no signal handlers.
+public final class StopFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+    public init() {}
+    public func request() { raised.store(true, ordering: .relaxed) }
+    public var isRequested: Bool { raised.load(ordering: .relaxed) }
+}
+
+/// What the trainer does when the loss, a gradient or a weight stops being a finite number.
+public enum NonFinitePolicy: String, Sendable, CaseIterable, Codable {
+    /// Stop with the step, the first layer whose weights or gradients are not finite and the last
+    /// good checkpoint (never overwritten with such weights).
+    case stop
+    /// Roll the weights, batch-norm statistics and optimizer state back to the last good snapshot
+    /// (the start of the epoch: what the latest checkpoint holds), divide the learning rate by 10
+    /// for the rest of the run and go on with the next batch; after `maxNonFiniteRecoveries` such
+    /// rollbacks, stop as `stop` does.
+    case skip
 }
 
 /// Trains a model on a device: the loop of the PyTorch CIFAR-10 guide, with checkpoints,
@@ -39,6 +64,21 @@ public final class Trainer {
     /// Stop after this epoch, as if the process were killed once its checkpoint is written
     /// (time-boxed runs, and the tests of `--resume`).
     public var stopAfterEpoch: Int?
+    /// Raised (from any thread), the run stops after the current step: it writes `latest` with the
+    /// step reached within the epoch and returns a result with `interrupted` set.
+    public var stopFlag: StopFlag?
+    /// See `NonFinitePolicy`.
+    public var onNonFinite: NonFinitePolicy = .stop
+    /// The epoch's loss sum is read every this many steps (one scalar) to catch a non-finite loss
+    /// early; it is also read at every progress-bar update, metrics line and epoch end, and the
+    /// weights are checked before every checkpoint. 1: the exact step, at one device read per step.
+    public var nonFiniteCheckEvery = 10
+    /// Rollbacks allowed by `NonFinitePolicy.skip` before the run stops.
+    public var maxNonFiniteRecoveries = 5
+    /// Multiplies the schedule's learning rate (`--on-nan skip` divides it by 10 per rollback).
+    package var learningRateScale = 1.0
+    /// Test seam: called after each training step with the global step count.
+    package var afterStep: ((Int) -> Void)?
 
     private(set) var schedule: LRSchedule
     private(set) var history: [EpochMetrics] = []
@@ -48,6 +88,14 @@ public final class Trainer {
     private var bestValidationLoss = Double.infinity
     private var bestEpoch = 0
     private var epochsWithoutImprovement = 0
+    /// From a mid-epoch checkpoint: the steps of `startEpoch` already done and the epoch's sums.
+    private var resumeStepInEpoch = 0
+    private var resumePartial: (lossSum: Float, correctSum: Float, seen: Int)?
+    /// The last step after which the loss sum was read and finite.
+    private var lastFiniteStep = 0
+    private var recoveries = 0
+    /// The weights, buffers and optimizer state of the last good point (`NonFinitePolicy.skip` only).
+    private var snapshot: (model: [(String, StateValue)], optimizer: (tensors: [(String, HostTensor)], step: Int), epoch: Int)?
 
     /// Builds model, optimizer and loaders on `backend`. `runDirectory` nil: nothing is written.
     public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?) throws {
@@ -93,8 +141,15 @@ public final class Trainer {
         bestValidationLoss = s.bestValidationLoss
         bestEpoch = s.bestEpoch
         epochsWithoutImprovement = s.epochsWithoutImprovement
-        log("resumed from \(dir.path)/\(stem): epoch \(s.epoch) done, step \(s.globalStep), best validation accuracy "
-            + String(format: "%.2f%%", 100 * s.bestValidationAccuracy) + " (epoch \(s.bestEpoch))")
+        learningRateScale = s.learningRateScale ?? 1
+        lastFiniteStep = globalStep
+        resumeStepInEpoch = s.stepInEpoch ?? 0
+        if resumeStepInEpoch > 0, let l = s.partialLossSum, let c = s.partialCorrectSum, let n = s.partialSeen {
+            resumePartial = (l, c, n)
+        }
+        let within = resumeStepInEpoch > 0 ? ", and \(resumeStepInEpoch) of \(trainLoader.batchesPerEpoch) steps of epoch \(s.epoch + 1)" : ""
+        log("resumed from \(dir.path)/\(stem): epoch \(s.epoch) done\(within), step \(s.globalStep)"
+            + (s.bestEpoch > 0 ? ", best validation accuracy " + String(format: "%.2f%%", 100 * s.bestValidationAccuracy) + " (epoch \(s.bestEpoch))" : ""))
     }
 
     /// The dropout seed of global step `step`.
@@ -104,11 +159,15 @@ public final class Trainer {
     }
 
     public func run() throws -> TrainResult {
-        try runFolder?.start(config: config, history: history)
+        try runFolder?.start(config: config, history: history, probeBytes: 4 * model.parameterCount * 4 + (1 << 20))
         var stoppedEarly = false
         if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
+        if onNonFinite == .skip { try takeSnapshot(epoch: startEpoch - 1) }
         for epoch in startEpoch...max(config.epochs, startEpoch) where epoch <= config.epochs {
-            let m = try trainEpoch(epoch)
+            guard let m = try trainEpoch(epoch) else {
+                return TrainResult(history: history, bestEpoch: bestEpoch, bestValidationAccuracy: bestValidationAccuracy,
+                                   test: nil, testOfBest: nil, stoppedEarly: true, runDirectory: runDirectory, interrupted: true)
+            }
             history.append(m)
             let improved = m.validationAccuracy > bestValidationAccuracy
             if improved { bestValidationAccuracy = m.validationAccuracy; bestEpoch = epoch }
@@ -118,17 +177,18 @@ public final class Trainer {
                        epoch, config.epochs, m.trainLoss, 100 * m.trainAccuracy, m.validationLoss, 100 * m.validationAccuracy,
                        m.learningRate, m.seconds, m.imagesPerSecond, improved ? "  *best" : ""))
             if let folder = runFolder {
+                // trainEpoch checked the loss sums and the weights: no non-finite weights get here.
                 let state = checkpointState(epoch: epoch)
-                let norm = config.augmentation.normalization
-                try folder.saveCheckpoint("latest", model: model, optimizer: optimizer, state: state, normalization: norm)
-                if improved { try folder.saveCheckpoint("best", model: model, optimizer: optimizer, state: state, normalization: norm) }
+                saveOrWarn("latest", folder: folder, state: state)
+                if improved { saveOrWarn("best", folder: folder, state: state) }
                 try folder.record(m)
             }
+            if onNonFinite == .skip { try takeSnapshot(epoch: epoch) }
             if epoch == startEpoch { log("  " + memoryReport()) }
-            if !m.trainLoss.isFinite {
-                // The weights are no longer numbers: every later epoch would be wasted. The latest
-                // checkpoint now holds the diverged weights; best.* still holds the last good ones.
-                throw CNNError.invalidArgument(String(format: "training diverged in epoch %d (train loss %@); lower learningRate (now %g) or set maxGradNorm", epoch, "\(m.trainLoss)", config.learningRate))
+            if stopFlag?.isRequested == true {
+                log("stopped after epoch \(epoch) as asked (its checkpoint is written)")
+                return TrainResult(history: history, bestEpoch: bestEpoch, bestValidationAccuracy: bestValidationAccuracy,
+                                   test: nil, testOfBest: nil, stoppedEarly: true, runDirectory: runDirectory, interrupted: true)
             }
             if let stop = stopAfterEpoch, epoch >= stop, epoch < config.epochs {
                 log("stopping after epoch \(epoch) as asked; continue with --resume")
@@ -191,50 +251,187 @@ public final class Trainer {
     }
 
     func checkpointState(epoch: Int) -> CheckpointState {
-        CheckpointState(config: config, model: model.name, inputShape: model.inputShape.dims, classNames: data.classNames,
-                        epoch: epoch, globalStep: globalStep, optimizerStep: optimizer.stepCount, schedule: schedule, history: history,
-                        bestValidationAccuracy: bestValidationAccuracy, bestEpoch: bestEpoch, bestValidationLoss: bestValidationLoss,
-                        epochsWithoutImprovement: epochsWithoutImprovement, savedAt: ISO8601DateFormatter().string(from: Date()))
+        var s = CheckpointState(config: config, model: model.name, inputShape: model.inputShape.dims, classNames: data.classNames,
+                                epoch: epoch, globalStep: globalStep, optimizerStep: optimizer.stepCount, schedule: schedule, history: history,
+                                bestValidationAccuracy: bestValidationAccuracy, bestEpoch: bestEpoch, bestValidationLoss: bestValidationLoss,
+                                epochsWithoutImprovement: epochsWithoutImprovement, savedAt: ISO8601DateFormatter().string(from: Date()))
+        s.learningRateScale = learningRateScale == 1 ? nil : learningRateScale
+        return s
     }
 
-    /// One epoch of training, then validation.
-    func trainEpoch(_ epoch: Int) throws -> EpochMetrics {
+    /// Writes checkpoint `stem`; a failed write (full disk, folder gone read-only) is reported and
+    /// training goes on: the previous checkpoint set is untouched (see `Checkpoint`) and the next
+    /// epoch tries again.
+    func saveOrWarn(_ stem: String, folder: RunFolder, state: CheckpointState) {
+        do {
+            try folder.saveCheckpoint(stem, model: model, optimizer: optimizer, state: state, normalization: config.augmentation.normalization)
+        } catch {
+            log("warning: could not write checkpoint '\(stem)' of epoch \(state.epoch): \(error)\n  " + keptCheckpointNote(stem)
+                + "; training continues and the next epoch tries again")
+        }
+    }
+
+    /// What the run folder holds of checkpoint `stem` now.
+    func keptCheckpointNote(_ stem: String) -> String {
+        guard let folder = runFolder else { return "no run folder" }
+        let json = Checkpoint.stateURL(folder.url, stem)
+        guard let d = FileManager.default.contents(atPath: json.path),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let e = o["epoch"] as? Int else {
+            return "there is no earlier '\(stem)' checkpoint in \(folder.url.path)"
+        }
+        let step = (o["stepInEpoch"] as? Int).map { $0 > 0 ? ", step \($0) of epoch \(e + 1)" : "" } ?? ""
+        return "the previous checkpoint \(folder.url.appendingPathComponent(stem).path).* (epoch \(e)\(step)) is kept"
+    }
+
+    func takeSnapshot(epoch: Int) throws {
+        let o = try optimizer.state()
+        snapshot = (try model.stateDict(), (o.tensors, o.step), epoch)
+    }
+
+    /// The first parameter (model order) whose weights, and the first whose gradients, hold a
+    /// non-finite value; read to the host only after the loss sum was found non-finite.
+    func nonFiniteLayers() throws -> String {
+        var weights: String?, grads: String?
+        for (name, p) in model.parameters {
+            if weights == nil, try model.backend.floats(p.value).contains(where: { !$0.isFinite }) { weights = name }
+            if grads == nil, try model.backend.floats(p.grad).contains(where: { !$0.isFinite }) { grads = name }
+            if weights != nil && grads != nil { break }
+        }
+        var buffer: String?
+        for (name, b) in model.buffers where try model.backend.floats(b.value).contains(where: { !$0.isFinite }) { buffer = name; break }
+        var parts: [String] = []
+        parts.append(weights.map { "first non-finite weights in \($0)" } ?? "all weights finite")
+        parts.append(grads.map { "first non-finite gradient in \($0)" } ?? "all gradients finite")
+        if let buffer { parts.append("first non-finite statistic in \(buffer)") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The loss sum or the weights stopped being finite: stop (throw) or, with `.skip`, roll back.
+    func nonFinite(_ what: String, epoch: Int) throws {
+        let layers = try nonFiniteLayers()
+        let steps = lastFiniteStep + 1 >= globalStep ? "step \(globalStep)" : "steps \(lastFiniteStep + 1)...\(globalStep) (finite until step \(lastFiniteStep))"
+        if onNonFinite == .skip, let snap = snapshot, recoveries < maxNonFiniteRecoveries {
+            recoveries += 1
+            try model.load(stateDict: snap.model, source: "the weights of epoch \(snap.epoch)")
+            try optimizer.loadState(tensors: snap.optimizer.tensors, step: snap.optimizer.step)
+            try runner.resetTotals()
+            learningRateScale /= 10
+            lastFiniteStep = globalStep
+            log(String(format: "non-finite %@ at %@ in epoch %d (%@): rolled back to the weights of epoch %d, learning rate ×%g from now on (rollback %d of %d)",
+                       what, steps, epoch, layers, snap.epoch, learningRateScale, recoveries, maxNonFiniteRecoveries))
+            return
+        }
+        var kept = ["latest", "best"].map(keptCheckpointNote).joined(separator: "; ")
+        kept = kept.prefix(1).uppercased() + kept.dropFirst()
+        let hint = onNonFinite == .skip ? "after \(recoveries) rollbacks with a lower learning rate" : "(--on-nan skip rolls back and lowers the learning rate instead)"
+        throw CNNError.invalidArgument("training diverged: non-finite \(what) at \(steps) in epoch \(epoch); \(layers). "
+            + "\(kept). Stopped \(hint); lower the learning rate (now \(String(format: "%g", config.learningRate * learningRateScale))) or set maxGradNorm (--clip-grad-norm)")
+    }
+
+    /// Reads the epoch's loss sum (one scalar); handles a non-finite one.
+    func checkLoss(epoch: Int) throws {
+        if try runner.lossSumSoFar().isFinite { lastFiniteStep = globalStep } else { try nonFinite("loss", epoch: epoch) }
+    }
+
+    /// Writes `latest` at step `index` of `epoch` (a stop request), with the epoch's sums so far.
+    func saveStopped(epoch: Int, index: Int, sums: (lossSum: Float, correctSum: Float, seen: Int)) throws {
+        log("stop requested: stopping at step \(index) of \(trainLoader.batchesPerEpoch) in epoch \(epoch) (global step \(globalStep))")
+        guard let folder = runFolder else { return }
+        var state = checkpointState(epoch: epoch - 1)
+        state.stepInEpoch = index
+        (state.partialLossSum, state.partialCorrectSum, state.partialSeen) = (sums.lossSum, sums.correctSum, sums.seen)
+        do {
+            try folder.saveCheckpoint("latest", model: model, optimizer: optimizer, state: state, normalization: config.augmentation.normalization)
+        } catch {
+            throw CNNError.io("could not write the checkpoint on stopping: \(error); " + keptCheckpointNote("latest"))
+        }
+        log("checkpoint written: \(folder.url.appendingPathComponent("latest").path).* (epoch \(epoch), step \(index) of \(trainLoader.batchesPerEpoch))")
+    }
+
+    /// One epoch of training, then validation; nil when a stop request ended it (latest is written).
+    func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
-        let bar = ProgressBar(total: trainLoader.batchesPerEpoch, label: "epoch \(epoch)/\(config.epochs)", enabled: showProgress)
+        let steps = trainLoader.batchesPerEpoch
+        let skip = min(resumeStepInEpoch, steps)
+        resumeStepInEpoch = 0
+        let bar = ProgressBar(total: steps, label: "epoch \(epoch)/\(config.epochs)", enabled: showProgress)
         var images = 0
-        var done = 0
+        var done = skip
         var lastPeek = Date.distantPast
         var shown = (loss: 0.0, accuracy: 0.0)
-        var lr = schedule.lr(step: globalStep)
+        var lr = schedule.lr(step: max(globalStep - (skip > 0 ? 1 : 0), 0)) * learningRateScale
         _ = try runner.takeTotals()
-        for batch in trainLoader.batches(epoch: epoch - 1) {
-            lr = schedule.lr(step: globalStep)
-            optimizer.learningRate = Float(lr)
-            try runner.trainStep(images: batch.images, labels: batch.labels, softTargets: batch.softTargets, seed: stepSeed(globalStep))
-            globalStep += 1
-            done += 1
-            images += batch.count
-            trainLoader.recycle(batch)
-            if bar.enabled, Date().timeIntervalSince(lastPeek) > 0.5 {
-                shown = try runner.peekTotals()
-                lastPeek = Date()
-            }
-            bar.update(done: done, images: images, extra: String(format: "loss %.4f  acc %.1f%%", shown.loss, 100 * shown.accuracy))
-            if let every = config.logEvery, globalStep % every == 0, let folder = runFolder {
-                let t = try runner.peekTotals()
-                try folder.record(StepMetrics(step: globalStep, epoch: epoch, trainLoss: t.loss, trainAccuracy: t.accuracy, learningRate: lr))
+        if let p = resumePartial { try runner.restoreTotals(lossSum: p.lossSum, correctSum: p.correctSum, seen: p.seen) }
+        resumePartial = nil
+        var index = 0
+        // A resumed epoch skips the batches already done (built, not trained: the data order and
+        // augmentation are functions of seed, epoch and index); none are built if all are done.
+        if skip < steps {
+            for batch in trainLoader.batches(epoch: epoch - 1) {
+                index += 1
+                if index <= skip { trainLoader.recycle(batch); continue }
+                lr = schedule.lr(step: globalStep) * learningRateScale
+                optimizer.learningRate = Float(lr)
+                try runner.trainStep(images: batch.images, labels: batch.labels, softTargets: batch.softTargets, seed: stepSeed(globalStep))
+                globalStep += 1
+                done += 1
+                images += batch.count
+                trainLoader.recycle(batch)
+                afterStep?(globalStep)
+                if globalStep % max(nonFiniteCheckEvery, 1) == 0 { try checkLoss(epoch: epoch) }
+                if bar.enabled, Date().timeIntervalSince(lastPeek) > 0.5 {
+                    shown = try runner.peekTotals()
+                    if !shown.loss.isFinite { try checkLoss(epoch: epoch) }
+                    lastPeek = Date()
+                }
+                bar.update(done: done, images: images, extra: String(format: "loss %.4f  acc %.1f%%", shown.loss, 100 * shown.accuracy))
+                if let every = config.logEvery, globalStep % every == 0, let folder = runFolder {
+                    let t = try runner.peekTotals()
+                    if !t.loss.isFinite { try checkLoss(epoch: epoch) }
+                    try folder.record(StepMetrics(step: globalStep, epoch: epoch, trainLoss: t.loss, trainAccuracy: t.accuracy, learningRate: lr))
+                }
+                if stopFlag?.isRequested == true, index < steps {
+                    bar.finish()
+                    try checkLoss(epoch: epoch)
+                    try checkWeights(epoch: epoch)
+                    try saveStopped(epoch: epoch, index: index, sums: try runner.rawTotals())
+                    return nil
+                }
             }
         }
         bar.finish()
+        try checkLoss(epoch: epoch)
+        let trainSums = try runner.rawTotals()
         let train = try runner.takeTotals()
         let trainSeconds = Date().timeIntervalSince(start)
-        for batch in validationLoader.batches(epoch: 0) {
-            try runner.evalStep(images: batch.images, labels: batch.labels)
-            validationLoader.recycle(batch)
+        var val = (loss: 0.0, accuracy: 0.0, count: 0)
+        for attempt in 0..<2 {
+            for batch in validationLoader.batches(epoch: 0) {
+                if stopFlag?.isRequested == true {
+                    // Stopped during validation: the epoch's training steps are all done; the
+                    // resumed run repeats only the validation.
+                    _ = try runner.takeTotals()
+                    try checkWeights(epoch: epoch)
+                    try saveStopped(epoch: epoch, index: steps, sums: trainSums)
+                    return nil
+                }
+                try runner.evalStep(images: batch.images, labels: batch.labels)
+                validationLoader.recycle(batch)
+            }
+            val = try runner.takeTotals()
+            // A finite training loss but non-finite weights (the epoch's last update) or validation loss.
+            if val.loss.isFinite, try runner.parametersAreFinite() { break }
+            let rollbacks = recoveries
+            try nonFinite(val.loss.isFinite ? "weights" : "validation loss", epoch: epoch)
+            if attempt == 1 || recoveries == rollbacks { break }
         }
-        let val = try runner.takeTotals()
         return EpochMetrics(epoch: epoch, trainLoss: train.loss, trainAccuracy: train.accuracy, validationLoss: val.loss,
                             validationAccuracy: val.accuracy, learningRate: lr, seconds: Date().timeIntervalSince(start),
                             imagesPerSecond: Double(images) / max(trainSeconds, 1e-9))
+    }
+
+    /// The weights must be finite before a checkpoint is written (one scalar read).
+    func checkWeights(epoch: Int) throws {
+        if try !runner.parametersAreFinite() { try nonFinite("weights", epoch: epoch) }
     }
 }

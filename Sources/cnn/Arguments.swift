@@ -16,6 +16,7 @@ extension TrainConfig.DataFormat: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension RotationInterpolation: ExpressibleByArgument {}
 extension PaddingMode: ExpressibleByArgument {}
+extension NonFinitePolicy: ExpressibleByArgument {}
 
 extension DeviceRequest: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }

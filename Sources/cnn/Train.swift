@@ -1,6 +1,45 @@
 import ArgumentParser
 import Foundation
 import SwiftCNN
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGINT and SIGTERM during training: the first raises the trainer's stop flag (the loop finishes
+/// its step, writes `latest` and returns), a second exits at once. Dispatch signal sources, with
+/// the default action ignored, run the handler on a queue as ordinary Swift code.
+final class StopSignals: Sendable {
+    let flag = StopFlag()
+    /// The first signal received (0: none).
+    let received = Atomic<Int32>(0)
+    nonisolated(unsafe) private var sources: [any DispatchSourceSignal] = []
+
+    func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [self] in
+                let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+                if received.compareExchange(expected: 0, desired: sig, ordering: .relaxed).exchanged {
+                    flag.request()
+                    FileHandle.standardError.write(Data("\n\(name): stopping after this step and writing the latest checkpoint (send it again to quit at once)\n".utf8))
+                } else {
+                    FileHandle.standardError.write(Data("\n\(name) again: quitting now, without a checkpoint of this step\n".utf8))
+                    _exit(128 + sig)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// `path` as a shell word (quoted when it holds anything but safe characters).
+func shellWord(_ path: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@%")
+    return path.allSatisfy { safe.contains($0) } ? path : "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -69,6 +108,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
+    @Option(name: .customLong("on-nan"), help: "When the loss, a gradient or a weight is NaN/Inf: stop (keeping the last good checkpoint) or skip (roll back to the epoch's start, learning rate ÷10, go on; at most 5 times).") var onNaN: NonFinitePolicy?
 
     func resolvedConfig() throws -> TrainConfig {
         var c = TrainConfig()
@@ -156,20 +196,33 @@ struct Train: ParsableCommand {
         note(data.train.classCountTable(indices: data.split.train, title: "training split (\(data.split.train.count) images, validation \(data.split.validation.count))"))
         if let w = data.train.imbalanceWarning(indices: data.split.train) { note("warning: " + w) }
         let runDir: URL
+        let runPath: String    // as the user would type it
         if let resume {
-            runDir = URL(fileURLWithPath: resume)
+            runPath = resume
         } else {
             let f = DateFormatter()
             f.dateFormat = "yyyyMMdd-HHmmss"
-            runDir = URL(fileURLWithPath: c.runsDirectory).appendingPathComponent(c.name ?? "\(c.model)-\(f.string(from: Date()))")
+            runPath = (c.runsDirectory as NSString).appendingPathComponent(c.name ?? "\(c.model)-\(f.string(from: Date()))")
         }
+        runDir = URL(fileURLWithPath: runPath)
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
         note(trainer.model.summary())
         note("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs of \(trainer.trainLoader.batchesPerEpoch) steps (batch \(c.batchSize))")
         note("run folder: \(runDir.path)")
+        if let onNaN { trainer.onNonFinite = onNaN }
         if resume != nil { try trainer.resume(from: runDir) }
+        let signals = StopSignals()
+        signals.install()
+        trainer.stopFlag = signals.flag
         let result = try trainer.run()
+        if result.interrupted {
+            let sig = signals.received.load(ordering: .relaxed)
+            let command = "cnn train --resume \(shellWord(runPath))" + (onNaN.map { " --on-nan \($0.rawValue)" } ?? "")
+            note("interrupted\(sig == SIGINT ? " by SIGINT" : sig == SIGTERM ? " by SIGTERM" : ""); the latest checkpoint is in \(runDir.path)")
+            note("resume with: \(command)")
+            throw ExitCode(sig == 0 ? 1 : 128 + sig)
+        }
         if let t = result.test {
             print(t.confusion.classificationReport())
             print("confusion matrix (rows: true class, columns: predicted)")

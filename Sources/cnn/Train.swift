@@ -69,6 +69,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
+    @Flag(help: "After each epoch, print what it asked of the device per training step: kernel launches, CLBlast calls, blocking calls, host<->device bytes (averaged over the epoch's steps; the validation pass is included).") var profile = false
 
     func resolvedConfig() throws -> TrainConfig {
         var c = TrainConfig()
@@ -165,6 +166,18 @@ struct Train: ParsableCommand {
         }
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
+        if profile {
+            // Counted between two epoch-end lines (the first interval includes start-up work).
+            var last = DeviceWorkCounts.snapshot(backend)
+            let log = trainer.log, steps = trainer.trainLoader.batchesPerEpoch
+            trainer.log = { line in
+                log(line)
+                guard line.hasPrefix("epoch ") else { return }
+                let now = DeviceWorkCounts.snapshot(backend)
+                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary)
+                last = now
+            }
+        }
         note(trainer.model.summary())
         note("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs of \(trainer.trainLoader.batchesPerEpoch) steps (batch \(c.batchSize))")
         note("run folder: \(runDir.path)")

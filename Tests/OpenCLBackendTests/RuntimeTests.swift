@@ -49,10 +49,18 @@ struct RuntimeTests {
         let y = try b.makeTensor(g.outputShape)
         #expect(b.deviceTimeNanoseconds == 0)
         b.profiling = true
+        let counted = b.commandCounters
         try b.conv2DForward(x: x, weight: w, bias: nil, y: y, geometry: g, activation: .relu)
+        // One chunk: im2col, ONE plain GEMM for both images, the NCHW/bias/ReLU epilogue; no waits.
+        #expect(b.commandCounters.kernelLaunches - counted.kernelLaunches == 3)
+        #expect(b.commandCounters.clblastCalls - counted.clblastCalls == 1)
+        #expect(b.commandCounters.blockingCalls == counted.blockingCalls)
         try b.synchronize()
+        // clFinish, then (profiling on) the wait for the events' times.
+        #expect(b.commandCounters.blockingCalls == counted.blockingCalls + 2)
         #expect(b.deviceTimeNanoseconds > 0)
-        #expect(b.deviceTimeByKernel["im2col"] != nil && b.deviceTimeByKernel["gemmStridedBatched"] != nil,
+        #expect(b.deviceTimeByKernel["im2col"] != nil && b.deviceTimeByKernel["gemm"] != nil
+                && b.deviceTimeByKernel["convForwardEpilogue"] != nil,
                 "\(b.deviceTimeByKernel.keys.sorted())")
         b.resetDeviceTime()
         #expect(b.deviceTimeNanoseconds == 0 && b.deviceTimeByKernel.isEmpty)
@@ -144,7 +152,7 @@ struct RuntimeTests {
     /// A convolution split into batch chunks (small workspace) equals the CPU reference too.
     @Test func convolutionInBatchChunks() throws {
         let g = Conv2DGeometry(batch: 5, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: 3, padding: 1)
-        let perImage = g.patchSize * g.outHeight * g.outWidth
+        let perImage = (g.patchSize + g.outChannels) * g.outHeight * g.outWidth   // columns + (Cout, P) GEMM operand
         for c in VerifyCase.convolutionFamily(g, activation: .relu) where c.op.hasPrefix("conv2D") {
             let b = try OCL.backend()
             b.workspaceLimitOverride = 2 * perImage + 10   // two images per chunk: chunks of 2, 2, 1

@@ -13,8 +13,10 @@ import CNNCore
 /// - Backward filter: dY' as above and cols by im2col; dW (Cout, K) = dY' * cols^T with
 ///   k = Nc*P, straight into dWeight: beta 0 for the first chunk, 1 after (no per-image partials,
 ///   no serial sum over the batch). The bias gradient stays the deterministic two-stage reduction.
-/// Per pass and chunk: 3 launches (2 kernels + 1 CLBlast call) for forward and backward data, 3
-/// for backward filter, plus 2 for the bias gradient.
+/// Per pass and chunk: 3 launches (2 kernels + 1 CLBlast call) for forward and backward filter
+/// (plus 2 for the bias gradient). Backward data right after backward filter of the same dy (what
+/// `Conv2d.backward` does) reuses the filter pass's dY' when the batch was one chunk and no command
+/// of any kind was enqueued in between (`OutputGradColumns`): 2 launches; else 3.
 ///
 /// A 1x1 convolution with stride 1 and no padding uses the same scheme: its im2col is a plain
 /// reorder of x into (Cin, Nc*P) (one pass over x, cheap next to the GEMM), and in exchange it
@@ -79,6 +81,9 @@ extension OpenCLBackend {
                      + [.int(rowStride), .int(imageStride), .int(total)])
     }
 
+    /// The stamp `OutputGradColumns` compares: every command and wait so far.
+    private var commandStamp: Int { commandCounters.kernelLaunches + commandCounters.blockingCalls }
+
     /// dym (Cout, nb*P) = the NCHW output gradients `dys` of a chunk of nb images.
     private func enqueueOutputGradColumns(dy dys: Tensor, into dym: Tensor, nb: Int, channels: Int, spatial: Int) throws {
         let total = nb * channels * spatial
@@ -118,9 +123,13 @@ extension OpenCLBackend {
             let nb = min(chunk, g.batch - n0), NP = nb * P
             let dys = dy.slice(n0..<n0 + nb), dxs = dx.slice(n0..<n0 + nb)
             let ws = try workspace((K + C) * NP, op)
-            let dcols = ws.view(elementOffset: 0, shape: [K * NP])         // (K, nb*P)
-            let dym = ws.view(elementOffset: K * NP, shape: [C * NP])      // (Cout, nb*P)
-            try enqueueOutputGradColumns(dy: dys, into: dym, nb: nb, channels: C, spatial: P)
+            let dym = ws.view(elementOffset: 0, shape: [C * NP])           // (Cout, nb*P)
+            let dcols = ws.view(elementOffset: C * NP, shape: [K * NP])    // (K, nb*P)
+            let held = OutputGradColumns(dy: dys, workspace: ws, channels: C, spatial: P, stamp: commandStamp)
+            if nb < g.batch || outputGradColumns != held {
+                try enqueueOutputGradColumns(dy: dys, into: dym, nb: nb, channels: C, spatial: P)
+            }
+            outputGradColumns = nil
             try enqueueGemm(transA: true, transB: false, m: K, n: NP, k: C, alpha: 1,
                             a: weight, lda: K, strideA: 0, b: dym, ldb: NP, strideB: 0,
                             beta: 0, c: dcols, ldc: NP, strideC: 0, batch: 1)
@@ -132,20 +141,25 @@ extension OpenCLBackend {
         let op = "conv2DBackwardFilter"
         try Contract.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
         let K = g.patchSize, P = g.outHeight * g.outWidth, C = g.outChannels
+        // The bias gradient first, so that the last command is the GEMM that read dY' (see above).
+        if let dBias { try enqueueBiasGrad(dy: dy, dBias: dBias, n: g.batch, c: g.outChannels, s: P) }
+        outputGradColumns = nil
         let chunk = imagesPerChunk(g, perImage: (K + C) * P)
         for (index, n0) in stride(from: 0, to: g.batch, by: chunk).enumerated() {
             let nb = min(chunk, g.batch - n0), NP = nb * P
             let xs = x.slice(n0..<n0 + nb), dys = dy.slice(n0..<n0 + nb)
             let ws = try workspace((K + C) * NP, op)
-            let cols = ws.view(elementOffset: 0, shape: [K * NP])          // (K, nb*P)
-            let dym = ws.view(elementOffset: K * NP, shape: [C * NP])      // (Cout, nb*P)
+            let dym = ws.view(elementOffset: 0, shape: [C * NP])           // (Cout, nb*P)
+            let cols = ws.view(elementOffset: C * NP, shape: [K * NP])     // (K, nb*P)
             try enqueueIm2col(x: xs, cols: cols, withBatch(g, nb), rowStride: NP, imageStride: P)
             try enqueueOutputGradColumns(dy: dys, into: dym, nb: nb, channels: C, spatial: P)
             try enqueueGemm(transA: false, transB: true, m: C, n: K, k: NP, alpha: 1,
                             a: dym, lda: NP, strideA: 0, b: cols, ldb: NP, strideB: 0,
                             beta: index == 0 ? 0 : 1, c: dWeight, ldc: K, strideC: 0, batch: 1)
+            if nb == g.batch {
+                outputGradColumns = OutputGradColumns(dy: dys, workspace: ws, channels: C, spatial: P, stamp: commandStamp)
+            }
         }
-        if let dBias { try enqueueBiasGrad(dy: dy, dBias: dBias, n: g.batch, c: g.outChannels, s: P) }
     }
 
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
@@ -185,5 +199,30 @@ extension OpenCLBackend {
         let chunkLen = (m + chunks - 1) / chunks
         chunks = (m + chunkLen - 1) / chunkLen
         return (chunks, chunkLen)
+    }
+}
+
+/// Which output gradients the convolution workspace holds as dY' (Cout, N*P) columns at its start,
+/// written by `conv2DBackwardFilter` for a batch of one chunk. `conv2DBackwardData` of the same dy
+/// (same buffer, offset and shape) skips its reorder only if the workspace is the same buffer and
+/// the stamp (every command and wait this backend has issued) has not moved since: then nothing can
+/// have changed dy or the workspace in between.
+struct OutputGradColumns: Equatable {
+    var dyBuffer: ObjectIdentifier
+    var dyOffset: Int
+    var dyShape: [Int]
+    var workspaceBuffer: ObjectIdentifier
+    var channels: Int
+    var spatial: Int
+    var stamp: Int
+
+    init(dy: Tensor, workspace: Tensor, channels: Int, spatial: Int, stamp: Int) {
+        dyBuffer = ObjectIdentifier(dy.storage)
+        dyOffset = dy.offset
+        dyShape = dy.shape.dims
+        workspaceBuffer = ObjectIdentifier(workspace.storage)
+        self.channels = channels
+        self.spatial = spatial
+        self.stamp = stamp
     }
 }

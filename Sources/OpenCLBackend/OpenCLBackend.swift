@@ -37,6 +37,8 @@ public final class OpenCLBackend: Backend {
     private var gemmTempBuffer: CLBuffer?
     /// Tests set this to force convolutions to split the batch into chunks.
     var workspaceLimitOverride: Int?
+    /// Conv.swift: the output gradients whose (Cout, N*P) columns the workspace still holds.
+    var outputGradColumns: OutputGradColumns?
 
     /// Accumulate device time of every kernel and copy from profiling events. Off by default
     /// (collecting events costs host time); benchmarks turn it on.

@@ -149,6 +149,29 @@ struct RuntimeTests {
         #expect(try run() == run())
     }
 
+    /// Backward data right after backward filter of the same dy reuses the filter pass's dY' columns
+    /// (2 launches instead of 3) and gives the same bits; any command in between turns that off.
+    @Test func backwardDataReusesTheFilterPassOutputGradColumns() throws {
+        let b = try OCL.backend()
+        let g = Conv2DGeometry(batch: 3, inChannels: 2, height: 6, width: 5, outChannels: 4, kernel: 3, padding: 1)
+        var rng = SeededRNG(seed: 4)
+        func up(_ s: Shape) throws -> Tensor { try b.upload((0..<s.count).map { _ in rng.uniform(-1, 1) }, shape: s) }
+        let x = try up(g.inputShape), w = try up(g.weightShape), dy = try up(g.outputShape)
+        let dW = try b.makeTensor(g.weightShape), dBias = try b.makeTensor([g.outChannels])
+        let dx1 = try b.makeTensor(g.inputShape), dx2 = try b.makeTensor(g.inputShape)
+        func launches(_ body: () throws -> Void) rethrows -> (Int, Int) {
+            let before = b.commandCounters
+            try body()
+            return (b.commandCounters.kernelLaunches - before.kernelLaunches, b.commandCounters.clblastCalls - before.clblastCalls)
+        }
+        #expect(try launches { try b.conv2DBackwardFilter(x: x, dy: dy, dWeight: dW, dBias: dBias, geometry: g) } == (5, 1))
+        #expect(try launches { try b.conv2DBackwardData(dy: dy, weight: w, dx: dx1, geometry: g) } == (2, 1))
+        try b.conv2DBackwardFilter(x: x, dy: dy, dWeight: dW, dBias: nil, geometry: g)
+        try b.fill(dx2, value: 0)
+        #expect(try launches { try b.conv2DBackwardData(dy: dy, weight: w, dx: dx2, geometry: g) } == (3, 1))
+        #expect(try b.floats(dx1) == b.floats(dx2))
+    }
+
     /// A convolution split into batch chunks (small workspace) equals the CPU reference too.
     @Test func convolutionInBatchChunks() throws {
         let g = Conv2DGeometry(batch: 5, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: 3, padding: 1)

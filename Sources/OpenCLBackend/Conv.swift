@@ -23,13 +23,20 @@ import CNNCore
 /// gets the same large GEMM and no batch of per-image GEMMs or partial sums.
 ///
 /// Why im2col + large GEMM rather than a hand-written implicit-GEMM kernel: the large GEMMs (conv2
-/// of `optimized` at batch 128: M 64, N 131072, K 288 forward; dW 64 x 288 with k 131072) are the
+/// of `optimized` at batch 128: M 64, N 32768, K 288 forward; dW 64 x 288 with k 32768) are the
 /// shape CLBlast's tuned, indirect (tiled, local-memory) kernels are made for, on every vendor, at
-/// the price of writing and reading the columns once (K*Nc*P floats) — memory traffic a GPU's
-/// bandwidth absorbs far better than launch-bound tiny GEMMs. An implicit-GEMM kernel avoids that
-/// traffic but has to be tuned per device to beat CLBlast, which nobody here can do without a GPU;
-/// on PoCL (see docs/benchmarks.md and the merge note) this scheme is measured against the old
-/// per-image path.
+/// the price of writing and reading the columns once (K*Nc*P floats) and one reorder pass over the
+/// output — memory traffic a GPU's bandwidth absorbs far better than launch-bound tiny GEMMs (the
+/// old per-image path sent every 64x256x288 GEMM to CLBlast's generic XgemmDirect). An implicit-GEMM
+/// kernel avoids that traffic but must be tuned per device to beat CLBlast, which cannot be done
+/// without a GPU here; it stays the next step if a GPU profile shows the column traffic dominating.
+/// Measured on PoCL (2 shared cores, heavy load from other jobs: noisy; best of 5 interleaved runs
+/// of `cnn-bench --device opencl --filter 'conv2D*:cnn.*,conv2D*:speedrun.layers.2.4*,conv2D*:speedrun.stem*,train:optimized:128'`,
+/// old -> new ms): small spatial maps gain most (speedrun.layers.2.4, 4x4: forward 97 -> 79,
+/// backward data 126 -> 83, backward filter 433 -> 84); cnn.conv2 is even (63 -> 65, 65 -> 71,
+/// 73 -> 73); the K = 27 input layers lose on a CPU (cnn.conv1 forward 22 -> 32, filter 19 -> 26;
+/// speedrun.stem 37 -> 58, 28 -> 43: the extra reorder pass costs more than per-image GEMMs there);
+/// train:optimized:128 432 -> 444 ms, within the noise.
 extension OpenCLBackend {
     /// Largest workspace in floats: a quarter of the largest allocation, at most 64 Mi floats (256 MiB).
     var workspaceLimit: Int {

@@ -1,33 +1,39 @@
-// conv.cl — convolution helpers: im2col / col2im (the GEMM itself is CLBlast's), bias add with a
-// fused activation, bias gradient, and the batch sum of per-image filter gradients.
+// conv.cl — convolution helpers: im2col / col2im (the GEMM itself is CLBlast's), the forward
+// epilogue (GEMM result -> NCHW with bias and activation), the output-gradient reorder for the
+// backward GEMMs, bias add with a fused activation and the bias gradient.
 //
-// Layouts: x (N, C, H, W); cols (N, C*KH*KW, OH*OW) with row r = (c*KH + i)*KW + j and column
-// p = oh*OW + ow; y / dy (N, Cout, S) with S = OH*OW. Every tensor comes as (buffer, offset).
-// Deterministic: col2im is a gather (no atomics), sums run in a fixed order.
+// Layouts: x (N, C, H, W); y / dy (N, Cout, S) with S = P = OH*OW. Columns: row r = (c*KH + i)*KW + j,
+// image n's column p = oh*OW + ow at cols[n*imageStride + r*rowStride + p]: the primitive's
+// (N, K, P) layout has imageStride K*P, rowStride P; the convolution launchers' (K, N*P) layout
+// (column n*P + p, one GEMM for the whole chunk) has imageStride P, rowStride N*P.
+// Every tensor comes as (buffer, offset). Deterministic: col2im is a gather (no atomics), sums run
+// in a fixed order.
 
 // cols[n, (c,i,j), (oh,ow)] = x[n, c, oh*SH - PH + i, ow*SW - PW + j], 0 outside the image.
 // Launch: 1-D over total = N * C * OH*OW: one work-item per (image, channel, output position)
-// writes that position's KH*KW column entries (rows (c,i,j), stride OH*OW apart; neighbouring
+// writes that position's KH*KW column entries (rows (c,i,j), rowStride apart; neighbouring
 // work-items write neighbouring columns, so writes stay coalesced). Index arithmetic is done
 // once per work-item, not once per element.
 __kernel void im2col(__global const float* x, int xOff, __global float* cols, int colsOff,
                      int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                     int OH, int OW, int total) {
+                     int OH, int OW, int rowStride, int imageStride, int total) {
     int idx = get_global_id(0);
     if (idx >= total) return;
     int P = OH * OW;
     int p = idx % P;
     int nc = idx / P;                        // n*C + c
+    int n = nc / C;
+    int c = nc - n * C;
     int h0 = (p / OW) * SH - PH;
     int w0 = (p % OW) * SW - PW;
     __global const float* xp = x + xOff + nc * H * W;
-    __global float* out = cols + colsOff + nc * KH * KW * P + p;
+    __global float* out = cols + colsOff + n * imageStride + c * KH * KW * rowStride + p;
     for (int i = 0; i < KH; i++) {
         int h = h0 + i;
         bool rowInside = h >= 0 && h < H;
         for (int j = 0; j < KW; j++) {
             int w = w0 + j;
-            out[(i * KW + j) * P] = (rowInside && w >= 0 && w < W) ? xp[h * W + w] : 0.0f;
+            out[(i * KW + j) * rowStride] = (rowInside && w >= 0 && w < W) ? xp[h * W + w] : 0.0f;
         }
     }
 }
@@ -37,15 +43,14 @@ __kernel void im2col(__global const float* x, int xOff, __global float* cols, in
 // Launch: 1-D over total = N*C*H*W, one work-item per input element. Overwrites x.
 __kernel void col2im(__global const float* cols, int colsOff, __global float* x, int xOff,
                      int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                     int OH, int OW, int total) {
+                     int OH, int OW, int rowStride, int imageStride, int total) {
     int idx = get_global_id(0);
     if (idx >= total) return;
     int w = idx % W;
     int h = (idx / W) % H;
     int c = (idx / (H * W)) % C;
     int n = idx / (C * H * W);
-    int P = OH * OW;
-    int K = C * KH * KW;
+    __global const float* cn = cols + colsOff + n * imageStride;
     float acc = 0.0f;
     for (int i = 0; i < KH; i++) {
         int th = h + PH - i;
@@ -57,10 +62,41 @@ __kernel void col2im(__global const float* cols, int colsOff, __global float* x,
             if (tw < 0 || tw % SW != 0) continue;
             int ow = tw / SW;
             if (ow >= OW) continue;
-            acc += cols[colsOff + (n * K + (c * KH + i) * KW + j) * P + oh * OW + ow];
+            acc += cn[((c * KH + i) * KW + j) * rowStride + oh * OW + ow];
         }
     }
     x[xOff + idx] = acc;
+}
+
+// The forward epilogue of one chunk of N images: y[n, c, p] = act(ym[c, n*P + p] + bias[c]) —
+// the GEMM's (Cout, N*P) result reordered into NCHW, with the bias (hasBias) and the activation
+// fused (the same float operations, in the same order, as biasAdd). Launch: 1-D over
+// total = N*C*P, one work-item per output element (reads and writes in runs of P).
+__kernel void convForwardEpilogue(__global const float* ym, int ymOff, __global float* y, int yOff,
+                                  __global const float* bias, int bOff, int hasBias,
+                                  int N, int C, int P, int act, int total) {
+    int idx = get_global_id(0);
+    if (idx >= total) return;
+    int p = idx % P;
+    int nc = idx / P;
+    int n = nc / C;
+    int c = nc - n * C;
+    float v = ym[ymOff + c * (N * P) + n * P + p];
+    if (hasBias) v += bias[bOff + c];
+    y[yOff + idx] = swiftcnn_activate(v, act);
+}
+
+// The output gradients of one chunk of N images as the backward GEMMs' operand:
+// dym[c, n*P + p] = dy[n, c, p]. Launch: 1-D over total = N*C*P, one work-item per element of dy.
+__kernel void convOutputGradColumns(__global const float* dy, int dyOff, __global float* dym, int dymOff,
+                                    int N, int C, int P, int total) {
+    int idx = get_global_id(0);
+    if (idx >= total) return;
+    int p = idx % P;
+    int nc = idx / P;
+    int n = nc / C;
+    int c = nc - n * C;
+    dym[dymOff + c * (N * P) + n * P + p] = dy[dyOff + idx];
 }
 
 // y = act(y + bias[c]) in place. y: (N, C, S). Launch: 1-D over total = N*C*S.
@@ -103,16 +139,4 @@ __kernel void biasGradFinalize(__global const float* partials, int pOff, __globa
     float acc = 0.0f;
     for (int k = 0; k < chunks; k++) acc += partials[pOff + c * chunks + k];
     dBias[dbOff + c] = acc;
-}
-
-// out[j] (=|+=) sum over n of partials[n * M + j], n ascending: the filter gradient summed over
-// the batch from per-image GEMM results. partials: (N, M), out: (M).
-// Launch: 1-D over M.
-__kernel void conv2DBackwardFilterSum(__global const float* partials, int pOff, __global float* out, int outOff,
-                                      int N, int M, int accumulate) {
-    int j = get_global_id(0);
-    if (j >= M) return;
-    float acc = 0.0f;
-    for (int n = 0; n < N; n++) acc += partials[pOff + n * M + j];
-    out[outOff + j] = accumulate ? out[outOff + j] + acc : acc;
 }

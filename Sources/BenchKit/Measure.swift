@@ -22,12 +22,19 @@ struct Measurement {
             r.warmupReps += 1
         }
         var samples: [Double] = []
+        let counted = DeviceWorkCounts.snapshot(b)
         let timedStart = monotonicSeconds()
         while samples.count < settings.reps
                 && (samples.count < settings.minReps || monotonicSeconds() - timedStart < settings.maxCaseSeconds) {
             samples.append(try once(prep, on: b) * 1000)
         }
         r.wallMs = Stats(samples)
+        if endToEnd, !samples.isEmpty {
+            var perStep = DeviceWorkCounts.snapshot(b).perStep(since: counted, steps: samples.count)
+            // `once` ends every repetition with one synchronize (one clFinish): the harness's, not the step's.
+            perStep.blockingCalls = perStep.blockingCalls.map { $0 - 1 }
+            r.perStep = perStep
+        }
         if let ocl = b as? OpenCLBackend, settings.deviceTimeReps > 0 {
             try profile(prep, on: ocl, reps: min(settings.deviceTimeReps, samples.count), endToEnd: endToEnd, into: &r)
         }

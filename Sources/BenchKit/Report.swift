@@ -1,4 +1,5 @@
 import Foundation
+import SwiftCNN
 
 /// The JSON document `cnn-bench` writes (`--out FILE`) and `cnn-bench compare` reads.
 ///
@@ -227,6 +228,13 @@ package struct CaseResult: Codable, Sendable {
     package var extra: [String: Double]?
     /// The largest kernels by device time (end-to-end cases on OpenCL).
     package var topKernels: [KernelTime]?
+    /// End-to-end cases (train, infer): what one repetition asks of the device, averaged over the
+    /// timed repetitions (steady state; the harness's own `synchronize` after each is not counted).
+    /// `kernelLaunches` (every device command but transfers: kernels, CLBlast calls, fills, copies),
+    /// `clblastCalls` and `blockingCalls` (blocking writes/reads, clFinish) are the OpenCL backend's
+    /// exact counters and absent on the CPU backend (synchronous, nothing to launch or wait for);
+    /// `hostToDeviceBytes` / `deviceToHostBytes` are every backend's transfer counters.
+    package var perStep: DeviceWorkCounts?
 
     package init(name: String, device: String, family: String, op: String, shape: String, batch: Int?, usedBy: [String],
                 status: String) {

@@ -2,14 +2,41 @@ import CNNCore
 
 /// Convolution launchers (kernels in Kernels/conv.cl, GEMMs through CLBlast).
 ///
-/// Forward: im2col of the whole batch into the workspace, cols: (N, K, P) with K = Cin*KH*KW,
-/// P = OH*OW; then ONE strided-batched GEMM y_n (Cout, P) = W (Cout, K) * cols_n (K, P) with W's
-/// stride 0; then bias + activation in one elementwise pass.
-/// Backward data: one strided-batched GEMM dcols_n (K, P) = W^T * dy_n, then col2im (a gather).
-/// Backward filter: im2col, one strided-batched GEMM of per-image dW_n (Cout, K) = dy_n * cols_n^T,
-/// then a fixed-order sum over the batch; the bias gradient by a local-memory reduction.
-/// If the workspace would exceed `workspaceLimit` floats the batch is processed in chunks
-/// (each chunk still one GEMM). A 1x1 kernel with stride 1 and no padding skips im2col/col2im.
+/// Every pass works on chunks of Nc images (the whole batch unless the workspace would exceed
+/// `workspaceLimit` floats) and does ONE plain GEMM per chunk, with the chunk's images side by side
+/// in the GEMM's n or k dimension. Columns are laid out (K, Nc*P), K = Cin*KH*KW, P = OH*OW,
+/// image-major: image n's column p is column n*P + p.
+/// - Forward: im2col of the chunk into cols (K, Nc*P); Y' (Cout, Nc*P) = W (Cout, K) * cols;
+///   then one epilogue kernel reorders Y' into NCHW with the bias and the activation fused.
+/// - Backward data: dY' (Cout, Nc*P) = dy reordered from NCHW (one kernel); dcols (K, Nc*P) =
+///   W^T * dY'; col2im from that layout.
+/// - Backward filter: dY' as above and cols by im2col; dW (Cout, K) = dY' * cols^T with
+///   k = Nc*P, straight into dWeight: beta 0 for the first chunk, 1 after (no per-image partials,
+///   no serial sum over the batch). The bias gradient stays the deterministic two-stage reduction.
+/// Per pass and chunk: 3 launches (2 kernels + 1 CLBlast call) for forward and backward filter
+/// (plus 2 for the bias gradient). Backward data right after backward filter of the same dy (what
+/// `Conv2d.backward` does) reuses the filter pass's dY' when the batch was one chunk and no command
+/// of any kind was enqueued in between (`OutputGradColumns`): 2 launches; else 3.
+///
+/// A 1x1 convolution with stride 1 and no padding uses the same scheme: its im2col is a plain
+/// reorder of x into (Cin, Nc*P) (one pass over x, cheap next to the GEMM), and in exchange it
+/// gets the same large GEMM and no batch of per-image GEMMs or partial sums.
+///
+/// Why im2col + large GEMM rather than a hand-written implicit-GEMM kernel: the large GEMMs (conv2
+/// of `optimized` at batch 128: M 64, N 32768, K 288 forward; dW 64 x 288 with k 32768) are the
+/// shape CLBlast's tuned, indirect (tiled, local-memory) kernels are made for, on every vendor, at
+/// the price of writing and reading the columns once (K*Nc*P floats) and one reorder pass over the
+/// output — memory traffic a GPU's bandwidth absorbs far better than launch-bound tiny GEMMs (the
+/// old per-image path sent every 64x256x288 GEMM to CLBlast's generic XgemmDirect). An implicit-GEMM
+/// kernel avoids that traffic but must be tuned per device to beat CLBlast, which cannot be done
+/// without a GPU here; it stays the next step if a GPU profile shows the column traffic dominating.
+/// Measured on PoCL (2 shared cores, heavy load from other jobs: noisy; best of 5 interleaved runs
+/// of `cnn-bench --device opencl --filter 'conv2D*:cnn.*,conv2D*:speedrun.layers.2.4*,conv2D*:speedrun.stem*,train:optimized:128'`,
+/// old -> new ms): small spatial maps gain most (speedrun.layers.2.4, 4x4: forward 97 -> 79,
+/// backward data 126 -> 83, backward filter 433 -> 84); cnn.conv2 is even (63 -> 65, 65 -> 71,
+/// 73 -> 73); the K = 27 input layers lose on a CPU (cnn.conv1 forward 22 -> 32, filter 19 -> 26;
+/// speedrun.stem 37 -> 58, 28 -> 43: the extra reorder pass costs more than per-image GEMMs there);
+/// train:optimized:128 432 -> 444 ms, within the noise.
 extension OpenCLBackend {
     /// Largest workspace in floats: a quarter of the largest allocation, at most 64 Mi floats (256 MiB).
     var workspaceLimit: Int {
@@ -22,10 +49,6 @@ extension OpenCLBackend {
     private func geometryArgs(_ g: Conv2DGeometry) -> [KernelArg] {
         [.int(g.inChannels), .int(g.height), .int(g.width), .int(g.kernelH), .int(g.kernelW),
          .int(g.strideH), .int(g.strideW), .int(g.padH), .int(g.padW), .int(g.outHeight), .int(g.outWidth)]
-    }
-
-    private func isPointwise(_ g: Conv2DGeometry) -> Bool {
-        g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padH == 0 && g.padW == 0
     }
 
     /// Images per chunk so that `perImage` floats each fit the workspace.
@@ -41,92 +64,109 @@ extension OpenCLBackend {
 
     public func im2col(x: Tensor, cols: Tensor, geometry g: Conv2DGeometry) throws {
         try Contract.columns(x: x, cols: cols, g, op: "im2col")
-        try enqueueIm2col(x: x, cols: cols, g)
+        let P = g.outHeight * g.outWidth
+        try enqueueIm2col(x: x, cols: cols, g, rowStride: P, imageStride: g.patchSize * P)
     }
 
     public func col2im(cols: Tensor, x: Tensor, geometry g: Conv2DGeometry) throws {
         try Contract.columns(x: x, cols: cols, g, op: "col2im")
-        try enqueueCol2im(cols: cols, x: x, g)
+        let P = g.outHeight * g.outWidth
+        try enqueueCol2im(cols: cols, x: x, g, rowStride: P, imageStride: g.patchSize * P)
     }
 
-    private func enqueueIm2col(x: Tensor, cols: Tensor, _ g: Conv2DGeometry) throws {
+    /// im2col into either layout: (N, K, P) is rowStride P, imageStride K*P; (K, N*P) is rowStride
+    /// N*P, imageStride P.
+    private func enqueueIm2col(x: Tensor, cols: Tensor, _ g: Conv2DGeometry, rowStride: Int, imageStride: Int) throws {
         let total = g.batch * g.inChannels * g.outHeight * g.outWidth   // one work-item per (n, c, oh, ow)
-        try launch1D(.conv, "im2col", count: total, [.tensor(x), .tensor(cols)] + geometryArgs(g) + [.int(total)])
+        try launch1D(.conv, "im2col", count: total, [.tensor(x), .tensor(cols)] + geometryArgs(g)
+                     + [.int(rowStride), .int(imageStride), .int(total)])
     }
 
-    private func enqueueCol2im(cols: Tensor, x: Tensor, _ g: Conv2DGeometry) throws {
+    private func enqueueCol2im(cols: Tensor, x: Tensor, _ g: Conv2DGeometry, rowStride: Int, imageStride: Int) throws {
         let total = g.batch * g.inChannels * g.height * g.width
-        try launch1D(.conv, "col2im", count: total, [.tensor(cols), .tensor(x)] + geometryArgs(g) + [.int(total)])
+        try launch1D(.conv, "col2im", count: total, [.tensor(cols), .tensor(x)] + geometryArgs(g)
+                     + [.int(rowStride), .int(imageStride), .int(total)])
+    }
+
+    /// The stamp `OutputGradColumns` compares: every command and wait so far.
+    private var commandStamp: Int { commandCounters.kernelLaunches + commandCounters.blockingCalls }
+
+    /// dym (Cout, nb*P) = the NCHW output gradients `dys` of a chunk of nb images.
+    private func enqueueOutputGradColumns(dy dys: Tensor, into dym: Tensor, nb: Int, channels: Int, spatial: Int) throws {
+        let total = nb * channels * spatial
+        try launch1D(.conv, "convOutputGradColumns", count: total,
+                     [.tensor(dys), .tensor(dym), .int(nb), .int(channels), .int(spatial), .int(total)])
     }
 
     public func conv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
                               geometry g: Conv2DGeometry, activation: Activation) throws {
         let op = "conv2DForward"
         try Contract.conv2DForward(x: x, weight: weight, bias: bias, y: y, g)
-        let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P
-        let chunk = isPointwise(g) ? g.batch : imagesPerChunk(g, perImage: perImage)
+        let K = g.patchSize, P = g.outHeight * g.outWidth, C = g.outChannels
+        let chunk = imagesPerChunk(g, perImage: (K + C) * P)
         for n0 in stride(from: 0, to: g.batch, by: chunk) {
-            let nb = min(chunk, g.batch - n0)
+            let nb = min(chunk, g.batch - n0), NP = nb * P
             let xs = x.slice(n0..<n0 + nb), ys = y.slice(n0..<n0 + nb)
-            let cols: Tensor
-            if isPointwise(g) {
-                cols = xs   // (nb, Cin, H*W) is already (nb, K, P)
-            } else {
-                cols = try workspace(nb * perImage, op)
-                try enqueueIm2col(x: xs, cols: cols, withBatch(g, nb))
-            }
-            try enqueueGemm(transA: false, transB: false, m: g.outChannels, n: P, k: K, alpha: 1,
-                            a: weight, lda: K, strideA: 0, b: cols, ldb: P, strideB: perImage,
-                            beta: 0, c: ys, ldc: P, strideC: g.outChannels * P, batch: nb)
-        }
-        if let bias {
-            try enqueueBiasAdd(y: y, bias: bias, channels: g.outChannels, spatial: P, activation: activation)
-        } else if activation == .relu {
-            try launch1D(.elementwise, "relu", count: y.count, [.tensor(y), .tensor(y), .int(y.count)])
+            let ws = try workspace((K + C) * NP, op)
+            let cols = ws.view(elementOffset: 0, shape: [K * NP])          // (K, nb*P)
+            let ym = ws.view(elementOffset: K * NP, shape: [C * NP])       // (Cout, nb*P)
+            try enqueueIm2col(x: xs, cols: cols, withBatch(g, nb), rowStride: NP, imageStride: P)
+            try enqueueGemm(transA: false, transB: false, m: C, n: NP, k: K, alpha: 1,
+                            a: weight, lda: K, strideA: 0, b: cols, ldb: NP, strideB: 0,
+                            beta: 0, c: ym, ldc: NP, strideC: 0, batch: 1)
+            let total = nb * C * P
+            try launch1D(.conv, "convForwardEpilogue", count: total,
+                         [.tensor(ym), .tensor(ys), .optional(bias), .int(bias == nil ? 0 : 1),
+                          .int(nb), .int(C), .int(P), .int(activation == .relu ? 1 : 0), .int(total)])
         }
     }
 
     public func conv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardData"
         try Contract.conv2DBackwardData(dy: dy, weight: weight, dx: dx, g)
-        let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P
-        let chunk = isPointwise(g) ? g.batch : imagesPerChunk(g, perImage: perImage)
+        let K = g.patchSize, P = g.outHeight * g.outWidth, C = g.outChannels
+        let chunk = imagesPerChunk(g, perImage: (K + C) * P)
         for n0 in stride(from: 0, to: g.batch, by: chunk) {
-            let nb = min(chunk, g.batch - n0)
+            let nb = min(chunk, g.batch - n0), NP = nb * P
             let dys = dy.slice(n0..<n0 + nb), dxs = dx.slice(n0..<n0 + nb)
-            let dcols = isPointwise(g) ? dxs : try workspace(nb * perImage, op)
-            try enqueueGemm(transA: true, transB: false, m: K, n: P, k: g.outChannels, alpha: 1,
-                            a: weight, lda: K, strideA: 0, b: dys, ldb: P, strideB: g.outChannels * P,
-                            beta: 0, c: dcols, ldc: P, strideC: perImage, batch: nb)
-            if !isPointwise(g) { try enqueueCol2im(cols: dcols, x: dxs, withBatch(g, nb)) }
+            let ws = try workspace((K + C) * NP, op)
+            let dym = ws.view(elementOffset: 0, shape: [C * NP])           // (Cout, nb*P)
+            let dcols = ws.view(elementOffset: C * NP, shape: [K * NP])    // (K, nb*P)
+            let held = OutputGradColumns(dy: dys, workspace: ws, channels: C, spatial: P, stamp: commandStamp)
+            if nb < g.batch || outputGradColumns != held {
+                try enqueueOutputGradColumns(dy: dys, into: dym, nb: nb, channels: C, spatial: P)
+            }
+            outputGradColumns = nil
+            try enqueueGemm(transA: true, transB: false, m: K, n: NP, k: C, alpha: 1,
+                            a: weight, lda: K, strideA: 0, b: dym, ldb: NP, strideB: 0,
+                            beta: 0, c: dcols, ldc: NP, strideC: 0, batch: 1)
+            try enqueueCol2im(cols: dcols, x: dxs, withBatch(g, nb), rowStride: NP, imageStride: P)
         }
     }
 
     public func conv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, geometry g: Conv2DGeometry) throws {
         let op = "conv2DBackwardFilter"
         try Contract.conv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g)
-        let K = g.patchSize, P = g.outHeight * g.outWidth, perImage = K * P, M = g.outChannels * K
-        let chunk = imagesPerChunk(g, perImage: (isPointwise(g) ? 0 : perImage) + M)
-        for (index, n0) in stride(from: 0, to: g.batch, by: chunk).enumerated() {
-            let nb = min(chunk, g.batch - n0)
-            let xs = x.slice(n0..<n0 + nb), dys = dy.slice(n0..<n0 + nb)
-            let colsCount = isPointwise(g) ? 0 : nb * perImage
-            let ws = try workspace(colsCount + nb * M, op)
-            let partials = ws.view(elementOffset: colsCount, shape: [nb * M])   // (nb, Cout, K)
-            let cols: Tensor
-            if isPointwise(g) {
-                cols = xs
-            } else {
-                cols = ws.view(elementOffset: 0, shape: [colsCount])             // (nb, K, P)
-                try enqueueIm2col(x: xs, cols: cols, withBatch(g, nb))
-            }
-            try enqueueGemm(transA: false, transB: true, m: g.outChannels, n: K, k: P, alpha: 1,
-                            a: dys, lda: P, strideA: g.outChannels * P, b: cols, ldb: P, strideB: perImage,
-                            beta: 0, c: partials, ldc: K, strideC: M, batch: nb)
-            try launch1D(.conv, "conv2DBackwardFilterSum", count: M,
-                         [.tensor(partials), .tensor(dWeight), .int(nb), .int(M), .int(index > 0 ? 1 : 0)])
-        }
+        let K = g.patchSize, P = g.outHeight * g.outWidth, C = g.outChannels
+        // The bias gradient first, so that the last command is the GEMM that read dY' (see above).
         if let dBias { try enqueueBiasGrad(dy: dy, dBias: dBias, n: g.batch, c: g.outChannels, s: P) }
+        outputGradColumns = nil
+        let chunk = imagesPerChunk(g, perImage: (K + C) * P)
+        for (index, n0) in stride(from: 0, to: g.batch, by: chunk).enumerated() {
+            let nb = min(chunk, g.batch - n0), NP = nb * P
+            let xs = x.slice(n0..<n0 + nb), dys = dy.slice(n0..<n0 + nb)
+            let ws = try workspace((K + C) * NP, op)
+            let dym = ws.view(elementOffset: 0, shape: [C * NP])           // (Cout, nb*P)
+            let cols = ws.view(elementOffset: C * NP, shape: [K * NP])     // (K, nb*P)
+            try enqueueIm2col(x: xs, cols: cols, withBatch(g, nb), rowStride: NP, imageStride: P)
+            try enqueueOutputGradColumns(dy: dys, into: dym, nb: nb, channels: C, spatial: P)
+            try enqueueGemm(transA: false, transB: true, m: C, n: K, k: NP, alpha: 1,
+                            a: dym, lda: NP, strideA: 0, b: cols, ldb: NP, strideB: 0,
+                            beta: index == 0 ? 0 : 1, c: dWeight, ldc: K, strideC: 0, batch: 1)
+            if nb == g.batch {
+                outputGradColumns = OutputGradColumns(dy: dys, workspace: ws, channels: C, spatial: P, stamp: commandStamp)
+            }
+        }
     }
 
     public func biasAdd(y: Tensor, bias: Tensor, activation: Activation) throws {
@@ -166,5 +206,30 @@ extension OpenCLBackend {
         let chunkLen = (m + chunks - 1) / chunks
         chunks = (m + chunkLen - 1) / chunkLen
         return (chunks, chunkLen)
+    }
+}
+
+/// Which output gradients the convolution workspace holds as dY' (Cout, N*P) columns at its start,
+/// written by `conv2DBackwardFilter` for a batch of one chunk. `conv2DBackwardData` of the same dy
+/// (same buffer, offset and shape) skips its reorder only if the workspace is the same buffer and
+/// the stamp (every command and wait this backend has issued) has not moved since: then nothing can
+/// have changed dy or the workspace in between.
+struct OutputGradColumns: Equatable {
+    var dyBuffer: ObjectIdentifier
+    var dyOffset: Int
+    var dyShape: [Int]
+    var workspaceBuffer: ObjectIdentifier
+    var channels: Int
+    var spatial: Int
+    var stamp: Int
+
+    init(dy: Tensor, workspace: Tensor, channels: Int, spatial: Int, stamp: Int) {
+        dyBuffer = ObjectIdentifier(dy.storage)
+        dyOffset = dy.offset
+        dyShape = dy.shape.dims
+        workspaceBuffer = ObjectIdentifier(workspace.storage)
+        self.channels = channels
+        self.spatial = spatial
+        self.stamp = stamp
     }
 }

@@ -57,12 +57,14 @@ extension OpenCLBackend {
                                  CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, am, a.offset, lda,
                                                             bm, b.offset, ldb, beta, cm, c.offset, ldc, &q, $0, temp)
                              }, what)
+            commandCounters.countCLBlastCall()
         } else {
             try clblastCheck(enqueue(name) {
                                  CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
                                                             am, a.offset, lda, strideA, bm, b.offset, ldb, strideB,
                                                             beta, cm, c.offset, ldc, strideC, batch, &q, $0)
                              }, what)
+            commandCounters.countCLBlastCall()
         }
     }
 }

@@ -12,7 +12,8 @@ import Foundation
 /// - Kernels take each tensor as (buffer, element offset), so views work without sub-buffers.
 /// - Scratch space for convolution (im2col columns) and reduction partials comes from two
 ///   grow-only arenas, reused across calls (safe: the queue is in order).
-/// - Host<->device copies are counted in `transferCounters`; with `profiling` on, kernel device
+/// - Host<->device copies are counted in `transferCounters`, device commands and host waits in
+///   `commandCounters` (exact: counted where they are enqueued); with `profiling` on, kernel device
 ///   time is accumulated from profiling events (`deviceTimeNanoseconds`).
 ///
 /// Not thread-safe: use one backend from one thread at a time (like the CPU backend). Several
@@ -21,6 +22,8 @@ public final class OpenCLBackend: Backend {
     public let deviceInfo: OpenCLDeviceInfo
     public let info: DeviceInfo
     public private(set) var transferCounters = TransferCounters()
+    /// Device commands and host waits issued so far (see `CommandCounters`).
+    package internal(set) var commandCounters = CommandCounters()
     /// Names of the kernels this backend has launched (tests check that the parity cases reach
     /// every kernel of Kernels/*.cl).
     package private(set) var launchedKernels: Set<String> = []
@@ -34,6 +37,8 @@ public final class OpenCLBackend: Backend {
     private var gemmTempBuffer: CLBuffer?
     /// Tests set this to force convolutions to split the batch into chunks.
     var workspaceLimitOverride: Int?
+    /// Conv.swift: the output gradients whose (Cout, N*P) columns the workspace still holds.
+    var outputGradColumns: OutputGradColumns?
 
     /// Accumulate device time of every kernel and copy from profiling events. Off by default
     /// (collecting events costs host time); benchmarks turn it on.
@@ -109,6 +114,7 @@ public final class OpenCLBackend: Backend {
             var zero: Float = 0
             try clCheck(enqueue("fill(zero)") { clEnqueueFillBuffer(queue, buffer.mem, &zero, 4, 0, shape.count * 4, 0, nil, $0) },
                         "clEnqueueFillBuffer(zeroing tensor \(shape))")
+            commandCounters.kernelLaunches += 1
         }
         return t
     }
@@ -135,6 +141,7 @@ public final class OpenCLBackend: Backend {
                         clEnqueueWriteBuffer(queue, buf.mem, cl_bool(CL_TRUE), tensor.offset * 4, count * 4, src.baseAddress, 0, nil, $0)
                     }, "clEnqueueWriteBuffer(\(count * 4) bytes into \(tensor))")
         transferCounters.uploads += 1
+        commandCounters.blockingCalls += 1
         transferCounters.uploadBytes += count * 4
     }
 
@@ -147,6 +154,7 @@ public final class OpenCLBackend: Backend {
                         clEnqueueReadBuffer(queue, buf.mem, cl_bool(CL_TRUE), tensor.offset * 4, count * 4, dst.baseAddress, 0, nil, $0)
                     }, "clEnqueueReadBuffer(\(count * 4) bytes from \(tensor))")
         transferCounters.downloads += 1
+        commandCounters.blockingCalls += 1
         transferCounters.downloadBytes += count * 4
         try drainEvents()
     }
@@ -158,10 +166,12 @@ public final class OpenCLBackend: Backend {
         try clCheck(enqueue("copy") {
                         clEnqueueCopyBuffer(queue, s.mem, d.mem, src.offset * 4, dst.offset * 4, src.count * 4, 0, nil, $0)
                     }, "clEnqueueCopyBuffer(\(src.count * 4) bytes)")
+        commandCounters.kernelLaunches += 1
     }
 
     public func synchronize() throws {
         try clCheck(clFinish(queue), "clFinish")
+        commandCounters.blockingCalls += 1
         try drainEvents()
     }
 
@@ -237,6 +247,7 @@ public final class OpenCLBackend: Backend {
             }
         }
         try clCheck(status, "clEnqueueNDRangeKernel(\(k.name), global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))")
+        commandCounters.kernelLaunches += 1
     }
 
     /// One work-item per element of `count`, in work-groups of the kernel's 1-D local size.
@@ -312,6 +323,7 @@ public final class OpenCLBackend: Backend {
         guard !pendingEvents.isEmpty else { return }
         var events = pendingEvents.map { $0.1 }
         let waited = clWaitForEvents(cl_uint(events.count), &events)
+        commandCounters.blockingCalls += 1
         for (name, e) in pendingEvents {
             var start: cl_ulong = 0, end: cl_ulong = 0
             if waited == CL_SUCCESS,
@@ -324,6 +336,26 @@ public final class OpenCLBackend: Backend {
         }
         pendingEvents.removeAll(keepingCapacity: true)
         try clCheck(waited, "clWaitForEvents(profiling)")
+    }
+}
+
+/// What an OpenCL backend has asked of the device, counted exactly where it is enqueued — what a
+/// GPU punishes per training step: commands (each a launch with host overhead) and host waits.
+package struct CommandCounters: Sendable, Equatable {
+    /// Device commands other than host<->device transfers: kernels of Kernels/*.cl, CLBlast calls
+    /// (one each, however many kernels CLBlast runs inside), buffer fills (zeroing new tensors) and
+    /// device-to-device copies.
+    package var kernelLaunches = 0
+    /// The CLBlast calls among `kernelLaunches`.
+    package var clblastCalls = 0
+    /// Calls that make the host wait for the device: blocking writes and reads, `synchronize`
+    /// (clFinish) and, with profiling on only, clWaitForEvents.
+    package var blockingCalls = 0
+    package init() {}
+
+    mutating func countCLBlastCall() {
+        clblastCalls += 1
+        kernelLaunches += 1
     }
 }
 

@@ -109,6 +109,7 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
     @Option(name: .customLong("on-nan"), help: "When the loss, a gradient or a weight is NaN/Inf: stop (keeping the last good checkpoint) or skip (roll back to the epoch's start, learning rate ÷10, go on; at most 5 times).") var onNaN: NonFinitePolicy?
+    @Flag(help: "After each epoch, print what it asked of the device per training step: kernel launches, CLBlast calls, blocking calls, host<->device bytes (averaged over the epoch's steps; the validation pass is included).") var profile = false
 
     func resolvedConfig() throws -> TrainConfig {
         var c = TrainConfig()
@@ -207,6 +208,18 @@ struct Train: ParsableCommand {
         runDir = URL(fileURLWithPath: runPath)
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
+        if profile {
+            // Counted between two epoch-end lines (the first interval includes start-up work).
+            var last = DeviceWorkCounts.snapshot(backend)
+            let log = trainer.log, steps = trainer.trainLoader.batchesPerEpoch
+            trainer.log = { line in
+                log(line)
+                guard line.hasPrefix("epoch ") else { return }
+                let now = DeviceWorkCounts.snapshot(backend)
+                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary)
+                last = now
+            }
+        }
         note(trainer.model.summary())
         note("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs of \(trainer.trainLoader.batchesPerEpoch) steps (batch \(c.batchSize))")
         note("run folder: \(runDir.path)")

@@ -106,6 +106,22 @@ let tinyRunArguments = [
                 #expect(((r["imagesPerSecond"] as? Double) ?? 0) > 0, "\(d) \(e2e) images/s")
                 #expect(((r["gate"] as? [String: Any])?["method"] as? String)?.contains("lite") == true || d == "cpu")
             }
+            // perStep: what one timed repetition asked of the device (the batch in, nothing out for a
+            // training step; the classes out for inference). Launch counts only where there are launches.
+            for (e2e, up, down, blocking) in [("train:lite:1", 3072 * 4 + 4, 0, 2), ("infer:lite:1", 3072 * 4, 4, 2)] {
+                let r = try #require(mine.first { $0["name"] as? String == e2e })
+                let perStep = try #require(r["perStep"] as? [String: Any], "\(d) \(e2e) has no perStep")
+                #expect(perStep["hostToDeviceBytes"] as? Int == up, "\(d) \(e2e) perStep \(perStep)")
+                #expect(perStep["deviceToHostBytes"] as? Int == down, "\(d) \(e2e) perStep \(perStep)")
+                if d.hasPrefix("opencl") {
+                    #expect(perStep["blockingCalls"] as? Int == blocking, "\(d) \(e2e) perStep \(perStep)")
+                    #expect(((perStep["kernelLaunches"] as? Int) ?? 0) > ((perStep["clblastCalls"] as? Int) ?? -1))
+                    #expect(((perStep["clblastCalls"] as? Int) ?? 0) > 0)
+                } else {
+                    #expect(perStep["kernelLaunches"] == nil && perStep["clblastCalls"] == nil && perStep["blockingCalls"] == nil)
+                }
+            }
+            #expect(mine.first { $0["name"] as? String == "gemm:square:48" }?["perStep"] == nil, "perStep is for end-to-end cases")
             let train = try #require(mine.first { $0["name"] as? String == "train:lite:1" })
             let loss = try #require((train["extra"] as? [String: Any])?["meanLoss"] as? Double)
             #expect(loss.isFinite && loss > 0)

@@ -10,7 +10,8 @@ import Verification
 struct KernelCoverageTests {
     /// The kernels of Kernels/*.cl, by family (the test also checks this list against the sources).
     static let kernels: [KernelFamily: Set<String>] = [
-        .conv: ["im2col", "col2im", "biasAdd", "biasGradPartial", "biasGradFinalize", "conv2DBackwardFilterSum"],
+        .conv: ["im2col", "col2im", "biasAdd", "biasGradPartial", "biasGradFinalize", "convForwardEpilogue",
+                "convOutputGradColumns"],
         .pooling: ["maxPool2DForward", "maxPool2DBackward", "avgPool2DForward", "avgPool2DBackward"],
         .batchnorm: ["batchNormStatsPartial", "batchNormStatsFinalize", "batchNormForwardTraining", "batchNormForwardInference",
                      "batchNormBackwardPartial", "batchNormBackwardFinalize", "batchNormBackwardData"],

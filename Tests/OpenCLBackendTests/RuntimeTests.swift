@@ -49,10 +49,18 @@ struct RuntimeTests {
         let y = try b.makeTensor(g.outputShape)
         #expect(b.deviceTimeNanoseconds == 0)
         b.profiling = true
+        let counted = b.commandCounters
         try b.conv2DForward(x: x, weight: w, bias: nil, y: y, geometry: g, activation: .relu)
+        // One chunk: im2col, ONE plain GEMM for both images, the NCHW/bias/ReLU epilogue; no waits.
+        #expect(b.commandCounters.kernelLaunches - counted.kernelLaunches == 3)
+        #expect(b.commandCounters.clblastCalls - counted.clblastCalls == 1)
+        #expect(b.commandCounters.blockingCalls == counted.blockingCalls)
         try b.synchronize()
+        // clFinish, then (profiling on) the wait for the events' times.
+        #expect(b.commandCounters.blockingCalls == counted.blockingCalls + 2)
         #expect(b.deviceTimeNanoseconds > 0)
-        #expect(b.deviceTimeByKernel["im2col"] != nil && b.deviceTimeByKernel["gemmStridedBatched"] != nil,
+        #expect(b.deviceTimeByKernel["im2col"] != nil && b.deviceTimeByKernel["gemm"] != nil
+                && b.deviceTimeByKernel["convForwardEpilogue"] != nil,
                 "\(b.deviceTimeByKernel.keys.sorted())")
         b.resetDeviceTime()
         #expect(b.deviceTimeNanoseconds == 0 && b.deviceTimeByKernel.isEmpty)
@@ -141,10 +149,33 @@ struct RuntimeTests {
         #expect(try run() == run())
     }
 
+    /// Backward data right after backward filter of the same dy reuses the filter pass's dY' columns
+    /// (2 launches instead of 3) and gives the same bits; any command in between turns that off.
+    @Test func backwardDataReusesTheFilterPassOutputGradColumns() throws {
+        let b = try OCL.backend()
+        let g = Conv2DGeometry(batch: 3, inChannels: 2, height: 6, width: 5, outChannels: 4, kernel: 3, padding: 1)
+        var rng = SeededRNG(seed: 4)
+        func up(_ s: Shape) throws -> Tensor { try b.upload((0..<s.count).map { _ in rng.uniform(-1, 1) }, shape: s) }
+        let x = try up(g.inputShape), w = try up(g.weightShape), dy = try up(g.outputShape)
+        let dW = try b.makeTensor(g.weightShape), dBias = try b.makeTensor([g.outChannels])
+        let dx1 = try b.makeTensor(g.inputShape), dx2 = try b.makeTensor(g.inputShape)
+        func launches(_ body: () throws -> Void) rethrows -> (Int, Int) {
+            let before = b.commandCounters
+            try body()
+            return (b.commandCounters.kernelLaunches - before.kernelLaunches, b.commandCounters.clblastCalls - before.clblastCalls)
+        }
+        #expect(try launches { try b.conv2DBackwardFilter(x: x, dy: dy, dWeight: dW, dBias: dBias, geometry: g) } == (5, 1))
+        #expect(try launches { try b.conv2DBackwardData(dy: dy, weight: w, dx: dx1, geometry: g) } == (2, 1))
+        try b.conv2DBackwardFilter(x: x, dy: dy, dWeight: dW, dBias: nil, geometry: g)
+        try b.fill(dx2, value: 0)
+        #expect(try launches { try b.conv2DBackwardData(dy: dy, weight: w, dx: dx2, geometry: g) } == (3, 1))
+        #expect(try b.floats(dx1) == b.floats(dx2))
+    }
+
     /// A convolution split into batch chunks (small workspace) equals the CPU reference too.
     @Test func convolutionInBatchChunks() throws {
         let g = Conv2DGeometry(batch: 5, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: 3, padding: 1)
-        let perImage = g.patchSize * g.outHeight * g.outWidth
+        let perImage = (g.patchSize + g.outChannels) * g.outHeight * g.outWidth   // columns + (Cout, P) GEMM operand
         for c in VerifyCase.convolutionFamily(g, activation: .relu) where c.op.hasPrefix("conv2D") {
             let b = try OCL.backend()
             b.workspaceLimitOverride = 2 * perImage + 10   // two images per chunk: chunks of 2, 2, 1

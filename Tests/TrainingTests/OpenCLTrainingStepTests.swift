@@ -104,4 +104,34 @@ struct OpenCLTrainingStepTests {
         #expect(after.downloads - mid.downloads == 2 && after.downloadBytes - mid.downloadBytes == 8, "loss sum and correct count: two floats")
         #expect(totals.count == steps * n)
     }
+
+    /// Exact device work of a steady-state training step of a tiny network, counted by the backend
+    /// and derived here from the code: conv(3->4, 3x3, pad 1, bias, ReLU fused)-maxpool-flatten-fc(64->10),
+    /// softmax cross-entropy, Adam.
+    @Test func steadyStateStepLaunchesExactlyWhatTheCodeSays() throws {
+        let ocl = try openCL()
+        let net = Sequential([Conv2d(3, 4, kernel: 3, padding: 1), ReLU(), MaxPool2d(2), Flatten(), Linear(4 * 4 * 4, 10)])
+        let model = try Model(name: "tiny", network: net, inputShape: [3, 8, 8], backend: ocl, seed: 1)
+        let runner = try StepRunner(model: model, optimizer: try Adam(model: model, hyper: AdamHyper(learningRate: 1e-3)))
+        var rng = SeededRNG(seed: 9)
+        let x = HostTensor(shape: [2, 3, 8, 8], values: (0..<(2 * 192)).map { _ in rng.uniform(-1, 1) })
+        let y: [Int32] = [3, 7]
+        try runner.trainStep(images: x, labels: y, seed: 0)   // warm-up: kernels built, buffers allocated
+        try ocl.synchronize()
+        let steps = 3
+        var perStep: [DeviceWorkCounts] = []
+        for s in 1...steps {
+            let before = DeviceWorkCounts.snapshot(ocl)
+            try runner.trainStep(images: x, labels: y, seed: UInt64(s))
+            perStep.append(DeviceWorkCounts.snapshot(ocl).perStep(since: before, steps: 1))
+        }
+        // Forward 6: conv 3 (im2col, GEMM, bias+ReLU epilogue), max-pool 1, fc 2 (GEMM, bias).
+        // Loss and metrics 5: softmax cross-entropy 1, loss sum 2, correct count 2.
+        // Backward 11: fc 4 (dW GEMM, bias gradient 2, dx GEMM), max-pool 1, conv 6 (ReLU backward,
+        //   bias gradient 2, im2col, dy reorder, dW GEMM; no dx for the first layer). Adam 1.
+        // CLBlast: conv forward, fc forward, fc dW and dx, conv dW = 5. Blocking: the two uploads.
+        let expected = DeviceWorkCounts(kernelLaunches: 23, clblastCalls: 5, blockingCalls: 2,
+                                        hostToDeviceBytes: Double(2 * 192 * 4 + 2 * 4), deviceToHostBytes: 0)
+        for (s, c) in perStep.enumerated() { #expect(c == expected, "step \(s + 1): \(c.summary)") }
+    }
 }

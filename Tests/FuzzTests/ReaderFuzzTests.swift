@@ -88,7 +88,7 @@ import Training
                 dict[keys[m.rng.nextInt(keys.count)]] = value
             }
         }
-        if let out = try? JSONSerialization.data(withJSONObject: dict) { b = [UInt8](out) }
+        if let out = try? JSONSerialization.data(withJSONObject: dict, options: .sortedKeys) { b = [UInt8](out) }
     }
 
     /// `cnn train --config FILE`: load (unknown keys and bad values are CNNErrors), validate,

@@ -236,6 +236,17 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     }
 }
 
+// A progressive JPEG may repeat a scan, and each scan passes over the whole image: a small file of
+// repeated scans would take hours. libjpeg calls this monitor while it reads; stop past this many
+// scans (libjpeg-turbo's djpeg -maxscans and TurboJPEG use the same check; real files have ~10).
+#define SWIFTCNN_JPEG_MAX_SCANS 500
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor || ((j_decompress_ptr)cinfo)->input_scan_number <= SWIFTCNN_JPEG_MAX_SCANS) return;
+    jpeg_err_ctx *e = (jpeg_err_ctx *)cinfo->err;
+    snprintf(e->message, sizeof e->message, "JPEG has more than %d scans (corrupt or hostile)", SWIFTCNN_JPEG_MAX_SCANS);
+    longjmp(e->jump, 1);
+}
+
 int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_pixels,
                          swiftcnn_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -258,6 +269,8 @@ int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_p
         return 1;
     }
     jpeg_create_decompress(&cinfo);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_on_progress};
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, (unsigned char *)data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.jpeg_color_space == JCS_GRAYSCALE) {

@@ -62,3 +62,24 @@ import Training
         _ = try Augmenter(config: AugmentationConfig(cropPadding: 32), channels: 3, height: 32, width: 32)
     }
 }
+
+@Suite struct ImageFuzzRegressionTests {
+    /// `progressive-two-scans.jpg` (16x8 gray: one DC scan, one AC scan) with its AC scan repeated
+    /// `repeats` times in all. A repeated first scan is a valid progression, and each one passes
+    /// over the whole image: on a large image, thousands of them in a small file took hours.
+    static func repeatedScans(_ repeats: Int) throws -> Data {
+        let b = try Fuzz.corpusFile("progressive-two-scans.jpg")
+        let sos = try #require((0..<(b.count - 1)).last { b[$0] == 0xFF && b[$0 + 1] == 0xDA })
+        let scan = b[sos..<(b.count - 2)]
+        var out = Array(b[..<sos])
+        for _ in 0..<repeats { out += scan }
+        return Data(out + [0xFF, 0xD9])
+    }
+
+    @Test func aJPEGWithThousandsOfScansIsRefused() throws {
+        let ok = try ImageCodec.decode(try Self.repeatedScans(1))
+        #expect(try ImageCodec.decode(try Self.repeatedScans(50)) == ok)
+        let e = #expect(throws: CNNError.self) { try ImageCodec.decode(try Self.repeatedScans(2_000)) }
+        #expect(e?.message.contains("more than 500 scans") == true)
+    }
+}

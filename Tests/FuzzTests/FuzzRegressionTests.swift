@@ -83,3 +83,18 @@ import Training
         #expect(e?.message.contains("more than 500 scans") == true)
     }
 }
+
+extension ImageFuzzRegressionTests {
+    /// Found by the fuzzer (a 0.7 s, 1.2 GB decode): libpng allocates and zeroes an ancillary
+    /// chunk's declared length before reading it. Here a 40-byte file declares a 2 GB zTXt.
+    @Test func aPNGChunkLongerThanTheFileIsRefusedBeforeAllocating() throws {
+        func be32(_ v: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        let ihdr = Array("IHDR".utf8) + be32(3) + be32(6) + [8, 0, 0, 0, 0]
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + be32(13) + ihdr + be32(CRC32.checksum(ihdr))
+            + be32(0x7FFF_FFF0) + Array("zTXt".utf8) + Array("Comment".utf8) + [0, 0]
+        let peak = ProcessMemory.peakResidentBytes()
+        let e = #expect(throws: CNNError.self) { try ImageCodec.decode(Data(png)) }
+        #expect(e?.message.contains("chunk 'zTXt' at byte offset 33 declares 2147483632 bytes") == true)
+        if let before = peak, let after = ProcessMemory.peakResidentBytes() { #expect(after - before < 1 << 30) }
+    }
+}

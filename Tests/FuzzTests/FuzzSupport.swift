@@ -15,7 +15,8 @@ import Testing
 //   SWIFTCNN_FUZZ_ITERATIONS=N  inputs per target (default: each target's CI count)
 //   SWIFTCNN_FUZZ_SEED=S        base seed (default 1); a failure reproduces with the same seed
 // The input under test is written to $TMPDIR/swiftcnn-fuzz-<target>.bin before each call and
-// removed when the target finishes: after a crash, that file is the crashing input.
+// removed when the target finishes: after a crash, that file is the crashing input. The slowest
+// input, when a call takes more than 0.25 s, is kept in $TMPDIR/swiftcnn-fuzz-<target>-slowest.bin.
 
 enum Fuzz {
     /// The committed seed corpus folder (Tests/FuzzTests/Fuzz).
@@ -110,7 +111,11 @@ enum Fuzz {
             }
             let dt = (clock.now - t0).seconds
             watchdog.end()
-            report.slowest = max(report.slowest, dt)
+            if dt > report.slowest {
+                report.slowest = dt
+                // The slowest input so far, when slow enough to look into (a hang in the making).
+                if dt > 0.25 { writeFile(NSTemporaryDirectory() + "swiftcnn-fuzz-\(target)-slowest.bin", input) }
+            }
             report.executions += 1
         }
         report.seconds = (clock.now - start).seconds

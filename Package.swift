@@ -70,5 +70,7 @@ let package = Package(
         .testTarget(name: "VerificationTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "TrainingTests", dependencies: ["SwiftCNN"]),
         .testTarget(name: "BenchTests", dependencies: ["SwiftCNN", "BenchKit"]),
+        // Seeded mutation fuzzing of the file readers (docs/reliability.md, "Fuzzing"); Fuzz/ is its seed corpus.
+        .testTarget(name: "FuzzTests", dependencies: ["CNNCore", "Datasets", "NN", "Training"], exclude: ["Fuzz"]),
     ]
 )

@@ -69,6 +69,27 @@ static void png_on_error(png_structp png, png_const_charp msg) {
 
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
 
+// libpng allocates (and zeroes) an ancillary chunk's declared length before reading it, with its
+// size check only a warning: a 2 KB file whose zTXt declares 1.2 GB made it touch 1.2 GB (found by
+// the fuzzer). The whole file is in memory, so a chunk longer than what is left is refused first.
+static int png_check_chunk_lengths(const unsigned char *data, size_t size, char *err, size_t errlen) {
+    size_t at = 8;
+    while (size - at >= 8) {
+        size_t len = (size_t)data[at] << 24 | (size_t)data[at + 1] << 16 | (size_t)data[at + 2] << 8 | data[at + 3];
+        if (len > size - at - 8) {
+            char buf[200];
+            snprintf(buf, sizeof buf, "file is truncated or corrupt: chunk '%.4s' at byte offset %zu declares %zu bytes, "
+                     "but only %zu are left", (const char *)data + at + 4, at, len, size - at - 8);
+            set_err(err, errlen, buf);
+            return 1;
+        }
+        if (memcmp(data + at + 4, "IEND", 4) == 0) break;
+        size_t next = at + 8 + len;  // <= size, checked above; then the CRC, if it is there
+        at = size - next >= 4 ? next + 4 : size;
+    }
+    return 0;
+}
+
 int swiftcnn_decode_png(const unsigned char *data, size_t size, long long max_pixels,
                         swiftcnn_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -76,6 +97,7 @@ int swiftcnn_decode_png(const unsigned char *data, size_t size, long long max_pi
         set_err(err, errlen, "not a PNG file (bad signature)");
         return 1;
     }
+    if (png_check_chunk_lengths(data, size, err, errlen)) return 1;
     // The context is on the heap and its pointer never changes after setjmp, so its fields
     // (written between setjmp and a longjmp) stay valid on the error path.
     png_ctx *ctx = (png_ctx *)calloc(1, sizeof(png_ctx));
@@ -236,6 +258,17 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     }
 }
 
+// A progressive JPEG may repeat a scan, and each scan passes over the whole image: a small file of
+// repeated scans would take hours. libjpeg calls this monitor while it reads; stop past this many
+// scans (libjpeg-turbo's djpeg -maxscans and TurboJPEG use the same check; real files have ~10).
+#define SWIFTCNN_JPEG_MAX_SCANS 500
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor || ((j_decompress_ptr)cinfo)->input_scan_number <= SWIFTCNN_JPEG_MAX_SCANS) return;
+    jpeg_err_ctx *e = (jpeg_err_ctx *)cinfo->err;
+    snprintf(e->message, sizeof e->message, "JPEG has more than %d scans (corrupt or hostile)", SWIFTCNN_JPEG_MAX_SCANS);
+    longjmp(e->jump, 1);
+}
+
 int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_pixels,
                          swiftcnn_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -260,6 +293,8 @@ int swiftcnn_decode_jpeg(const unsigned char *data, size_t size, long long max_p
         return 1;
     }
     jpeg_create_decompress(&cinfo);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_on_progress};
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, (unsigned char *)data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.jpeg_color_space == JCS_GRAYSCALE) {

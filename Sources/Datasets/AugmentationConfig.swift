@@ -179,7 +179,10 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         try probability(cutmixSwitchProbability, "cutmixSwitchProbability")
         try require(rotationDegrees.isFinite && rotationDegrees >= 0 && rotationDegrees <= 180,
                     "augmentation rotationDegrees = \(rotationDegrees) must be in [0, 180] (the angle is drawn from ±rotationDegrees)")
-        try require(cropPadding >= 0, "augmentation cropPadding = \(cropPadding) must be >= 0")
+        // At most the image's side: more only adds crops that miss the image, and a huge value
+        // overflowed the crop draw (2 * cropPadding + 1), found by the config fuzzer.
+        try require(cropPadding >= 0 && cropPadding <= min(height, width),
+                    "augmentation cropPadding = \(cropPadding) must be in 0...\(min(height, width)) (at most the image's side, \(height)x\(width))")
         if paddingMode == .reflect && cropPadding > 0 {
             try require(cropPadding < height && cropPadding < width,
                         "augmentation cropPadding = \(cropPadding) with reflect padding must be smaller than the image (\(height)x\(width))")

@@ -69,11 +69,18 @@ public enum SafeTensors {
                   let shapeArr = info["shape"] as? [Int], let offs = info["data_offsets"] as? [Int], offs.count == 2 else {
                 throw bad("entry '\(name)' lacks dtype/shape/data_offsets")
             }
-            let shape = Shape(shapeArr)
-            let (b, e) = (offs[0], offs[1])
+            // A hostile header must not trap: negative dimensions, element counts that overflow,
+            // offsets past the end of the file (checked without overflowing either).
+            guard shapeArr.allSatisfy({ $0 >= 0 }) else { throw bad("tensor '\(name)' has a negative dimension in its shape \(shapeArr)") }
             let size = dtype == "F32" ? 4 : dtype == "I64" ? 8 : 0
             guard size > 0 else { throw bad("tensor '\(name)' has dtype \(dtype); SwiftCNN reads F32 and I64 (save with float32 weights)") }
-            guard b >= 0, e >= b, base + e <= data.count, e - b == shape.count * size else {
+            let byteCount = shapeArr.reduce(Optional(size)) { n, d in
+                n.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p }
+            }
+            guard let byteCount else { throw bad("tensor '\(name)' \(dtype)\(shapeArr) has more bytes than a file can hold") }
+            let shape = Shape(shapeArr)
+            let (b, e) = (offs[0], offs[1])
+            guard b >= 0, e >= b, e <= data.count - base, e - b == byteCount else {
                 throw bad("tensor '\(name)' \(dtype)\(shape): data_offsets [\(b), \(e)] do not match its size or the file (\(data.count) bytes)")
             }
             let bytes = data.subdata(in: (base + b)..<(base + e))

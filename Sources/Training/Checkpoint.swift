@@ -89,6 +89,7 @@ public enum Checkpoint {
 
     public static func save(dir: URL, stem: String, model: Model, optimizer: Optimizer, state: CheckpointState,
                             normalization: Normalization, beforeCommit: (() throws -> Void)? = nil) throws {
+        try completePending(dir: dir, stem: stem)   // never overwrite the pending files of a committed save
         var state = state
         let id = UUID().uuidString
         state.saveID = id
@@ -108,6 +109,23 @@ public enum Checkpoint {
         try AtomicFile.write(try enc.encode(state), to: stateURL(dir, stem))
         try commitPending(mURL)
         try commitPending(oURL)
+    }
+
+    /// Finishes a save that was interrupted after its commit point (its JSON names a `saveID` that
+    /// only the pending tensor files carry): renames them into place. Called before a new save of
+    /// the same stem overwrites the pending files, and when a run folder is opened, so that `best`
+    /// (which resume does not load) is rolled forward too. Nothing to do in the usual case.
+    static func completePending(dir: URL, stem: String) throws {
+        let (mURL, oURL) = (modelURL(dir, stem), optimizerURL(dir, stem))
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: pendingURL(mURL).path) || fm.fileExists(atPath: pendingURL(oURL).path),
+              let data = fm.contents(atPath: stateURL(dir, stem).path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let id = object["saveID"] as? String else { return }
+        for final in [mURL, oURL] where fm.fileExists(atPath: pendingURL(final).path) {
+            // readCommitted renames the pending file when it carries the committed save's id.
+            _ = try readCommitted(final, id: id)
+        }
     }
 
     static func commitPending(_ final: URL) throws {
@@ -152,7 +170,8 @@ public enum Checkpoint {
             let (mURL, oURL) = (modelURL(dir, stem), optimizerURL(dir, stem))
             guard let m = try readCommitted(mURL, id: id), let o = try readCommitted(oURL, id: id) else {
                 throw CNNError.invalidData("cannot resume: the checkpoint files in \(dir.path) do not belong to \(stem).json "
-                    + "(save \(id)): the run was interrupted while saving or they were replaced — resume from best.json or restart")
+                    + "(save \(id)): the run was interrupted while saving or they were replaced — restart the run (a best.* set, when "
+                    + "there is one, still evaluates with cnn eval)")
             }
             (model_, optim_) = (m, o)
         } else {
@@ -163,7 +182,7 @@ public enum Checkpoint {
         guard meta["swiftcnn_epoch"] == String(state.epoch), optMeta["swiftcnn_epoch"] == String(state.epoch) else {
             throw CNNError.invalidData("cannot resume: the checkpoint files in \(dir.path) are from different epochs "
                 + "(\(stem).json: \(state.epoch), model: \(meta["swiftcnn_epoch"] ?? "?"), optimizer: \(optMeta["swiftcnn_epoch"] ?? "?")); "
-                + "the run was interrupted while saving — resume from best.json or restart")
+                + "the run was interrupted while saving — restart the run (a best.* set, when there is one, still evaluates with cnn eval)")
         }
         try model.load(stateDict: entries, source: modelURL(dir, stem).path)
         var tensors: [(String, HostTensor)] = []

@@ -41,6 +41,7 @@ package final class RunFolder {
     /// that the checkpoint dropped.
     package func start(config: TrainConfig, history: [EpochMetrics], probeBytes: Int = 1 << 20) throws {
         try probeWritable(bytes: probeBytes)
+        for stem in ["latest", "best"] { try Checkpoint.completePending(dir: url, stem: stem) }
         try AtomicFile.write(Data(config.json().utf8), to: configURL)
         try AtomicFile.write(Data(history.map(Self.jsonLine).joined().utf8), to: metricsURL)
         // One event file per run folder (`tensorboard --logdir runs`).

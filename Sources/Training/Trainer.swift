@@ -216,12 +216,15 @@ public final class Trainer {
                     // hold a second set of parameters and activation buffers at the run's peak.
                     // Afterwards the model gets its final weights back.
                     let finalWeights = try model.stateDict()
-                    try model.load(stateDict: try SafeTensors.read(url).entries, source: url.path)
+                    let bestFile = try SafeTensors.read(url)
+                    // Label it with the epoch the file holds (a failed 'best' write keeps an older one).
+                    let fileEpoch = Int(bestFile.metadata["swiftcnn_epoch"] ?? "") ?? bestEpoch
+                    try model.load(stateDict: bestFile.entries, source: url.path)
                     let rb = try evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize,
                                           flipTTA: config.testTimeFlip, workers: config.workers)
                     try model.load(stateDict: finalWeights, source: "final weights")
                     result.testOfBest = rb
-                    log(String(format: "test (best validation checkpoint, epoch %d): accuracy %.2f%%", bestEpoch, 100 * rb.accuracy))
+                    log(String(format: "test (best validation checkpoint, epoch %d): accuracy %.2f%%", fileEpoch, 100 * rb.accuracy))
                     try folder.writeReport(rb, stem: "test_best")
                 }
             }

@@ -19,9 +19,10 @@ final class StopSignals: Sendable {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [self] in
+            source.setEventHandler { [self, source] in
                 let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
-                if received.compareExchange(expected: 0, desired: sig, ordering: .relaxed).exchanged {
+                // `data`: signals merged since the last call (a fast double Ctrl-C arrives as one call with 2).
+                if source.data < 2 && received.compareExchange(expected: 0, desired: sig, ordering: .relaxed).exchanged {
                     flag.request()
                     FileHandle.standardError.write(Data("\n\(name): stopping after this step and writing the latest checkpoint (send it again to quit at once)\n".utf8))
                 } else {
@@ -228,6 +229,7 @@ struct Train: ParsableCommand {
         let signals = StopSignals()
         signals.install()
         trainer.stopFlag = signals.flag
+        note("Ctrl-C (or SIGTERM) stops after the current step and writes a checkpoint to resume from")
         let result = try trainer.run()
         if result.interrupted {
             let sig = signals.received.load(ordering: .relaxed)

@@ -92,13 +92,17 @@ struct ReliabilityTests {
         p.standardOutput = h
         p.standardError = h
         try p.run()
-        // Wait for training to start, then give it a moment to be mid-epoch.
+        // Wait until the handlers are installed (the line printed right after), then give training a
+        // moment to be mid-epoch. A stop requested before the first step works the same way.
         let deadline = Date().addingTimeInterval(60)
-        while p.isRunning, Date() < deadline, !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("run folder:") {
+        while p.isRunning, Date() < deadline, !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("Ctrl-C (or SIGTERM) stops") {
             Thread.sleep(forTimeInterval: 0.02)
         }
         Thread.sleep(forTimeInterval: 1.0)
         kill(p.processIdentifier, SIGTERM)
+        // Never hang the suite: a child that has not exited a minute later is killed (and the test fails).
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if p.isRunning { kill(pid, SIGKILL) } }
         p.waitUntilExit()
         try? h.close()
         let out = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -245,6 +249,37 @@ enum KillTrial {
     }
 }
 
+@Suite struct CheckpointRollForwardTests {
+    /// A save that stopped after its commit point (JSON written, tensor files still pending) is
+    /// completed before the next save of that stem and when a run folder is opened — also for
+    /// `best`, which resume never loads.
+    @Test func committedPendingSaveIsRolledForward() throws {
+        let dir = TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var (model, opt, state) = try KillTrial.make()
+        try KillTrial.fill(model: model, optimizer: opt, k: 1)
+        try Checkpoint.save(dir: dir, stem: "best", model: model, optimizer: opt, state: state, normalization: .half)
+        // Save 2: a directory in the way of the model file makes its rename fail after the commit.
+        try KillTrial.fill(model: model, optimizer: opt, k: 2)
+        state.epoch = 2
+        let final = Checkpoint.modelURL(dir, "best")
+        try FileManager.default.removeItem(at: final)
+        try FileManager.default.createDirectory(at: final.appendingPathComponent("blocker"), withIntermediateDirectories: true)
+        #expect(throws: CNNError.self) {
+            try Checkpoint.save(dir: dir, stem: "best", model: model, optimizer: opt, state: state, normalization: .half)
+        }
+        try FileManager.default.removeItem(at: final)
+        try Checkpoint.completePending(dir: dir, stem: "best")
+        let file = try SafeTensors.read(final)
+        #expect(file.metadata["swiftcnn_epoch"] == "2", "best.safetensors holds epoch \(file.metadata["swiftcnn_epoch"] ?? "?")")
+        let (fresh, freshOpt, _) = try KillTrial.make()
+        let loaded = try Checkpoint.load(dir: dir, stem: "best", model: fresh, optimizer: freshOpt)
+        #expect(loaded.epoch == 2)
+        #expect(try fresh.backend.floats(fresh.flatParameters).allSatisfy { $0 == 2 })
+    }
+}
+
 @Suite struct CheckpointKillTests {
     /// `kill -9` at random instants of repeated checkpoint saves: resume either accepts a set whose
     /// three files are all of one save, or refuses with a message. Never a torn set accepted.
@@ -254,7 +289,9 @@ enum KillTrial {
         var refusals: Set<String> = []
         let start = Date()
         let seconds = Double(ProcessInfo.processInfo.environment["SWIFTCNN_KILL_SECONDS"] ?? "") ?? 4
-        while trials < 100_000, Date().timeIntervalSince(start) < seconds {
+        // At least 3 trials however slow the machine (CI runs the suite in parallel on 2 cores, where
+        // one trial can take seconds), within a hard cap of a minute.
+        while trials < 100_000, trials < 3 || Date().timeIntervalSince(start) < seconds, Date().timeIntervalSince(start) < 60 {
             trials += 1
             let dir = TestData.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: dir) }

@@ -42,6 +42,7 @@ package final class RunFolder {
     package func start(config: TrainConfig, history: [EpochMetrics], probeBytes: Int = 1 << 20) throws {
         try probeWritable(bytes: probeBytes)
         for stem in ["latest", "best"] { try Checkpoint.completePending(dir: url, stem: stem) }
+        removeLeftovers()
         try AtomicFile.write(Data(config.json().utf8), to: configURL)
         try AtomicFile.write(Data(history.map(Self.jsonLine).joined().utf8), to: metricsURL)
         // One event file per run folder (`tensorboard --logdir runs`).
@@ -50,6 +51,27 @@ package final class RunFolder {
         }
         tensorBoard = try TensorBoardWriter(directory: url)
         for m in history { try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch) }
+    }
+
+    /// Files a killed process left behind: temporaries of atomic writes (`.NAME.tmp-PID-N`) and probe
+    /// files (`.write-probe-PID`) of processes that are gone, and pending checkpoint files that no
+    /// committed save names (`completePending` has already renamed those that one does). Each can be
+    /// as large as the model, and their names never repeat, so nothing else would replace them.
+    func removeLeftovers() {
+        let fm = FileManager.default
+        func alive(_ pid: Int32) -> Bool { pid == getpid() || kill(pid, 0) == 0 || errno == EPERM }
+        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where name.hasPrefix(".") {
+            var stale = false
+            if let r = name.range(of: ".tmp-") {
+                let pid = name[r.upperBound...].split(separator: "-").first.flatMap { Int32($0) }
+                stale = pid.map { !alive($0) } ?? false
+            } else if name.hasPrefix(".write-probe-") {
+                stale = Int32(name.dropFirst(".write-probe-".count)).map { !alive($0) } ?? false
+            } else if name.contains(".pending.") {
+                stale = true   // not committed (a committed one was renamed into place just before)
+            }
+            if stale { try? fm.removeItem(at: url.appendingPathComponent(name)) }
+        }
     }
 
     /// Before training: creates the folder and writes, fsyncs and deletes a probe file of `bytes`

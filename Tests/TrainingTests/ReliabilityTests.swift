@@ -280,6 +280,26 @@ enum KillTrial {
     }
 }
 
+@Suite struct LeftoverFileTests {
+    /// Opening a run folder removes what killed processes left: temporaries and probes of dead
+    /// processes and uncommitted pending checkpoint files; a live process's temporary stays.
+    @Test func leftoversOfDeadProcessesAreRemoved() throws {
+        let dir = TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // A pid that is not running: one above the kernel's limit.
+        let maxPid = Int32((try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4_194_304
+        let dead = maxPid + 1
+        let names = [".latest.safetensors.tmp-\(dead)-7", ".write-probe-\(dead)", ".latest.pending.safetensors",
+                     ".best.pending.optim.safetensors", ".config.json.tmp-\(getpid())-3", "notes.txt"]
+        for n in names { _ = FileManager.default.createFile(atPath: dir.appendingPathComponent(n).path, contents: Data([1, 2, 3])) }
+        RunFolder(url: dir).removeLeftovers()
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+        #expect(left == [".config.json.tmp-\(getpid())-3", "notes.txt"], "left: \(left.sorted())")
+    }
+}
+
 @Suite struct CheckpointKillTests {
     /// `kill -9` at random instants of repeated checkpoint saves: resume either accepts a set whose
     /// three files are all of one save, or refuses with a message. Never a torn set accepted.

@@ -129,6 +129,10 @@ enum MiniPNG {
         try h.close()
         let m = errorMessage { _ = try ImageCodec.decode(fileAt: path, maxPixels: 1_000) }
         #expect(m.contains(path) && m.contains("is 2097152 bytes, more than an image of at most 1000 pixels can take"), "\(m)")
+        // Through a symbolic link, the size is the image's, not the link's.
+        let link = dir.sub("link.png")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        #expect(errorMessage { _ = try ImageCodec.decode(fileAt: link, maxPixels: 1_000) }.contains("is 2097152 bytes"))
         // The default limit (100 megapixels) leaves room for any real image file.
         #expect(errorMessage { _ = try ImageCodec.decode(fileAt: path) }.contains("not a PNG or JPEG"))
     }

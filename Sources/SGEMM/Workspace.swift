@@ -42,6 +42,15 @@ package struct GrowableBuffer {
     }
 
     func free() { raw?.deallocate() }
+
+    /// At least `count` values of type T (contents undefined); a growth is added to `counter`.
+    mutating func values<T>(_ count: Int, as type: T.Type, counter: Workspace.AllocationCounter) -> UnsafeMutablePointer<T> {
+        let n = max(1, count)
+        let before = capacity
+        let p = bytes(n * MemoryLayout<T>.stride)
+        if capacity != before { counter.value.wrappingAdd(1, ordering: .relaxed) }
+        return p.bindMemory(to: T.self, capacity: n)
+    }
 }
 
 /// Scratch buffers of the SGEMM and the fast paths (see the file comment). The slots are safe to
@@ -56,11 +65,7 @@ package final class Workspace: @unchecked Sendable {
         deinit { for b in buffers { b.free() } }
         /// At least `count` values of type T in buffer `index` (0..<Slot.count; contents undefined).
         package func buffer<T>(_ index: Int, _ count: Int, as type: T.Type = T.self) -> UnsafeMutablePointer<T> {
-            let n = max(1, count)
-            let before = buffers[index].capacity
-            let p = buffers[index].bytes(n * MemoryLayout<T>.stride)
-            if buffers[index].capacity != before { counter.value.wrappingAdd(1, ordering: .relaxed) }
-            return p.bindMemory(to: T.self, capacity: n)
+            buffers[index].values(count, as: T.self, counter: counter)
         }
         /// At least `count` floats in buffer `index` (0..<Slot.count; contents undefined).
         package func floats(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> { buffer(index, count) }
@@ -88,11 +93,7 @@ package final class Workspace: @unchecked Sendable {
 
     /// At least `count` values of type T in named buffer `name` (contents undefined). Not thread-safe.
     package func buffer<T>(named name: Int, _ count: Int, as type: T.Type = T.self) -> UnsafeMutablePointer<T> {
-        let n = max(1, count)
-        let before = named[name].capacity
-        let p = named[name].bytes(n * MemoryLayout<T>.stride)
-        if named[name].capacity != before { counter.value.wrappingAdd(1, ordering: .relaxed) }
-        return p.bindMemory(to: T.self, capacity: n)
+        named[name].values(count, as: T.self, counter: counter)
     }
 
     /// Runs `body` with a slot no other task holds meanwhile.

@@ -68,6 +68,15 @@ __kernel void col2im(__global const float* cols, int colsOff, __global float* x,
     x[xOff + idx] = acc;
 }
 
+// Index into the (C, N*P) column layout of the NCHW element idx of an (N, C, P) tensor.
+inline int swiftcnn_column_index(int idx, int N, int C, int P) {
+    int p = idx % P;
+    int nc = idx / P;
+    int n = nc / C;
+    int c = nc - n * C;
+    return c * (N * P) + n * P + p;
+}
+
 // The forward epilogue of one chunk of N images: y[n, c, p] = act(ym[c, n*P + p] + bias[c]) —
 // the GEMM's (Cout, N*P) result reordered into NCHW, with the bias (hasBias) and the activation
 // fused (the same float operations, in the same order, as biasAdd). Launch: 1-D over
@@ -77,12 +86,8 @@ __kernel void convForwardEpilogue(__global const float* ym, int ymOff, __global 
                                   int N, int C, int P, int act, int total) {
     int idx = get_global_id(0);
     if (idx >= total) return;
-    int p = idx % P;
-    int nc = idx / P;
-    int n = nc / C;
-    int c = nc - n * C;
-    float v = ym[ymOff + c * (N * P) + n * P + p];
-    if (hasBias) v += bias[bOff + c];
+    float v = ym[ymOff + swiftcnn_column_index(idx, N, C, P)];
+    if (hasBias) v += bias[bOff + (idx / P) % C];
     y[yOff + idx] = swiftcnn_activate(v, act);
 }
 
@@ -92,11 +97,7 @@ __kernel void convOutputGradColumns(__global const float* dy, int dyOff, __globa
                                     int N, int C, int P, int total) {
     int idx = get_global_id(0);
     if (idx >= total) return;
-    int p = idx % P;
-    int nc = idx / P;
-    int n = nc / C;
-    int c = nc - n * C;
-    dym[dymOff + c * (N * P) + n * P + p] = dy[dyOff + idx];
+    dym[dymOff + swiftcnn_column_index(idx, N, C, P)] = dy[dyOff + idx];
 }
 
 // y = act(y + bias[c]) in place. y: (N, C, S). Launch: 1-D over total = N*C*S.

@@ -27,14 +27,13 @@ package enum Contract {
     /// (N, C, S) of an (N, C, *) tensor, naming the argument when the rank is too small.
     static func channels(_ t: Tensor, _ name: String, _ op: String) throws -> (n: Int, c: Int, s: Int) {
         try require(t.shape.rank >= 2, "\(op): \(name) must be an (N, C, ...) tensor, got \(t.shape)")
-        let (n, c, s) = try Check.channels(t, op)
-        return (n, c, s)
+        return (t.shape[0], t.shape[1], t.shape.spatialCount)
     }
 
     /// (N, K) of a matrix, naming the argument when it is not rank 2.
     static func rows(_ t: Tensor, _ name: String, _ op: String) throws -> (n: Int, k: Int) {
         try require(t.shape.rank == 2, "\(op): \(name) must be an (N, K) matrix, got \(t.shape)")
-        return try Check.rows(t, op)
+        return (t.shape[0], t.shape[1])
     }
 
     static func finite(_ v: Float, _ name: String, _ op: String) throws {

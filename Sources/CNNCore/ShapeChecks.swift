@@ -57,16 +57,4 @@ package enum Check {
         try dtype(y, .float32, "y", op); try shape(y, g.outputShape, "y", op)
         if let argmax { try dtype(argmax, .int32, "argmax", op); try shape(argmax, g.outputShape, "argmax", op) }
     }
-
-    /// (N, C, spatial) of an (N, C, *) tensor for BatchNorm / bias ops.
-    package static func channels(_ x: Tensor, _ op: String) throws -> (n: Int, c: Int, spatial: Int) {
-        try require(x.shape.rank >= 2, "\(op): expected an (N, C, ...) tensor, got \(x.shape)")
-        return (x.shape[0], x.shape[1], x.shape.spatialCount)
-    }
-
-    /// (N, K) of a logits matrix.
-    package static func rows(_ x: Tensor, _ op: String) throws -> (n: Int, k: Int) {
-        try require(x.shape.rank == 2, "\(op): expected an (N, K) matrix, got \(x.shape)")
-        return (x.shape[0], x.shape[1])
-    }
 }

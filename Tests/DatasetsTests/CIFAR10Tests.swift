@@ -136,17 +136,7 @@ import Testing
     @Test func downloadVerifiesMD5AndExtracts() throws {
         // A tiny archive in the official layout, served from a file:// URL.
         let dir = TempDir()
-        let src = dir.mkdir("src/cifar-10-batches-bin")
-        dir.write("src/cifar-10-batches-bin/test_batch.bin", cifarRecord(label: 7, seed: 3))
-        let archive = dir.sub("cifar-10-binary.tar.gz")
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        tar.arguments = ["tar", "-czf", archive, "-C", dir.sub("src"), "cifar-10-batches-bin"]
-        try tar.run()
-        tar.waitUntilExit()
-        try #require(tar.terminationStatus == 0)
-        _ = src
-        let sum = try MD5.hash(fileAt: archive).hex
+        let (archive, sum) = try tinyCIFARArchive(in: dir)
         let lines = LogLines()
         // Without --data the download goes into ./data (working directories in this test's folder,
         // so that their ../shared is too).

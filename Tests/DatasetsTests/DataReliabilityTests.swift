@@ -123,7 +123,7 @@ enum MiniPNG {
         // 2 MiB of zeros (sparse) named .png, with a 1,000-pixel limit: refused from its size alone.
         let dir = TempDir()
         let path = dir.sub("big.png")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try h.truncate(atOffset: 2 << 20)
         try h.close()
@@ -282,15 +282,7 @@ enum MiniPNG {
     @Test func aFolderGivenByTheUserIsNeverDownloadedInto() throws {
         // A working archive is on offer (file:// URL), yet nothing is fetched into the user's folder.
         let dir = TempDir()
-        dir.mkdir("src/cifar-10-batches-bin")
-        dir.write("src/cifar-10-batches-bin/test_batch.bin", cifarRecord(label: 7, seed: 3))
-        let archive = dir.sub("cifar-10-binary.tar.gz")
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        tar.arguments = ["tar", "-czf", archive, "-C", dir.sub("src"), "cifar-10-batches-bin"]
-        try tar.run()
-        tar.waitUntilExit()
-        let sum = try MD5.hash(fileAt: archive).hex
+        let (archive, sum) = try tinyCIFARArchive(in: dir)
         dir.mkdir("photos/cat")
         try ImageCodec.writePNG(px, to: dir.sub("photos/cat/1.png"))
         for mine in ["photos", "emptyfolder"] {
@@ -312,7 +304,7 @@ enum MiniPNG {
         // 10,001 records: the size is a whole number of records, but too many for one batch. The
         // file is sparse (zeros), so the test writes almost nothing.
         let path = dir.sub("data_batch_1.bin")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try h.truncate(atOffset: UInt64(10_001 * CIFAR10.recordSize))
         try h.close()

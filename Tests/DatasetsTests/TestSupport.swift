@@ -60,3 +60,18 @@ func dataset(_ pixels: [UInt8], channels: Int, height: Int, width: Int, labels: 
 
 /// Pixel values as the unit normalisation (mean 0, std 1) outputs them: v / 255.
 func unit(_ v: [Int]) -> [Float] { v.map { Float($0) / 255 } }
+
+/// The official archive layout with one test record (label 7), as `dir/cifar-10-binary.tar.gz`,
+/// and its MD5: what the locator downloads from a file:// URL in the tests.
+func tinyCIFARArchive(in dir: TempDir) throws -> (path: String, md5: String) {
+    _ = dir.mkdir("src/cifar-10-batches-bin")
+    dir.write("src/cifar-10-batches-bin/test_batch.bin", cifarRecord(label: 7, seed: 3))
+    let archive = dir.sub("cifar-10-binary.tar.gz")
+    let tar = Process()
+    tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    tar.arguments = ["tar", "-czf", archive, "-C", dir.sub("src"), "cifar-10-batches-bin"]
+    try tar.run()
+    tar.waitUntilExit()
+    try require(tar.terminationStatus == 0, "tar -czf \(archive) failed")
+    return (archive, try MD5.hash(fileAt: archive).hex)
+}

@@ -66,10 +66,8 @@ struct ReliabilityTests {
         let second = try trainer(c, data, b)
         try second.resume(from: b)
         let rb = try second.run()
-        func key(_ m: EpochMetrics) -> [Double] { [m.trainLoss, m.trainAccuracy, m.validationLoss, m.validationAccuracy, m.learningRate] }
         #expect(rb.history.count == 2)
-        for (x, y) in zip(ra.history, rb.history) { #expect(key(x) == key(y), "epoch \(x.epoch): \(key(x)) vs \(key(y))") }
-        #expect(try full.model.backend.floats(full.model.flatParameters) == second.model.backend.floats(second.model.flatParameters))
+        try expectSameRun(full, ra, second, rb)
     }
 
     /// The real `cnn train` binary under SIGTERM: exit 143, the resume command, a checkpoint.

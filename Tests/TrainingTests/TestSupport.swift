@@ -1,5 +1,6 @@
 import Foundation
 import SwiftCNN
+import Testing
 
 /// Locations the tests share.
 enum TestData {
@@ -46,4 +47,16 @@ enum TestData {
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// A resumed run equals the uninterrupted one: every epoch's metrics and the final weights.
+func expectSameRun(_ full: Trainer, _ ra: TrainResult, _ resumed: Trainer, _ rb: TrainResult,
+                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func key(_ m: EpochMetrics) -> [Double] { [m.trainLoss, m.trainAccuracy, m.validationLoss, m.validationAccuracy, m.learningRate] }
+    #expect(rb.history.count == ra.history.count, sourceLocation: sourceLocation)
+    for (x, y) in zip(ra.history, rb.history) {
+        #expect(key(x) == key(y), "epoch \(x.epoch): \(key(x)) vs \(key(y))", sourceLocation: sourceLocation)
+    }
+    #expect(try full.model.backend.floats(full.model.flatParameters) == resumed.model.backend.floats(resumed.model.flatParameters),
+            sourceLocation: sourceLocation)
 }

@@ -58,10 +58,8 @@ struct TrainerTests {
         try second.resume(from: b)
         let rb = try second.run()
 
-        func key(_ m: EpochMetrics) -> [Double] { [m.trainLoss, m.trainAccuracy, m.validationLoss, m.validationAccuracy, m.learningRate] }
         #expect(rb.history.count == 4)
-        for (x, y) in zip(ra.history, rb.history) { #expect(key(x) == key(y), "epoch \(x.epoch): \(key(x)) vs \(key(y))") }
-        #expect(try full.model.backend.floats(full.model.flatParameters) == second.model.backend.floats(second.model.flatParameters))
+        try expectSameRun(full, ra, second, rb)
         // The metrics log of the resumed run holds each epoch once.
         let lines = try String(contentsOf: b.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 4)

@@ -48,8 +48,12 @@ let package = Package(
         .target(name: "Verification", dependencies: ["CNNCore"]),
         .target(name: "Training", dependencies: ["CNNCore", "NN", "Datasets"]),
         .target(name: "SwiftCNN", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "NN", "Datasets", "Training", "Verification"]),
+        // Data-parallel training on MPI (docs/distributed.md). CMPI loads Open MPI's libmpi at run
+        // time (dlopen), so nothing links against MPI and plain `cnn train` needs no MPI runtime.
+        .target(name: "CMPI", path: "Sources/CMPI", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "DataParallel", dependencies: ["CMPI", "CNNCore", "NN", "Datasets", "Training"]),
         .executableTarget(name: "cnn", dependencies: [
-            "SwiftCNN",
+            "SwiftCNN", "DataParallel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // cnn-bench's logic (cases, timing, JSON, compare), a library so that BenchTests can run it.
@@ -70,6 +74,8 @@ let package = Package(
         .testTarget(name: "VerificationTests", dependencies: ["CNNCore", "CPUBackend", "OpenCLBackend", "Verification"]),
         .testTarget(name: "TrainingTests", dependencies: ["SwiftCNN"]),
         .testTarget(name: "BenchTests", dependencies: ["SwiftCNN", "BenchKit"]),
+        // Data-parallel training: sharding, and `mpirun -np 2 cnn train --distributed` runs.
+        .testTarget(name: "DataParallelTests", dependencies: ["SwiftCNN", "DataParallel"]),
         // Seeded mutation fuzzing of the file readers (docs/reliability.md, "Fuzzing"); Fuzz/ is its seed corpus.
         .testTarget(name: "FuzzTests", dependencies: ["CNNCore", "Datasets", "NN", "Training"], exclude: ["Fuzz"]),
     ]

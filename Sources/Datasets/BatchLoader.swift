@@ -43,11 +43,14 @@ public final class BatchLoader: Sendable {
     /// Batches that may be built ahead of the consumer (in progress + waiting).
     public let prefetch: Int
     package let augmenter: Augmenter
+    /// This process's part of each batch in data-parallel training (`DataShard`); `.whole` otherwise.
+    public let shard: DataShard
     private let pool = BufferPool()
 
     public init(dataset: ImageDataset, indices: [Int]? = nil, batchSize: Int, shuffle: Bool = true,
                 dropLast: Bool = false, augmentation: AugmentationConfig = .none, seed: UInt64,
-                workers: Int = ProcessInfo.processInfo.activeProcessorCount, prefetch: Int? = nil) throws {
+                workers: Int = ProcessInfo.processInfo.activeProcessorCount, prefetch: Int? = nil,
+                shard: DataShard = .whole) throws {
         let idx = indices ?? Array(0..<dataset.count)
         try require(batchSize > 0, "batch size must be positive, got \(batchSize) (--batch-size)")
         try require(workers >= 0, "data loader workers must be >= 0, got \(workers)")
@@ -55,8 +58,9 @@ public final class BatchLoader: Sendable {
             throw CNNError.invalidArgument("data loader: index \(bad) is outside the dataset \(dataset.source) (0..<\(dataset.count))")
         }
         try require(!idx.isEmpty, "data loader: no images to load from \(dataset.source) (empty index list)")
-        try require(!dropLast || idx.count >= batchSize,
-                    "data loader: \(idx.count) images make no full batch of \(batchSize) with drop-last; lower --batch-size")
+        try require(!dropLast || idx.count >= batchSize * shard.count,
+                    "data loader: \(idx.count) images make no full batch of \(batchSize * shard.count) with drop-last; lower --batch-size")
+        try require(idx.count >= shard.count, "data loader: \(idx.count) images from \(dataset.source) are fewer than the \(shard.count) ranks sharing them")
         self.dataset = dataset
         self.indices = idx
         self.batchSize = batchSize
@@ -64,15 +68,22 @@ public final class BatchLoader: Sendable {
         self.dropLast = dropLast
         self.seed = seed
         self.workers = workers
+        self.shard = shard
         self.prefetch = max(1, prefetch ?? 2 * max(workers, 1))
         self.augmenter = try Augmenter(config: augmentation, channels: dataset.channels,
                                        height: dataset.height, width: dataset.width)
     }
 
     public var augmentation: AugmentationConfig { augmenter.config }
-    public var batchesPerEpoch: Int { dropLast ? indices.count / batchSize : (indices.count + batchSize - 1) / batchSize }
-    /// Images per epoch (after drop-last).
-    public var imagesPerEpoch: Int { dropLast ? batchesPerEpoch * batchSize : indices.count }
+    /// Batches per epoch. With a shard of N ranks, a step consumes a global batch of N x `batchSize`
+    /// images; a last global batch with fewer images than ranks is dropped (no rank may go empty).
+    public var batchesPerEpoch: Int {
+        let global = batchSize * shard.count
+        let rest = indices.count % global
+        return indices.count / global + (dropLast || rest == 0 || rest < shard.count ? 0 : 1)
+    }
+    /// Images per epoch over all ranks (after drop-last).
+    public var imagesPerEpoch: Int { min(batchesPerEpoch * batchSize * shard.count, indices.count) }
 
     /// The epoch's sample order (dataset indices).
     public func order(epoch: Int) -> [Int] {
@@ -90,7 +101,10 @@ public final class BatchLoader: Sendable {
 
     func makeBatch(epoch: Int, index b: Int, order: [Int]) -> Batch {
         precondition(b >= 0 && b < batchesPerEpoch, "batch \(b) outside 0..<\(batchesPerEpoch)")
-        let rows = Array(order[(b * batchSize)..<min((b + 1) * batchSize, order.count)])
+        let global = batchSize * shard.count
+        let (lo, hi) = (b * global, min((b + 1) * global, order.count))
+        // A shard takes every N-th image of the global batch: the union over ranks is the 1-rank batch.
+        let rows = shard.count == 1 ? Array(order[lo..<hi]) : stride(from: lo + shard.rank, to: hi, by: shard.count).map { order[$0] }
         let n = rows.count
         let C = dataset.channels, H = dataset.height, W = dataset.width, per = C * H * W
         var values = pool.take(count: n * per)

@@ -14,6 +14,9 @@ public final class StepRunner {
     public var backend: any Backend { model.backend }
     /// Clip the global gradient norm to this value (nil: no clipping). Costs one scalar read per step.
     public var maxGradNorm: Float?
+    /// Data-parallel training: gradients averaged across ranks before the optimizer step, and
+    /// the totals summed over ranks (see `StepDistribution`). nil: one process.
+    package var distribution: (any StepDistribution)?
 
     private let lossSum: Tensor       // (1)
     private let correctSum: Tensor    // (1)
@@ -51,6 +54,7 @@ public final class StepRunner {
     /// One optimisation step. `seed` drives this step's dropout masks.
     public func trainStep(images: HostTensor, labels: [Int32], softTargets: HostTensor? = nil, seed: UInt64) throws {
         guard let optimizer else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
+        try distribution?.beginStep(count: labels.count)
         let (x, y, soft) = try upload(images: images, labels: labels, soft: softTargets)
         let logits = try model.forward(x, training: true, seed: seed)
         let (losses, dLogits) = try loss(logits, soft.map { .soft($0) } ?? .labels(y))
@@ -58,6 +62,7 @@ public final class StepRunner {
         try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
         seen += labels.count
         try model.backward(dLogits!)
+        try distribution?.finishGradients()
         if let maxGradNorm {
             try backend.sumOfSquares(model.flatGradients, into: scratch, accumulate: false)
             let norm = try backend.floats(scratch)[0].squareRoot()
@@ -93,6 +98,19 @@ public final class StepRunner {
     /// Mean loss, accuracy and sample count since the last call (reads two scalars), then resets.
     public func takeTotals() throws -> (loss: Double, accuracy: Double, count: Int) {
         defer { seen = 0 }
+        if let distribution {
+            // Every rank calls this at the same points (a collective), also with nothing seen.
+            var sums = [0, 0, Double(seen)]
+            if seen > 0 {
+                sums[0] = Double(try backend.floats(lossSum)[0])
+                sums[1] = Double(try backend.floats(correctSum)[0])
+                try backend.fill(lossSum, value: 0)
+                try backend.fill(correctSum, value: 0)
+            }
+            try distribution.sumOverRanks(&sums)
+            guard sums[2] > 0 else { return (0, 0, 0) }
+            return (sums[0] / sums[2], sums[1] / sums[2], Int(sums[2]))
+        }
         guard seen > 0 else { return (0, 0, 0) }
         let l = Double(try backend.floats(lossSum)[0])
         let c = Double(try backend.floats(correctSum)[0])
@@ -139,4 +157,15 @@ public final class StepRunner {
         guard seen > 0 else { return (0, 0) }
         return (Double(try backend.floats(lossSum)[0]) / Double(seen), Double(try backend.floats(correctSum)[0]) / Double(seen))
     }
+}
+
+/// How a training step takes part in data-parallel training (implemented by `cnn train
+/// --distributed`). Every rank makes the same calls in the same order: each is a collective.
+package protocol StepDistribution: AnyObject {
+    /// Before the step's forward: `count` images on this rank.
+    func beginStep(count: Int) throws
+    /// After backward: the gradients hold the average over all ranks' images.
+    func finishGradients() throws
+    /// Element-wise sum over ranks, in place.
+    func sumOverRanks(_ values: inout [Double]) throws
 }

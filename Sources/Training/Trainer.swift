@@ -79,6 +79,8 @@ public final class Trainer {
     package var learningRateScale = 1.0
     /// Test seam: called after each training step with the global step count.
     package var afterStep: ((Int) -> Void)?
+    /// Replaces the final test-set evaluation (data-parallel training: sharded over the ranks).
+    package var evaluateTest: ((_ model: Model, _ test: ImageDataset) throws -> EvaluationResult)?
 
     private(set) var schedule: LRSchedule
     private(set) var history: [EpochMetrics] = []
@@ -98,7 +100,8 @@ public final class Trainer {
     private var snapshot: (model: [(String, StateValue)], optimizer: (tensors: [(String, HostTensor)], step: Int), epoch: Int)?
 
     /// Builds model, optimizer and loaders on `backend`. `runDirectory` nil: nothing is written.
-    public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?) throws {
+    /// `shard`: this process's part of every batch and of the validation set in data-parallel training.
+    public init(config: TrainConfig, data: TrainingData, backend: any Backend, runDirectory: URL?, shard: DataShard = .whole) throws {
         try config.validate()
         self.config = config
         self.data = data
@@ -118,10 +121,10 @@ public final class Trainer {
         runner = try StepRunner(model: model, optimizer: optimizer, labelSmoothing: Float(config.labelSmoothing))
         runner.maxGradNorm = config.maxGradNorm.map { Float($0) }
         trainLoader = try BatchLoader(dataset: data.train, indices: data.split.train, batchSize: config.batchSize, shuffle: true,
-                                      augmentation: config.augmentation, seed: config.seed, workers: config.workers)
+                                      augmentation: config.augmentation, seed: config.seed, workers: config.workers, shard: shard)
         // Validation and test at the training batch size: a larger one would grow every layer's
         // activation buffers past what training needs (+118 MiB for `optimized` at 256 vs 128).
-        validationLoader = try BatchLoader(dataset: data.train, indices: data.split.validation, batchSize: config.batchSize,
+        validationLoader = try BatchLoader(dataset: data.train, indices: shard.slice(data.split.validation), batchSize: config.batchSize,
                                            shuffle: false, augmentation: config.augmentation.forEvaluation, seed: config.seed,
                                            workers: config.workers)
         schedule = LRSchedule(config: config.schedule, baseLR: config.learningRate, epochs: config.epochs,
@@ -205,7 +208,8 @@ public final class Trainer {
                                  test: nil, testOfBest: nil, stoppedEarly: stoppedEarly, runDirectory: runDirectory)
         if let test = data.test, config.evaluateTest {
             let norm = config.augmentation.normalization
-            let r = try evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize, flipTTA: config.testTimeFlip, workers: config.workers)
+            let r = try evaluateTest?(model, test)
+                ?? evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize, flipTTA: config.testTimeFlip, workers: config.workers)
             result.test = r
             log(String(format: "test (final weights, epoch %d): loss %.4f  accuracy %.2f%%  top-5 %.2f%%  (%d images, %.1fs)",
                        history.last?.epoch ?? 0, r.loss, 100 * r.accuracy, 100 * (r.topK[5] ?? 0), r.confusion.total, r.seconds))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataParallel
 import Foundation
 import SwiftCNN
 import Synchronization
@@ -54,6 +55,7 @@ struct Train: ParsableCommand {
         """)
 
     @OptionGroup var deviceOption: DeviceOption
+    @OptionGroup(title: "Data-parallel training (mpirun -np N cnn train --distributed; docs/distributed.md)") var distributedOptions: DistributedOptions
 
     // Model and optimisation
     @Option(help: "Model architecture.") var model: ModelKind?
@@ -192,6 +194,8 @@ struct Train: ParsableCommand {
             print(c.json())
             return
         }
+        if distributedOptions.distributed { return try runDistributed(c) }
+        try checkPlainResume()
         let (backend, reason) = try makeBackend(c.device)
         note(reason)
         let data = try TrainingData.load(c, log: { note($0) })
@@ -209,6 +213,7 @@ struct Train: ParsableCommand {
         runDir = URL(fileURLWithPath: runPath)
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
+        if distributedOptions.noDropout { disableDropout(trainer.model) }
         if profile {
             // Counted between two epoch-end lines (the first interval includes start-up work).
             var last = DeviceWorkCounts.snapshot(backend)

@@ -17,6 +17,8 @@ public final class BatchNorm: ActivationFusable {
     public let runningVar: StateBuffer
     /// PyTorch's `num_batches_tracked` (kept on the host; saved in checkpoints).
     public var batchesTracked = 0
+    /// Synchronised BatchNorm (data-parallel `--sync-bn`): training-mode statistics over all ranks.
+    package var sync: (any BatchNormSync)?
 
     private var backend: (any Backend)!
     private var x: Tensor?
@@ -56,7 +58,12 @@ public final class BatchNorm: ActivationFusable {
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
         let y = try yCache.tensor(x.shape, on: backend)
-        if ctx.training {
+        if ctx.training, let sync {
+            try sync.forwardTraining(self, x: x, y: y, saveMean: saveMean, saveInvStd: saveInvStd)
+            batchesTracked += 1
+            self.x = x
+            self.y = y
+        } else if ctx.training {
             try backend.batchNormForwardTraining(
                 x: x, gamma: weight.value, beta: bias.value, y: y, runningMean: runningMean.value, runningVar: runningVar.value,
                 saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, activation: fusedActivation)
@@ -80,6 +87,10 @@ public final class BatchNorm: ActivationFusable {
         // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
         if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
         let dx = try dxCache.tensor(x.shape, on: backend)
+        if let sync {
+            try sync.backward(self, x: x, dy: dy, saveMean: saveMean, saveInvStd: saveInvStd, dx: dx)
+            return dx
+        }
         try backend.batchNormBackward(x: x, dy: dy, gamma: weight.value, saveMean: saveMean, saveInvStd: saveInvStd,
                                       dx: dx, dGamma: weight.grad, dBeta: bias.grad)
         return dx
@@ -93,4 +104,13 @@ public func BatchNorm2d(_ features: Int, momentum: Float = 0.1, epsilon: Float =
 /// `nn.BatchNorm1d(features)`: x (N, C).
 public func BatchNorm1d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) -> BatchNorm {
     BatchNorm(features: features, momentum: momentum, epsilon: epsilon, spatial: false)
+}
+
+/// Training-mode BatchNorm whose statistics (and the matching backward sums) are reduced across
+/// the ranks of a data-parallel job. `forwardTraining` writes y (with the layer's fused activation),
+/// saveMean and saveInvStd and updates the running statistics; `backward` gets dy after the fused
+/// ReLU's backward and writes dx and the layer's local dGamma, dBeta.
+package protocol BatchNormSync: AnyObject {
+    func forwardTraining(_ layer: BatchNorm, x: Tensor, y: Tensor, saveMean: Tensor, saveInvStd: Tensor) throws
+    func backward(_ layer: BatchNorm, x: Tensor, dy: Tensor, saveMean: Tensor, saveInvStd: Tensor, dx: Tensor) throws
 }

@@ -10,6 +10,9 @@ public final class Sequential: Layer {
     public var needsInputGradient = true {
         didSet { propagateInputGradientFlag() }
     }
+    /// Called with a child's index once its backward has returned (its parameter gradients are
+    /// final): data-parallel training starts reducing them while the rest of backward runs.
+    package var afterChildBackward: ((Int) throws -> Void)?
 
     public init(_ layers: [any Layer]) {
         children = layers.enumerated().map { (String($0.offset), $0.element) }
@@ -51,9 +54,10 @@ public final class Sequential: Layer {
 
     public func backward(_ dy: Tensor) throws -> Tensor? {
         var g: Tensor? = dy
-        for c in children.reversed() {
+        for (i, c) in children.enumerated().reversed() {
             guard let cur = g else { break }
             g = try c.layer.backward(cur)
+            try afterChildBackward?(i)
         }
         return g
     }

@@ -37,6 +37,8 @@ public final class ReLU: Layer {
 public final class Dropout: Layer {
     public let probability: Float
     public var needsInputGradient = true
+    /// Off: the identity in training too (`cnn train --no-dropout`).
+    package var disabled = false
     private var backend: (any Backend)!
     private var layerIndex = 0
     private var mask: Tensor?
@@ -57,7 +59,7 @@ public final class Dropout: Layer {
         return SeededRNG.splitMix64(&s)
     }
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
-        guard ctx.training, probability > 0 else {
+        guard ctx.training, probability > 0, !disabled else {
             mask = nil
             return x
         }

@@ -78,6 +78,11 @@ extension Train {
     /// `cnn train --distributed`: starts MPI, trains, and on any error on this rank reports it with
     /// the rank and ends the whole job (MPI_Abort), so no other rank waits for it forever.
     func runDistributed(_ c: TrainConfig) throws {
+        // On CPU ranks the cores compute: a rank waiting in MPI yields its core instead of spinning
+        // (Open MPI polls by default, which suits dedicated GPU nodes). An explicit setting wins.
+        if c.device == .cpu, ProcessInfo.processInfo.environment["OMPI_MCA_mpi_yield_when_idle"] == nil {
+            setenv("OMPI_MCA_mpi_yield_when_idle", "1", 1)
+        }
         let world: MPIWorld
         do { world = try MPIWorld.start() } catch {
             throw ValidationError("\(error)")

@@ -13,8 +13,9 @@ enum MPI {
 
     /// 5 x 320 training and 64 test records; each image is its class's pattern plus noise, so the
     /// loss moves.
-    static let data: String = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftcnn-mpi-data-\(getpid())/cifar-10-batches-bin")
+    /// Writes the data set into `root` (a test's temporary folder); returns its path.
+    static func writeData(in root: URL) -> String {
+        let dir = root.appendingPathComponent("cifar-10-batches-bin")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var rng = SeededRNG(seed: 11)
         func file(_ name: String, _ count: Int) {
@@ -34,7 +35,7 @@ enum MPI {
         FileManager.default.createFile(atPath: dir.appendingPathComponent("batches.meta.txt").path,
                                        contents: Data((0..<10).map { "class\($0)\n" }.joined().utf8))
         return dir.path
-    }()
+    }
 
     /// Runs `exe args` with a deadline; the output is stdout and stderr together.
     static func run(_ exe: String, _ args: [String], env: [String: String] = [:], deadline: Double = 300) throws
@@ -72,7 +73,7 @@ enum MPI {
     /// `cnn train` on the synthetic data for one epoch of 20 steps of 64 images (1600 images, 20%
     /// held out), one thread per process.
     static func trainArgs(model: String, batch: Int, runs: URL, name: String, extra: [String] = []) -> [String] {
-        ["train", "--model", model, "--data", data, "--limit", "1600", "--val-split", "0.2", "--epochs", "1",
+        ["train", "--model", model, "--data", runs.appendingPathComponent("cifar-10-batches-bin").path, "--limit", "1600", "--val-split", "0.2", "--epochs", "1",
          "--batch-size", String(batch), "--device", "cpu", "--runs-dir", runs.path, "--name", name, "--no-progress",
          "--optimizer", "sgd", "--lr", "0.02", "--momentum", "0.9", "--workers", "1"] + extra
     }
@@ -100,9 +101,11 @@ enum MPI {
         return out
     }
 
+    /// A temporary folder for run folders, holding the data set too.
     static func tempRuns() -> URL {
         let u = FileManager.default.temporaryDirectory.appendingPathComponent("swiftcnn-mpi-runs-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        _ = writeData(in: u)
         return u
     }
 }
@@ -133,7 +136,8 @@ struct MPITrainingTests {
         #expect(two.output.contains("2 ranks x batch 32 = global batch 64; 20 steps per epoch"), "\(two.output)")
         #expect(two.output.contains("parameters bit-identical across ranks at 20 checks"), "\(two.output)")
         let (diff, scale) = compare(try MPI.weights(runs, "one"), try MPI.weights(runs, "two"))
-        // Float tolerance: 20 SGD steps whose gradients differ only in summation order.
+        // Float tolerance: 20 SGD steps whose gradients differ only in summation order (measured
+        // here: 2.2e-8 of weights up to 0.24).
         #expect(diff <= 2e-5 * max(scale, 1), "max |w1 - w2| = \(diff) (largest weight \(scale))")
         // Rank 0 alone wrote the run folder, with the number of ranks; the test set (64 images)
         // was evaluated sharded, each image once.
@@ -166,6 +170,10 @@ struct MPITrainingTests {
         let a = try MPI.weights(runs, "one"), b = try MPI.weights(runs, "two")
         #expect(a.keys.contains("conv1.1.running_var"))
         let (diff, scale) = compare(a, b)
+        // Measured here: 3.6e-7 (values up to 1.08); per-rank statistics below: 2.7e-2. BatchNorm at
+        // this learning rate amplifies rounding: on real CIFAR-10 images one rank with the host-side
+        // synchronised BatchNorm against the backend's BatchNorm (no sharding at all) drifts to 1e-3
+        // by step 20, at lr 0.005 to 3e-6 — so these synthetic images, not a looser bound.
         #expect(diff <= 2e-5 * max(scale, 1), "max |w1 - w2| = \(diff) (largest value \(scale))")
         // Without --sync-bn the statistics are per rank (batch 32): the runs differ measurably.
         let perRank = try MPI.distributed(2, MPI.trainArgs(model: "optimized", batch: 32, runs: runs, name: "three",
@@ -189,12 +197,20 @@ struct MPITrainingTests {
     @Test func aFailingRankEndsTheJob() throws {
         let runs = MPI.tempRuns()
         defer { try? FileManager.default.removeItem(at: runs) }
-        let killed = try MPI.distributed(2, MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "k", extra: ["--no-test"]),
-                                         env: ["SWIFTCNN_TEST_FAULT": "1:5:kill"], deadline: 120)
+        // Two epochs of 10 steps; rank 1 dies at step 15, after epoch 1's checkpoint.
+        let twoEpochs = ["--no-test", "--limit", "800", "--epochs", "2"]
+        let killed = try MPI.distributed(2, MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "k", extra: twoEpochs),
+                                         env: ["SWIFTCNN_TEST_FAULT": "1:15:kill"], deadline: 120)
         #expect(!killed.timedOut, "the job hung after rank 1 died:\n\(killed.output)")
         #expect(killed.status != 0)
-        #expect(killed.output.contains("rank 1 of 2 kills itself at step 5"), "\(killed.output)")
-        #expect(killed.output.lowercased().contains("rank 1"), "mpirun's report names the rank: \(killed.output)")
+        #expect(killed.output.contains("rank 1 of 2 kills itself at step 15"), "\(killed.output)")
+        #expect(killed.output.contains("process rank 1"), "mpirun's report names the rank: \(killed.output)")
+        // The checkpoint of epoch 1 is intact, and the job resumes from it on the same 2 ranks.
+        let folder = runs.appendingPathComponent("k")
+        let state = try String(contentsOf: folder.appendingPathComponent("latest.json"), encoding: .utf8)
+        #expect(state.contains("\"epoch\" : 1") || state.contains("\"epoch\":1"), "\(state.prefix(400))")
+        let resumed = try MPI.distributed(2, ["train", "--resume", folder.path, "--no-progress"], deadline: 120)
+        #expect(resumed.status == 0 && resumed.output.contains("epoch 2/2"), "\(resumed.output)")
         let failed = try MPI.distributed(2, MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "e", extra: ["--no-test"]),
                                          env: ["SWIFTCNN_TEST_FAULT": "1:5:error"], deadline: 120)
         #expect(!failed.timedOut, "the job hung after rank 1 failed:\n\(failed.output)")
@@ -206,7 +222,9 @@ struct MPITrainingTests {
     @Test func plainTrainNeedsNoMPI() throws {
         let ldd = try MPI.run("/usr/bin/ldd", [MPI.cnn])
         #expect(ldd.status == 0 && !ldd.output.contains("libmpi"), "\(ldd.output)")
-        let r = try MPI.run(MPI.mpirun!, MPI.mpirunArgs(2) + [MPI.cnn, "train", "--data", MPI.data, "--epochs", "1", "--limit", "200"])
+        let runs = MPI.tempRuns()
+        defer { try? FileManager.default.removeItem(at: runs) }
+        let r = try MPI.run(MPI.mpirun!, MPI.mpirunArgs(2) + [MPI.cnn] + MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "x"))
         #expect(r.status != 0 && r.output.contains("without --distributed"), "\(r.output)")
     }
 }

@@ -39,8 +39,9 @@ package final class GradientReducer: StepDistribution {
     /// Seconds the main thread waited for the gradient reductions after backward (the part of
     /// the reductions that backward did not hide); `MPIWorld.bucketSeconds` has their whole time.
     package private(set) var waitSeconds = 0.0
-    /// Test seam (`SWIFTCNN_TEST_FAULT=RANK:STEP:kill|error`): this rank fails at that step.
-    var fault: (rank: Int, step: Int, kill: Bool)?
+    /// Test seam (`SWIFTCNN_TEST_FAULT=RANK:STEP:kill|error|stop`): this rank dies, raises an
+    /// error, or asks to stop (as SIGUSR1 does) at that step.
+    var fault: (rank: Int, step: Int, kind: Substring)?
 
     /// `bucketBytes`: the target bucket size (buckets end at top-level layer boundaries).
     package init(world: MPIWorld, model: Model, bucketBytes: Int) {
@@ -73,7 +74,7 @@ package final class GradientReducer: StepDistribution {
         host = buckets.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
         if let spec = ProcessInfo.processInfo.environment["SWIFTCNN_TEST_FAULT"] {
             let parts = spec.split(separator: ":")
-            if parts.count == 3, let r = Int(parts[0]), let s = Int(parts[1]) { fault = (r, s, parts[2] == "kill") }
+            if parts.count == 3, let r = Int(parts[0]), let s = Int(parts[1]) { fault = (r, s, parts[2]) }
         }
     }
 
@@ -89,8 +90,10 @@ package final class GradientReducer: StepDistribution {
 
     package func beginStep(count: Int) throws {
         steps += 1
-        if let f = fault, f.rank == world.rank, f.step == steps {
-            if f.kill {
+        if let f = fault, f.rank == world.rank, f.step == steps, f.kind == "stop" {
+            localStop.request()
+        } else if let f = fault, f.rank == world.rank, f.step == steps {
+            if f.kind == "kill" {
                 FileHandle.standardError.write(Data("test fault: \(world.who) kills itself at step \(steps)\n".utf8))
                 kill(getpid(), SIGKILL)
             }
@@ -133,6 +136,7 @@ package final class GradientReducer: StepDistribution {
     }
 
     package func sumOverRanks(_ values: inout [Double]) throws { try world.sum(&values) }
+    package var takesRestoredTotals: Bool { world.rank == 0 }
 
     /// The parameters' checksum must be the same on every rank (bit-identical replicas).
     package func checkReplicas() throws {

@@ -122,11 +122,20 @@ public final class StepRunner {
     /// The raw device-side sums (loss, correct count) and the image count so far, for a mid-epoch
     /// checkpoint; `restoreTotals` puts them back, so the resumed epoch's totals are bit-identical.
     func rawTotals() throws -> (lossSum: Float, correctSum: Float, seen: Int) {
+        if let distribution {
+            // The sums over all ranks (a collective: every rank reaches it at the same point).
+            var sums = [0, 0, Double(seen)]
+            if seen > 0 { sums[0] = Double(try backend.floats(lossSum)[0]); sums[1] = Double(try backend.floats(correctSum)[0]) }
+            try distribution.sumOverRanks(&sums)
+            return (Float(sums[0]), Float(sums[1]), Int(sums[2]))
+        }
         guard seen > 0 else { return (0, 0, 0) }
         return (try backend.floats(lossSum)[0], try backend.floats(correctSum)[0], seen)
     }
 
     func restoreTotals(lossSum l: Float, correctSum c: Float, seen n: Int) throws {
+        // Saved as sums over all ranks: one rank takes them back, so that they count once.
+        if let distribution, !distribution.takesRestoredTotals { return try resetTotals() }
         try backend.write([l], to: lossSum)
         try backend.write([c], to: correctSum)
         seen = n
@@ -168,4 +177,6 @@ package protocol StepDistribution: AnyObject {
     func finishGradients() throws
     /// Element-wise sum over ranks, in place.
     func sumOverRanks(_ values: inout [Double]) throws
+    /// Whether this rank takes back the (all-rank) sums of a mid-epoch checkpoint: one rank does.
+    var takesRestoredTotals: Bool { get }
 }

@@ -108,7 +108,7 @@ extension Train {
                 setenv("SWIFTCNN_THREADS", String(cores), 1)
             }
             let threads = ProcessInfo.processInfo.environment["SWIFTCNN_THREADS"] ?? "?"
-            return try (makeBackend(.cpu).backend, "\(world.who): Swift CPU backend, \(threads) threads (SWIFTCNN_THREADS; the cores split among \(world.localSize) local ranks)")
+            return try (makeBackend(.cpu).backend, "\(world.who): Swift CPU backend, \(threads) thread\(threads == "1" ? "" : "s") (SWIFTCNN_THREADS; the cores split among \(world.localSize) local ranks)")
         }
         if case .openclDevice = request { return try makeBackend(request) }
         let gpus = OpenCLDiscovery.inventory().devices.filter { $0.type == .gpu && !$0.isSimulator }
@@ -150,6 +150,18 @@ extension Train {
             if lead { log(line) }
         }
         if !lead { trainer.showProgress = false }
+        if profile, lead {
+            // As `cnn train --profile`; a bucket's read-back and write-back count as host<->device bytes.
+            var last = DeviceWorkCounts.snapshot(backend)
+            let log = trainer.log, steps = trainer.trainLoader.batchesPerEpoch
+            trainer.log = { line in
+                log(line)
+                guard line.hasPrefix("epoch ") else { return }
+                let now = DeviceWorkCounts.snapshot(backend)
+                log("  per step (\(steps) steps, rank 0): " + now.perStep(since: last, steps: steps).summary)
+                last = now
+            }
+        }
         if noProgress { trainer.showProgress = false }
         if distributedOptions.noDropout { disableDropout(trainer.model) }
         let reducer = GradientReducer(world: world, model: trainer.model, bucketBytes: Int(distributedOptions.bucketMiB * 1_048_576))
@@ -167,7 +179,7 @@ extension Train {
         }
         say(trainer.model.summary())
         say("data parallel: \(world.size) ranks x batch \(c.batchSize) = global batch \(c.batchSize * world.size); "
-            + "\(trainer.trainLoader.batchesPerEpoch) steps per epoch; gradients in \(reducer.buckets.count) allreduce buckets; "
+            + "\(trainer.trainLoader.batchesPerEpoch) steps per epoch; gradients in \(reducer.buckets.count) allreduce bucket\(reducer.buckets.count == 1 ? "" : "s"); "
             + (distributedOptions.syncBN ? "synchronised BatchNorm" : "per-rank BatchNorm statistics"))
         say("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs (learning rate as given: scale it for the global batch, see docs/distributed.md)")
         say("run folder: \(runDir.path) (written by rank 0)")
@@ -187,6 +199,19 @@ extension Train {
         let (localFlag, rankStop) = (signals.flag, reducer.localStop)
         trainer.stopFlag = reducer.agreedStop
         Thread { while !localFlag.isRequested { usleep(20_000) }; rankStop.request() }.start()
+        // mpirun turns Ctrl-C into SIGTERM and soon SIGKILL for every rank, too soon for a checkpoint;
+        // it forwards SIGUSR1 as is: `kill -USR1 <mpirun's pid>` stops the job after the same step on
+        // every rank, with the latest checkpoint written.
+        signal(SIGUSR1, SIG_IGN)
+        let usr1 = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        usr1.setEventHandler {
+            if !rankStop.isRequested {
+                FileHandle.standardError.write(Data("\nSIGUSR1: \(world.who) stops after this step; rank 0 writes the latest checkpoint\n".utf8))
+            }
+            rankStop.request()
+        }
+        usr1.resume()
+        defer { usr1.cancel() }
         let result = try trainer.run()
         let steps = max(reducer.steps, 1)
         // Time in communication, as means over ranks, against the training step (the epochs'

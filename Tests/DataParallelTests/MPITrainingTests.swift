@@ -218,6 +218,31 @@ struct MPITrainingTests {
         #expect(failed.output.contains("rank 1 of 2 failed: ") && failed.output.contains("raises an error at step 5"), "\(failed.output)")
     }
 
+    /// A stop asked on one rank only (SIGUSR1 there) stops every rank after the same step; rank 0
+    /// writes the mid-epoch checkpoint, and the resumed job ends exactly as the uninterrupted one.
+    @Test func stopOnOneRankThenResumeIsExact() throws {
+        let runs = MPI.tempRuns()
+        defer { try? FileManager.default.removeItem(at: runs) }
+        let twoEpochs = ["--no-test", "--limit", "800", "--epochs", "2"]
+        let full = try MPI.distributed(2, MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "full", extra: twoEpochs))
+        #expect(full.status == 0, "\(full.output)")
+        let stopped = try MPI.distributed(2, MPI.trainArgs(model: "cnn", batch: 32, runs: runs, name: "cut", extra: twoEpochs),
+                                          env: ["SWIFTCNN_TEST_FAULT": "1:14:stop"], deadline: 120)
+        #expect(stopped.status != 0 && stopped.output.contains("stopping at step 4 of 10 in epoch 2"), "\(stopped.output)")
+        let resumed = try MPI.distributed(2, ["train", "--resume", runs.appendingPathComponent("cut").path, "--no-progress"], deadline: 120)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(try MPI.weights(runs, "full") == MPI.weights(runs, "cut"))
+        // Every epoch's losses, accuracies and learning rate (not its timing).
+        func epochs(_ name: String) throws -> [[Double]] {
+            let text = try String(contentsOf: runs.appendingPathComponent(name).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            return try text.split(separator: "\n").map { line in
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+                return ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"].map { (o[$0] as? NSNumber)?.doubleValue ?? .nan }
+            }
+        }
+        #expect(try epochs("full") == epochs("cut"))
+    }
+
     /// Without --distributed the binary neither links nor loads MPI; under mpirun it refuses.
     @Test func plainTrainNeedsNoMPI() throws {
         let ldd = try MPI.run("/usr/bin/ldd", [MPI.cnn])

@@ -199,9 +199,9 @@ extension Train {
         let (localFlag, rankStop) = (signals.flag, reducer.localStop)
         trainer.stopFlag = reducer.agreedStop
         Thread { while !localFlag.isRequested { usleep(20_000) }; rankStop.request() }.start()
-        // mpirun turns Ctrl-C into SIGTERM and soon SIGKILL for every rank, too soon for a checkpoint;
-        // it forwards SIGUSR1 as is: `kill -USR1 <mpirun's pid>` stops the job after the same step on
-        // every rank, with the latest checkpoint written.
+        // mpirun turns Ctrl-C into SIGTERM and soon SIGKILL for every rank, too soon for a checkpoint.
+        // SIGUSR1 (or SIGINT/SIGTERM) sent to any one rank process stops the job after the same step
+        // on every rank, with the latest checkpoint written (`pkill -USR1 -f 'cnn train'`).
         signal(SIGUSR1, SIG_IGN)
         let usr1 = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
         usr1.setEventHandler {

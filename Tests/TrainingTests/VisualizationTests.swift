@@ -36,7 +36,14 @@ import Training
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try Visualization.writeFirstLayerFilters(of: model, to: path) == "conv1.0")
         let png = try ImageCodec.decode(fileAt: path)
-        // 32 filters of 3x3 at scale 8: 8 columns x 4 rows of 24-pixel tiles with 1-pixel gaps.
-        #expect(png.width == 8 * 25 + 1 && png.height == 4 * 25 + 1 && png.channels == 3)
+        // 32 filters of 3x3 at scale 16: 8 columns x 4 rows of 48-pixel tiles with 1-pixel gaps,
+        // under a two-line title naming the layer.
+        #expect(png.width >= 8 * 49 + 1 && png.height == 4 * 49 + 1 + 80 && png.channels == 3)
+        let grid = try Visualization.filterGrid(try model.backend.host(model.parameters.first { $0.0 == "conv1.0.weight" }!.1.value), scale: 16)
+        let x0 = (png.width - grid.width) / 2
+        for (y, x) in [(5, 5), (60, 100), (150, 300)] {
+            let k = ((64 + y) * png.width + x0 + x) * 3, g = (y * grid.width + x) * 3
+            #expect(Array(png.pixels[k..<(k + 3)]) == Array(grid.pixels[g..<(g + 3)]))
+        }
     }
 }

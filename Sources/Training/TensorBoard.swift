@@ -2,8 +2,9 @@ import CNNCore
 import Datasets
 import Foundation
 
-/// Scalar curves in TensorBoard's event-file format, so `tensorboard --logdir runs` shows a run's
-/// loss, accuracy and learning rate next to PyTorch's `SummaryWriter` runs.
+/// Scalar curves, images and histograms in TensorBoard's event-file format, so `tensorboard --logdir
+/// runs` shows a run's loss, accuracy, learning rate, sample grids, filters and weight/gradient
+/// histograms next to PyTorch's `SummaryWriter` runs.
 ///
 /// Format: a TFRecord file (`events.out.tfevents.<seconds>.<host>`) of serialized `Event` protocol
 /// buffers. Each record is

@@ -43,6 +43,11 @@ extension TestData {
         }
         return out
     }
+    /// The tags of one event record's summary values.
+    static func tags(_ record: [UInt8]) -> [String] {
+        let summary = fields(record).first { $0.0 == 5 }?.1 ?? []
+        return fields(summary).filter { $0.0 == 1 }.map { v in String(decoding: fields(v.1).first { $0.0 == 1 }?.1 ?? [], as: UTF8.self) }
+    }
     static func double(_ b: some Collection<UInt8>) -> Double {
         Double(bitPattern: b.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
     }
@@ -100,10 +105,7 @@ extension TestData {
         let records = try TensorBoardWriter.readRecords(dir.appendingPathComponent(events))
         // Version, filters @1, histograms @1, filters @2.
         #expect(records.count == 4)
-        let tags = records.dropFirst().map { r -> [String] in
-            let summary = Self.fields(r).first { $0.0 == 5 }?.1 ?? []
-            return Self.fields(summary).filter { $0.0 == 1 }.map { v in String(decoding: Self.fields(v.1).first { $0.0 == 1 }?.1 ?? [], as: UTF8.self) }
-        }
+        let tags = records.dropFirst().map(Self.tags)
         #expect(tags[0] == ["Conv1_Weights"] && tags[2] == ["Conv1_Weights"])
         let names = model.parameters.map { $0.0 }
         #expect(tags[1] == names.flatMap { ["Weights/\($0)", "Gradients/\($0)"] })

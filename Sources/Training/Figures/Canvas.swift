@@ -113,10 +113,10 @@ package struct Canvas: Sendable {
         var cx = align == .left ? x : align == .center ? x - w / 2 : x - w
         let top = middle ? y - BitmapFont.glyphHeight * scale / 2 : y
         for ch in text {
-            let rows = BitmapFont.glyph(ch)
+            let rows = BitmapFont.glyph(ch), drop = BitmapFont.drop(ch)
             for (ry, bits) in rows.enumerated() {
                 for rx in 0..<BitmapFont.glyphWidth where bits & (0x10 >> UInt8(rx)) != 0 {
-                    fill(PixelRect(x: cx + rx * scale, y: top + ry * scale, width: scale, height: scale), color)
+                    fill(PixelRect(x: cx + rx * scale, y: top + (ry + drop) * scale, width: scale, height: scale), color)
                 }
             }
             cx += BitmapFont.advance * scale
@@ -129,11 +129,11 @@ package struct Canvas: Sendable {
         var cy = y + w / 2
         let left = x - BitmapFont.glyphHeight * scale / 2
         for ch in text {
-            let rows = BitmapFont.glyph(ch)
+            let rows = BitmapFont.glyph(ch), drop = BitmapFont.drop(ch)
             for (ry, bits) in rows.enumerated() {
                 for rx in 0..<BitmapFont.glyphWidth where bits & (0x10 >> UInt8(rx)) != 0 {
                     // Glyph (rx, ry) -> canvas (left + ry, cy - rx), rotated counter-clockwise.
-                    fill(PixelRect(x: left + ry * scale, y: cy - (rx + 1) * scale, width: scale, height: scale), color)
+                    fill(PixelRect(x: left + (ry + drop) * scale, y: cy - (rx + 1) * scale, width: scale, height: scale), color)
                 }
             }
             cy -= BitmapFont.advance * scale
@@ -169,7 +169,8 @@ package struct Canvas: Sendable {
 }
 
 /// A 5 x 7 pixel bitmap font for printable ASCII, written for this project. Each glyph is seven
-/// rows, top to bottom, of five bits (0x10 the leftmost pixel). Other characters draw as '?'.
+/// rows, top to bottom, of five bits (0x10 the leftmost pixel); g, p, q and y are drawn two rows
+/// lower (`drop`). Other characters draw as '?'.
 package enum BitmapFont {
     package static let glyphWidth = 5
     package static let glyphHeight = 7
@@ -182,6 +183,9 @@ package enum BitmapFont {
         let n = text.count
         return n == 0 ? 0 : (n * advance - 1) * scale
     }
+
+    /// Letters with a descender: their seven rows start two rows lower, in the line's leading.
+    package static func drop(_ ch: Character) -> Int { "gpqy".contains(ch) ? 2 : 0 }
 
     package static func glyph(_ ch: Character) -> [UInt8] {
         guard let a = ch.asciiValue, a >= 32, a < 127 else { return glyphs[Int(Character("?").asciiValue!) - 32] }
@@ -261,7 +265,7 @@ package enum BitmapFont {
         [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F], // d
         [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E], // e
         [0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08], // f
-        [0x00, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x0E], // g
+        [0x0F, 0x11, 0x11, 0x0F, 0x01, 0x01, 0x0E], // g (drawn 2 rows lower)
         [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11], // h
         [0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E], // i
         [0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0C], // j
@@ -270,8 +274,8 @@ package enum BitmapFont {
         [0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11], // m
         [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11], // n
         [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E], // o
-        [0x00, 0x00, 0x1E, 0x11, 0x1E, 0x10, 0x10], // p
-        [0x00, 0x00, 0x0D, 0x13, 0x0F, 0x01, 0x01], // q
+        [0x16, 0x19, 0x11, 0x1E, 0x10, 0x10, 0x10], // p (drawn 2 rows lower)
+        [0x0D, 0x13, 0x11, 0x0F, 0x01, 0x01, 0x01], // q (drawn 2 rows lower)
         [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10], // r
         [0x00, 0x00, 0x0E, 0x10, 0x0E, 0x01, 0x1E], // s
         [0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06], // t
@@ -279,7 +283,7 @@ package enum BitmapFont {
         [0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04], // v
         [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A], // w
         [0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11], // x
-        [0x00, 0x00, 0x11, 0x11, 0x0F, 0x01, 0x0E], // y
+        [0x11, 0x11, 0x11, 0x0F, 0x01, 0x01, 0x0E], // y (drawn 2 rows lower)
         [0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F], // z
         [0x02, 0x04, 0x04, 0x08, 0x04, 0x04, 0x02], // {
         [0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04], // |

@@ -107,7 +107,7 @@ package enum Charts {
 
     static func tickLabel(_ v: Double, step: Double) -> String {
         if v == 0 { return "0" }
-        if abs(v) < 1e-3 || abs(v) >= 1e5 { return String(format: "%.0e", v) }
+        if step < 1e-4 || abs(v) >= 1e5 { return String(format: "%.1e", v) }
         let decimals = max(0, min(4, Int(ceil(-log10(step) - 1e-9))))
         return String(format: "%.\(decimals)f", v)
     }
@@ -117,8 +117,21 @@ package enum Charts {
     package static func drawLineChart(_ canvas: inout Canvas, rect: PixelRect, title: String, xLabel: String, yLabel: String,
                                       series: [Series], logY: Bool = false, legendBottom: Bool = false) {
         canvas.text(title, x: rect.midX, y: rect.y + 4, scale: 2, align: .center)
-        let plot = PixelRect(x: rect.x + 90, y: rect.y + 30, width: rect.width - 110, height: rect.height - 90)
         let all = series.flatMap { $0.points }.filter { $0.x.isFinite && $0.y.isFinite && (!logY || $0.y > 0) }
+        func ty(_ v: Double) -> Double { logY ? log10(v) : v }
+        var (x0, x1) = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
+        var (y0, y1) = (all.map { ty($0.y) }.min() ?? 0, all.map { ty($0.y) }.max() ?? 1)
+        if x1 <= x0 { x0 -= 0.5; x1 += 0.5 }
+        if y1 <= y0 { let d = y0 != 0 ? abs(y0) * 0.1 : 1; y0 -= d; y1 += d }
+        let pad = (y1 - y0) * 0.05
+        y0 -= pad; y1 += pad
+        // The y tick labels decide the left margin (the axis title stays clear of them).
+        let yt = ticks(y0, y1, count: 5)
+        let ys = yt.count > 1 ? yt[1] - yt[0] : 1
+        let yLabels = logY ? (Int(floor(y0))...Int(ceil(y1))).map { String(format: "1e%d", $0) } : yt.map { tickLabel($0, step: ys) }
+        let labelW = yLabels.map { BitmapFont.width($0, scale: 2) }.max() ?? 0
+        let left = 30 + labelW + 14
+        let plot = PixelRect(x: rect.x + left, y: rect.y + 30, width: rect.width - left - 20, height: rect.height - 90)
         canvas.stroke(plot, .black)
         canvas.text(xLabel, x: plot.midX, y: plot.y + plot.height + 34, scale: 2, align: .center)
         canvas.verticalText(yLabel, x: rect.x + 12, y: plot.midY, scale: 2)
@@ -126,13 +139,6 @@ package enum Charts {
             canvas.text("no data", x: plot.midX, y: plot.midY, scale: 2, color: .grey, align: .center, middle: true)
             return
         }
-        func ty(_ v: Double) -> Double { logY ? log10(v) : v }
-        var (x0, x1) = (all.map(\.x).min()!, all.map(\.x).max()!)
-        var (y0, y1) = (all.map { ty($0.y) }.min()!, all.map { ty($0.y) }.max()!)
-        if x1 <= x0 { x0 -= 0.5; x1 += 0.5 }
-        if y1 <= y0 { let d = max(abs(y0) * 0.1, 1e-3); y0 -= d; y1 += d }
-        let pad = (y1 - y0) * 0.05
-        y0 -= pad; y1 += pad
         func px(_ v: Double) -> Int { plot.x + Int(((v - x0) / (x1 - x0) * Double(plot.width - 1)).rounded()) }
         func py(_ v: Double) -> Int { plot.y + plot.height - 1 - Int(((ty(v) - y0) / (y1 - y0) * Double(plot.height - 1)).rounded()) }
         // Ticks: x at integers when the range is small (epochs).
@@ -153,8 +159,6 @@ package enum Charts {
                 canvas.text(String(format: "1e%d", e), x: plot.x - 8, y: p, scale: 2, align: .right, middle: true)
             }
         } else {
-            let yt = ticks(y0, y1, count: 5)
-            let ys = yt.count > 1 ? yt[1] - yt[0] : 1
             for t in yt {
                 let p = plot.y + plot.height - 1 - Int(((t - y0) / (y1 - y0) * Double(plot.height - 1)).rounded())
                 canvas.line(plot.x + 1, p, plot.x + plot.width - 2, p, .lightGrey)
@@ -227,7 +231,8 @@ package enum Charts {
         let tw = tiles.map { $0.image.width }.max() ?? 32, th = tiles.map { $0.image.height }.max() ?? 32
         let lines = tiles.map { $0.caption.count }.max() ?? 0
         let longest = tiles.flatMap { $0.caption }.map { BitmapFont.width($0, scale: 1) }.max() ?? 0
-        let captionScale = longest + 8 <= tw * scale ? 2 : 1
+        // Captions at scale 2 unless that would make a cell wider than 240 pixels.
+        let captionScale = 2 * longest + 12 <= max(tw * scale, 240) ? 2 : 1
         let longestAtScale = tiles.flatMap { $0.caption }.map { BitmapFont.width($0, scale: captionScale) }.max() ?? 0
         let cellW = max(tw * scale, longestAtScale) + 12
         let cellH = th * scale + lines * BitmapFont.lineHeight * captionScale + 14

@@ -218,7 +218,7 @@ package enum RunFigures {
                         captionColor: RGB(0, 110, 0))
         }
         return Charts.imageGrid(tiles, columns: 8, scale: 3, title: "Misclassified test images (most confident first)",
-                                subtitle: "green: the true class; below it the model's top-3 predictions").image
+                                subtitle: "green: the true class, then the model's top-3 predictions").image
     }
 
     /// The first training batch: raw images and the same images as the model sees them (augmented,

@@ -46,7 +46,7 @@ public enum Visualization {
                     for c in 0..<channels {
                         let v = planes[c * kh * kw + i]
                         let level = hi > lo ? (v - lo) / (hi - lo) * 255 : 127.5
-                        pixels[((y0 + y) * width + x0 + x) * channels + c] = UInt8(level.rounded())
+                        pixels[((y0 + y) * width + x0 + x) * channels + c] = level.isFinite ? UInt8(level.rounded()) : 127   // NaN weights: grey
                     }
                 }
             }

@@ -187,7 +187,7 @@ struct GradCAMCommand: ParsableCommand {
         try ImageCodec.writePNG(Charts.captioned(overlay, lines: [
             "Grad-CAM: \(loaded.classNames[cam.classIndex])" + String(format: " (p=%.2f)", e[cam.classIndex] / z),
             "predicted: \(loaded.classNames[predicted])", "red: most evidence, blue: none",
-        ], scale: overlay.width >= 200 ? 2 : 1), to: out)
+        ], scale: 2), to: out)
         print(String(format: "%@: Grad-CAM of '%@' (probability %.1f%%) over a %dx%d feature map -> %@",
                      image, loaded.classNames[cam.classIndex], 100 * e[cam.classIndex] / z, cam.height, cam.width, out))
     }

@@ -152,6 +152,30 @@ package struct Canvas: Sendable {
         }
     }
 
+    /// A legend in one row (wrapping at `maxWidth`), centred on `x`, top at `y`: swatch and label per
+    /// entry. Returns the height used.
+    @discardableResult
+    package mutating func legendRow(_ entries: [(label: String, color: RGB, dashed: Bool)], x: Int, y: Int, maxWidth: Int, scale: Int = 2) -> Int {
+        let widths = entries.map { 38 + BitmapFont.width($0.label, scale: scale) + 24 }
+        var rows: [[Int]] = [[]]
+        var used = 0
+        for (i, w) in widths.enumerated() {
+            if used + w > maxWidth, !rows[rows.count - 1].isEmpty { rows.append([]); used = 0 }
+            rows[rows.count - 1].append(i); used += w
+        }
+        let rowH = BitmapFont.lineHeight * scale + 8
+        for (r, row) in rows.enumerated() {
+            var cx = x - row.map { widths[$0] }.reduce(0, +) / 2
+            let cy = y + r * rowH + rowH / 2
+            for i in row {
+                line(cx, cy, cx + 28, cy, entries[i].color, thickness: 3, dash: entries[i].dashed ? 6 : 0)
+                text(entries[i].label, x: cx + 38, y: cy, scale: scale, middle: true)
+                cx += widths[i]
+            }
+        }
+        return rows.count * rowH
+    }
+
     /// A legend box: one coloured swatch (a line when `lines`) and label per entry, top-left at (x, y).
     package mutating func legend(_ entries: [(label: String, color: RGB, dashed: Bool)], x: Int, y: Int, scale: Int = 2) {
         guard !entries.isEmpty else { return }

@@ -115,7 +115,7 @@ package enum Charts {
     /// A line chart filling `rect` of `canvas`: title, axes with ticks and titles, grid lines, one
     /// polyline per series (points on each epoch), legend in the top-right corner (or `legendAt`).
     package static func drawLineChart(_ canvas: inout Canvas, rect: PixelRect, title: String, xLabel: String, yLabel: String,
-                                      series: [Series], logY: Bool = false, legendBottom: Bool = false) {
+                                      series: [Series], logY: Bool = false, legend: Bool = true, legendBottom: Bool = false) {
         canvas.text(title, x: rect.midX, y: rect.y + 4, scale: 2, align: .center)
         let all = series.flatMap { $0.points }.filter { $0.x.isFinite && $0.y.isFinite && (!logY || $0.y > 0) }
         func ty(_ v: Double) -> Double { logY ? log10(v) : v }
@@ -173,6 +173,7 @@ package enum Charts {
             }
             for p in pts { canvas.fill(PixelRect(x: px(p.x) - 3, y: py(p.y) - 3, width: 7, height: 7), s.color) }
         }
+        guard legend else { return }
         let entries = series.map { ($0.name, $0.color, $0.dashed) }
         let lw = 24 + 8 + (series.map { BitmapFont.width($0.name, scale: 2) }.max() ?? 0) + 12
         let lh = series.count * (BitmapFont.lineHeight * 2 + 4) + 8

@@ -139,29 +139,33 @@ package enum RunFigures {
     /// with several runs, one colour per run (train dashed, validation solid).
     package static func learningCurvesFigure(_ runs: [(name: String, epochs: [RunRecord.Epoch])], title: String) -> DecodedImage {
         let panelW = 620, panelH = 460
-        var canvas = Canvas(width: 3 * panelW + 20, height: panelH + 60)
-        canvas.text(title, x: canvas.width / 2, y: 12, scale: 3, align: .center)
         let single = runs.count == 1
         func series(_ label: String, _ value: (RunRecord.Epoch) -> Double, train: Bool) -> [Charts.Series] {
             runs.enumerated().map { i, r in
                 Charts.Series(name: single ? label : "\(r.name) \(label)", color: single ? .category(train ? 0 : 1) : .category(i),
-                              dashed: single ? false : train, points: r.epochs.map { (Double($0.epoch), value($0)) })
+                              dashed: train, points: r.epochs.map { (Double($0.epoch), value($0)) })
             }
         }
+        let loss = series("train", \.trainLoss, train: true) + series("validation", \.validationLoss, train: false)
+        let accuracy = series("train", \.trainAccuracy, train: true) + series("validation", \.validationAccuracy, train: false)
+        let lr = runs.enumerated().map { i, r in
+            Charts.Series(name: single ? "learning rate" : "\(r.name) learning rate", color: .category(single ? 2 : i),
+                          points: r.epochs.map { (Double($0.epoch), $0.learningRate) })
+        }
+        // One legend under the three panels, where it hides no curve.
+        let entries = (single ? [loss[0], loss[1], lr[0]] : loss + lr).map { ($0.name, $0.color, $0.dashed) }
+        var probe = Canvas(width: 3 * panelW + 20, height: 1)
+        let legendH = probe.legendRow(entries, x: 0, y: -1000, maxWidth: 3 * panelW - 40)
+        var canvas = Canvas(width: 3 * panelW + 20, height: 50 + panelH + legendH + 16)
+        canvas.text(title, x: canvas.width / 2, y: 12, scale: 3, align: .center)
         let top = 50
         Charts.drawLineChart(&canvas, rect: PixelRect(x: 10, y: top, width: panelW, height: panelH), title: "Loss", xLabel: "epoch",
-                             yLabel: "cross-entropy loss",
-                             series: series("train", \.trainLoss, train: true) + series("validation", \.validationLoss, train: false))
+                             yLabel: "cross-entropy loss", series: loss, legend: false)
         Charts.drawLineChart(&canvas, rect: PixelRect(x: 10 + panelW, y: top, width: panelW, height: panelH), title: "Accuracy",
-                             xLabel: "epoch", yLabel: "accuracy",
-                             series: series("train", \.trainAccuracy, train: true) + series("validation", \.validationAccuracy, train: false),
-                             legendBottom: true)
+                             xLabel: "epoch", yLabel: "accuracy", series: accuracy, legend: false)
         Charts.drawLineChart(&canvas, rect: PixelRect(x: 10 + 2 * panelW, y: top, width: panelW, height: panelH), title: "Learning rate",
-                             xLabel: "epoch", yLabel: "learning rate (last step of epoch)",
-                             series: runs.enumerated().map { i, r in
-                                 Charts.Series(name: single ? "learning rate" : r.name, color: .category(single ? 2 : i),
-                                               points: r.epochs.map { (Double($0.epoch), $0.learningRate) })
-                             })
+                             xLabel: "epoch", yLabel: "learning rate (last step of epoch)", series: lr, legend: false)
+        canvas.legendRow(entries, x: canvas.width / 2, y: top + panelH + 6, maxWidth: 3 * panelW - 40)
         return canvas.image
     }
 

@@ -45,7 +45,7 @@ struct Plot: ParsableCommand {
         if FileManager.default.fileExists(atPath: latest) {
             model = try Checkpoint.loadModel(path: latest, backend: CPUBackend(), modelName: nil).model
         }
-        let r = try RunFigures.write(run: url, data: trainingData, config: config, model: model, log: { note($0) })
+        let r = try RunFigures.write(run: url, data: trainingData, config: config, model: model)
         print("wrote \(r.written.count) figures to \(url.path): \(r.written.joined(separator: ", "))")
         for s in r.skipped { print("not drawn: \(s)") }
     }

@@ -57,7 +57,7 @@ enum SyntheticRun {
         try writeReport(r, to: dir, stem: "test")
         let model = try ModelZoo.make("optimized", backend: CPUBackend(), seed: 1)
         try Visualization.writeFirstLayerFilters(of: model, to: dir.appendingPathComponent("filters.png").path)
-        try RunFigures.write(run: dir, data: data, config: config, model: nil, log: { _ in })
+        try RunFigures.write(run: dir, data: data, config: config, model: nil)
         try RunReport.write(run: dir)
         return data
     }

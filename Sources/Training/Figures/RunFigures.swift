@@ -264,8 +264,8 @@ package enum RunFigures {
     /// Writes every figure the folder's files (and `data`, `model` when given) allow; returns the
     /// names written and a note per figure left out (what was missing).
     @discardableResult
-    package static func write(run url: URL, data: TrainingData?, config: TrainConfig?, model: Model?,
-                              log: (String) -> Void) throws -> (written: [String], skipped: [String]) {
+    package static func write(run url: URL, data: TrainingData?, config: TrainConfig?, model: Model?) throws
+        -> (written: [String], skipped: [String]) {
         let rec = try RunRecord(url: url)
         var written: [String] = [], skipped: [String] = []
         func save(_ name: String, _ image: () throws -> DecodedImage) throws {
@@ -306,7 +306,7 @@ package enum RunFigures {
     /// (The trainer has drawn filters.png already.)
     package static func finishRun(_ folder: URL, data: TrainingData, config: TrainConfig, log: (String) -> Void) {
         do {
-            let r = try write(run: folder, data: data, config: config, model: nil, log: log)
+            let r = try write(run: folder, data: data, config: config, model: nil)
             try RunReport.write(run: folder)
             log("figures: \(r.written.joined(separator: ", ")) and \(reportName) in \(folder.path)")
             for s in r.skipped { log("  not drawn: \(s)") }

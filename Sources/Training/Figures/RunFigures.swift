@@ -189,11 +189,13 @@ package enum RunFigures {
                                            pairs limit: Int = 6, examples: Int = 8) -> DecodedImage {
         let pairs = confusedPairs(t.confusion, limit: limit)
         let scale = 3, tile = testSet.width * scale, rowH = 40 + testSet.height * scale + 30
-        var canvas = Canvas(width: max(examples * (tile + 10) + 40, 900), height: 60 + max(pairs.count, 1) * rowH)
+        var canvas = Canvas(width: max(examples * (tile + 10) + 40, 900), height: 84 + max(pairs.count, 1) * rowH)
         canvas.text("Most-confused class pairs (test set)", x: canvas.width / 2, y: 12, scale: 3, align: .center)
-        if pairs.isEmpty { canvas.text("no misclassified images", x: canvas.width / 2, y: 80, scale: 2, align: .center) }
+        canvas.text("under each image: the probability the model gave the wrong class", x: canvas.width / 2, y: 46, scale: 2,
+                    color: RGB(70, 70, 70), align: .center)
+        if pairs.isEmpty { canvas.text("no misclassified images", x: canvas.width / 2, y: 100, scale: 2, align: .center) }
         for (row, pair) in pairs.enumerated() {
-            let y = 56 + row * rowH
+            let y = 80 + row * rowH
             let support = t.confusion[pair.truth].reduce(0, +)
             canvas.text(String(format: "true %@ -> predicted %@: %d images (%.1f%% of %@)", t.classes[pair.truth], t.classes[pair.predicted],
                                pair.count, 100 * Double(pair.count) / Double(max(support, 1)), t.classes[pair.truth]),

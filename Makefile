@@ -4,7 +4,7 @@
 # Other targets: setup, build, bench, verify, oclgrind, clean. Variables: see below.
 
 SHELL := /bin/bash
-APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd oclgrind clinfo libpng-dev libjpeg62-turbo-dev zlib1g-dev openmpi-bin libopenmpi-dev
+APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd oclgrind clinfo libpng-dev libjpeg62-turbo-dev zlib1g-dev openmpi-bin libopenmpi-dev chromium python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Code generation: build for this machine's CPU. On the default x86-64 target, SIMD fused

@@ -12,6 +12,11 @@ public struct EvaluationResult: Sendable {
     /// (N) predicted class per image, in dataset order.
     public var predictions: [Int]
     public var seconds: Double
+    /// (N) the three most probable classes per image with their probabilities, best first (for the
+    /// report's misclassified examples); empty when not computed.
+    public var top3: [[ClassProbability]] = []
+    /// (N) the true class per image, in dataset order; empty when not recorded.
+    public var labels: [Int] = []
 
     public func jsonObject() -> [String: Any] {
         let rows = confusion.perClass()
@@ -62,8 +67,20 @@ public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil,
     let cm = ConfusionMatrix(classes: dataset.classNames, labels: labels, predictions: preds)
     var tk: [Int: Double] = [:]
     for t in topK where t <= k { tk[t] = topKAccuracy(scores: probs, classes: k, labels: labels, top: t) }
-    return EvaluationResult(loss: lossSum / Double(max(n, 1)), accuracy: cm.accuracy, topK: tk, confusion: cm,
-                            predictions: preds, seconds: Date().timeIntervalSince(start))
+    var result = EvaluationResult(loss: lossSum / Double(max(n, 1)), accuracy: cm.accuracy, topK: tk, confusion: cm,
+                                  predictions: preds, seconds: Date().timeIntervalSince(start))
+    result.labels = labels
+    result.top3 = (0..<n).map { i in
+        let row = probs[(i * k)..<((i + 1) * k)]
+        return (0..<k).sorted { row[i * k + $0] > row[i * k + $1] }.prefix(3).map { ClassProbability(index: $0, probability: row[i * k + $0]) }
+    }
+    return result
+}
+
+/// A class index and the probability the model gave it.
+public struct ClassProbability: Sendable, Equatable {
+    public var index: Int
+    public var probability: Float
 }
 
 /// The batch mirrored left-right. images: (N, C, H, W).

@@ -127,6 +127,32 @@ package final class RunFolder {
         try tensorBoard?.add(scalars: Self.tensorBoardScalars(m), step: m.epoch)
     }
 
+    /// TensorBoard images of the first training batch before and after augmentation (tags
+    /// Samples/raw, Samples/augmented), as the guide's `add_image` of a `make_grid`.
+    package func recordSampleGrids(data: TrainingData, config: TrainConfig) throws {
+        let s = try RunFigures.sampleFigures(data: data, config: config, count: 16)
+        try tensorBoard?.add(images: [("Samples/raw", s.raw), ("Samples/augmented", s.augmented)], step: 0)
+    }
+
+    /// TensorBoard: the first-layer filters as an image (tag Conv1_Weights, as the guide's
+    /// `add_images`), and with `histograms` the weights and gradients of every parameter
+    /// (Weights/NAME, Gradients/NAME; the gradients are those of the epoch's last step).
+    package func recordModel(_ model: Model, epoch: Int, histograms: Bool) throws {
+        guard let tb = tensorBoard else { return }
+        if let (_, conv) = Visualization.firstConvolution(of: model) {
+            let w = try model.backend.host(conv.weight.value)
+            let grid = try Visualization.filterGrid(w, scale: Figures.filterScale(kernel: max(w.shape[2], w.shape[3])))
+            try tb.add(images: [("Conv1_Weights", grid)], step: epoch)
+        }
+        guard histograms else { return }
+        var h: [(tag: String, values: [Float])] = []
+        for (name, p) in model.parameters {
+            h.append(("Weights/\(name)", try model.backend.floats(p.value)))
+            h.append(("Gradients/\(name)", try model.backend.floats(p.grad)))
+        }
+        try tb.add(histograms: h, step: epoch)
+    }
+
     /// Appends a step line to metrics.jsonl.
     package func record(_ s: StepMetrics) throws {
         try appendLine(Self.jsonLine(s), to: metricsURL)
@@ -178,6 +204,9 @@ package func writeReport(_ r: EvaluationResult, to dir: URL, stem: String) throw
     try AtomicFile.write(Data(r.confusion.csv().utf8), to: dir.appendingPathComponent("\(stem)_confusion_matrix.csv"))
     let json = try JSONSerialization.data(withJSONObject: r.jsonObject(), options: [.prettyPrinted, .sortedKeys])
     try AtomicFile.write(json, to: dir.appendingPathComponent("\(stem)_metrics.json"))
+    if !r.top3.isEmpty, r.labels.count == r.top3.count {
+        try AtomicFile.write(Data(RunFigures.predictionsCSV(r).utf8), to: dir.appendingPathComponent("\(stem)_predictions.csv"))
+    }
 }
 
 func appendLine(_ line: String, to url: URL) throws {

@@ -1,8 +1,10 @@
 import CNNCore
+import Datasets
 import Foundation
 
-/// Scalar curves in TensorBoard's event-file format, so `tensorboard --logdir runs` shows a run's
-/// loss, accuracy and learning rate next to PyTorch's `SummaryWriter` runs.
+/// Scalar curves, images and histograms in TensorBoard's event-file format, so `tensorboard --logdir
+/// runs` shows a run's loss, accuracy, learning rate, sample grids, filters and weight/gradient
+/// histograms next to PyTorch's `SummaryWriter` runs.
 ///
 /// Format: a TFRecord file (`events.out.tfevents.<seconds>.<host>`) of serialized `Event` protocol
 /// buffers. Each record is
@@ -43,6 +45,55 @@ package final class TensorBoardWriter {
             v.float(field: 2, Float(value))
             summary.message(field: 1, v)
         }
+        var event = Protobuf()
+        event.double(field: 1, wallTime.timeIntervalSince1970)
+        event.varint(field: 2, UInt64(bitPattern: Int64(step)))
+        event.message(field: 5, summary)
+        try write(record: event.bytes)
+    }
+
+    /// Appends one event with PNG images (`Summary.Value.image`: Image { height = 1, width = 2,
+    /// colorspace = 3 (1 grey, 3 RGB, 4 RGBA), encoded_image_string = 4 }) at `step`.
+    package func add(images: [(tag: String, image: DecodedImage)], step: Int, wallTime: Date = Date()) throws {
+        var summary = Protobuf()
+        for (tag, image) in images {
+            var img = Protobuf()
+            img.varint(field: 1, UInt64(image.height))
+            img.varint(field: 2, UInt64(image.width))
+            img.varint(field: 3, UInt64(image.channels))
+            img.bytesField(field: 4, try Figures.pngData(image))
+            var v = Protobuf()
+            v.string(field: 1, tag)
+            v.message(field: 4, img)
+            summary.message(field: 1, v)
+        }
+        try write(summary: summary, step: step, wallTime: wallTime)
+    }
+
+    /// Appends one event with a histogram per tag (`Summary.Value.histo`: HistogramProto { min = 1,
+    /// max = 2, num = 3, sum = 4, sum_squares = 5, bucket_limit = 6, bucket = 7 }, the two repeated
+    /// doubles packed) at `step`. Non-finite values are left out of the histogram.
+    package func add(histograms: [(tag: String, values: [Float])], step: Int, buckets: Int = 30, wallTime: Date = Date()) throws {
+        var summary = Protobuf()
+        for (tag, values) in histograms {
+            let h = Histogram(values, buckets: buckets)
+            var p = Protobuf()
+            p.double(field: 1, h.min)
+            p.double(field: 2, h.max)
+            p.double(field: 3, Double(h.count))
+            p.double(field: 4, h.sum)
+            p.double(field: 5, h.sumSquares)
+            p.packedDoubles(field: 6, h.limits)
+            p.packedDoubles(field: 7, h.counts)
+            var v = Protobuf()
+            v.string(field: 1, tag)
+            v.message(field: 5, p)
+            summary.message(field: 1, v)
+        }
+        try write(summary: summary, step: step, wallTime: wallTime)
+    }
+
+    private func write(summary: Protobuf, step: Int, wallTime: Date) throws {
         var event = Protobuf()
         event.double(field: 1, wallTime.timeIntervalSince1970)
         event.varint(field: 2, UInt64(bitPattern: Int64(step)))
@@ -109,8 +160,40 @@ struct Protobuf {
         withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
     }
     mutating func bytesField(field: Int, _ b: [UInt8]) { key(field, 2); rawVarint(UInt64(b.count)); bytes += b }
+    mutating func packedDoubles(field: Int, _ values: [Double]) {
+        var b: [UInt8] = []
+        b.reserveCapacity(8 * values.count)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { b += $0 } }
+        bytesField(field: field, b)
+    }
     mutating func string(field: Int, _ s: String) { bytesField(field: field, Array(s.utf8)) }
     mutating func message(field: Int, _ m: Protobuf) { bytesField(field: field, m.bytes) }
+}
+
+/// Equal-width buckets between the finite values' min and max: `limits[i]` is bucket i's right edge
+/// (the last one the maximum), `counts[i]` the values in (limits[i-1], limits[i]].
+struct Histogram {
+    var min = 0.0, max = 0.0, sum = 0.0, sumSquares = 0.0
+    var count = 0
+    var limits: [Double] = []
+    var counts: [Double] = []
+
+    init(_ values: [Float], buckets: Int) {
+        let finite = values.filter { $0.isFinite }.map(Double.init)
+        count = finite.count
+        guard let lo = finite.min(), let hi = finite.max() else { limits = [0]; counts = [0]; return }
+        (min, max) = (lo, hi)
+        sum = finite.reduce(0, +)
+        sumSquares = finite.reduce(0) { $0 + $1 * $1 }
+        let n = hi > lo ? Swift.max(buckets, 1) : 1
+        let width = (hi - lo) / Double(n)
+        limits = (1...n).map { $0 == n ? hi : lo + Double($0) * width }
+        counts = [Double](repeating: 0, count: n)
+        for v in finite {
+            let i = width > 0 ? Int(((v - lo) / width).rounded(.up)) - 1 : 0
+            counts[Swift.min(Swift.max(i, 0), n - 1)] += 1
+        }
+    }
 }
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord uses.

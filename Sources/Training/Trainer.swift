@@ -77,6 +77,9 @@ public final class Trainer {
     public var maxNonFiniteRecoveries = 5
     /// Multiplies the schedule's learning rate (`--on-nan skip` divides it by 10 per rollback).
     package var learningRateScale = 1.0
+    /// TensorBoard weight and gradient histograms every this many epochs (0: none); the filter image
+    /// is written every epoch.
+    public var histogramEvery = 1
     /// Test seam: called after each training step with the global step count.
     package var afterStep: ((Int) -> Void)?
     /// Replaces the final test-set evaluation (data-parallel training: sharded over the ranks).
@@ -163,6 +166,7 @@ public final class Trainer {
 
     public func run() throws -> TrainResult {
         try runFolder?.start(config: config, history: history, probeBytes: 4 * model.parameterCount * 4 + (1 << 20))
+        do { try runFolder?.recordSampleGrids(data: data, config: config) } catch { log("warning: could not draw the sample grids: \(error)") }
         var stoppedEarly = false
         if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
         if onNonFinite == .skip { try takeSnapshot(epoch: startEpoch - 1) }
@@ -185,6 +189,7 @@ public final class Trainer {
                 saveOrWarn("latest", folder: folder, state: state)
                 if improved { saveOrWarn("best", folder: folder, state: state) }
                 try folder.record(m)
+                try folder.recordModel(model, epoch: epoch, histograms: histogramEvery > 0 && epoch % histogramEvery == 0)
             }
             if onNonFinite == .skip { try takeSnapshot(epoch: epoch) }
             if epoch == startEpoch { log("  " + memoryReport()) }
@@ -240,6 +245,7 @@ public final class Trainer {
                 log("first-layer filters (\(layer)): \(folder.filtersURL.path)")
             } catch { log("could not draw the filters: \(error)") }
         }
+        if let folder = runFolder { RunFigures.finishRun(folder.url, data: data, config: config, log: log) }
         if let peak = ProcessMemory.peakResidentBytes() { log("peak resident memory \(ProcessMemory.mebibytes(peak))") }
         return result
     }

@@ -46,7 +46,7 @@ public enum Visualization {
                     for c in 0..<channels {
                         let v = planes[c * kh * kw + i]
                         let level = hi > lo ? (v - lo) / (hi - lo) * 255 : 127.5
-                        pixels[((y0 + y) * width + x0 + x) * channels + c] = UInt8(level.rounded())
+                        pixels[((y0 + y) * width + x0 + x) * channels + c] = level.isFinite ? UInt8(level.rounded()) : 127   // NaN weights: grey
                     }
                 }
             }
@@ -56,11 +56,12 @@ public enum Visualization {
 
     /// Writes the first convolution's filters of `model` to `path` as PNG; returns the layer's path.
     @discardableResult
-    public static func writeFirstLayerFilters(of model: Model, to path: String, scale: Int = 8) throws -> String {
+    /// The grid comes with a title naming the layer; `scale` nil makes each tile about 48 pixels wide.
+    public static func writeFirstLayerFilters(of model: Model, to path: String, scale: Int? = nil) throws -> String {
         guard let (name, conv) = firstConvolution(of: model) else {
             throw CNNError.invalidArgument("model '\(model.name)' has no convolution to draw")
         }
-        let image = try filterGrid(try model.backend.host(conv.weight.value), scale: scale)
+        let image = try Figures.filtersFigure(try model.backend.host(conv.weight.value), layer: name, scale: scale)
         try ImageCodec.writePNG(image, to: path)
         return name
     }

@@ -16,10 +16,12 @@ struct CNN: ParsableCommand {
           cnn filters --checkpoint runs/NAME/best.safetensors --out filters.png
           cnn tsne --checkpoint runs/NAME/best.safetensors --out tsne.png
           cnn gradcam --checkpoint runs/NAME/best.safetensors cat.png
+          cnn plot runs/NAME                redraw a run's figures (PNG)
+          cnn report runs/NAME [runs/OTHER] one HTML page per run, or two runs compared
           cnn devices                       what this machine can run on
           cnn verify --device opencl        check every kernel against the CPU reference
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Devices.self, Verify.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Plot.self, Report.self, Devices.self, Verify.self])
 }
 
 /// `--device`, shared by every subcommand that computes.

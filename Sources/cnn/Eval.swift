@@ -85,10 +85,10 @@ struct Filters: ParsableCommand {
     @Option(help: "Model weights (.safetensors).") var checkpoint: String
     @Option(help: "Model name when the file has no SwiftCNN metadata.") var model: ModelKind?
     @Option(help: "Output PNG file.") var out: String = "filters.png"
-    @Option(help: "Pixels per weight.") var scale: Int = 8
+    @Option(help: "Pixels per weight (default: tiles about 48 pixels wide).") var scale: Int?
 
     func run() throws {
-        guard scale >= 1 && scale <= 64 else { throw ValidationError("--scale must be in 1...64, got \(scale)") }
+        if let scale, !(1...64).contains(scale) { throw ValidationError("--scale must be in 1...64, got \(scale)") }
         let loaded = try Checkpoint.loadModel(path: checkpoint, backend: CPUBackend(), modelName: model?.rawValue)
         let layer = try Visualization.writeFirstLayerFilters(of: loaded.model, to: out, scale: scale)
         print("wrote \(out): the filters of \(layer)")
@@ -135,7 +135,8 @@ struct TSNECommand: ParsableCommand {
                                                                     images: HostTensor(shape: Shape([test.count] + s.dims), values: values))
         let tsne = TSNE(perplexity: min(perplexity, Double(test.count - 1) / 3), iterations: iterations, seed: seed)
         let y = try tsne.embed(features, n: test.count, d: dim)
-        try ImageCodec.writePNG(Visualization.scatterPlot(y, labels: test.labels), to: out)
+        try ImageCodec.writePNG(Charts.scatter(y, labels: test.labels, classNames: test.classNames,
+                                               title: "t-SNE of \(test.count) test images (\(dim) features)"), to: out)
         let csvPath = (out as NSString).deletingPathExtension + ".csv"
         var csv = "x,y,label,class\n"
         for i in 0..<test.count {
@@ -179,9 +180,14 @@ struct GradCAMCommand: ParsableCommand {
             }
         }
         let cam = try Visualization.gradCAM(model: loaded.model, image: x, classIndex: target)
-        try ImageCodec.writePNG(Visualization.overlay(map: cam.map, mapHeight: cam.height, mapWidth: cam.width, on: img, scale: scale), to: out)
         let m = cam.logits.max()!
         let e = cam.logits.map { exp($0 - m) }, z = e.reduce(0, +)
+        let predicted = cam.logits.indices.max { cam.logits[$0] < cam.logits[$1] }!
+        let overlay = Visualization.overlay(map: cam.map, mapHeight: cam.height, mapWidth: cam.width, on: img, scale: scale)
+        try ImageCodec.writePNG(Charts.captioned(overlay, lines: [
+            "Grad-CAM: \(loaded.classNames[cam.classIndex])" + String(format: " (p=%.2f)", e[cam.classIndex] / z),
+            "predicted: \(loaded.classNames[predicted])", "red: most evidence, blue: none",
+        ], scale: 2), to: out)
         print(String(format: "%@: Grad-CAM of '%@' (probability %.1f%%) over a %dx%d feature map -> %@",
                      image, loaded.classNames[cam.classIndex], 100 * e[cam.classIndex] / z, cam.height, cam.width, out))
     }

@@ -107,6 +107,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("runs-dir"), help: "Folder for run folders.") var runsDir: String?
     @Option(help: "Resume the run in this folder (runs/NAME) from its latest checkpoint; other settings come from its config.") var resume: String?
     @Option(name: .customLong("log-every"), help: "Also write a metrics line every N steps.") var logEvery: Int?
+    @Option(name: .customLong("histogram-every"), help: "TensorBoard weight/gradient histograms every N epochs (0: none).") var histogramEvery: Int = 1
     @Flag(name: .customLong("no-test"), help: "Skip the final test-set evaluation.") var noTest = false
     @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
@@ -230,6 +231,8 @@ struct Train: ParsableCommand {
         note("optimizer: \(trainer.optimizer.summary), schedule: \(c.schedule.kind.rawValue), \(c.epochs) epochs of \(trainer.trainLoader.batchesPerEpoch) steps (batch \(c.batchSize))")
         note("run folder: \(runDir.path)")
         if let onNaN { trainer.onNonFinite = onNaN }
+        guard histogramEvery >= 0 else { throw ValidationError("--histogram-every must be >= 0, got \(histogramEvery)") }
+        trainer.histogramEvery = histogramEvery
         if resume != nil { try trainer.resume(from: runDir) }
         let signals = StopSignals()
         signals.install()

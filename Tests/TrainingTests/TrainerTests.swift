@@ -63,10 +63,16 @@ struct TrainerTests {
         // The metrics log of the resumed run holds each epoch once.
         let lines = try String(contentsOf: b.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 4)
-        // So does its TensorBoard event file: one file, the version record and one event per epoch.
+        // So does its TensorBoard event file: one file, one scalar event per epoch (and the images and
+        // histograms of the epochs the resumed process ran, after one sample grid).
         let events = try FileManager.default.contentsOfDirectory(atPath: b.path).filter { $0.hasPrefix("events.out.tfevents.") }
         #expect(events.count == 1)
-        if let e = events.first { #expect(try TensorBoardWriter.readRecords(b.appendingPathComponent(e)).count == 5) }
+        if let e = events.first {
+            let tags = try TensorBoardWriter.readRecords(b.appendingPathComponent(e)).map(TensorBoardImageTests.tags)
+            #expect(tags.filter { $0.contains("Loss/train") }.count == 4)
+            #expect(tags.filter { $0.contains("Samples/raw") }.count == 1)
+            #expect(tags.filter { $0.contains("Conv1_Weights") }.count == 2)
+        }
     }
 
     @Test func tornCheckpointSetIsDetected() throws {

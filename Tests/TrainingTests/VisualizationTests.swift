@@ -36,7 +36,20 @@ import Training
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try Visualization.writeFirstLayerFilters(of: model, to: path) == "conv1.0")
         let png = try ImageCodec.decode(fileAt: path)
-        // 32 filters of 3x3 at scale 8: 8 columns x 4 rows of 24-pixel tiles with 1-pixel gaps.
-        #expect(png.width == 8 * 25 + 1 && png.height == 4 * 25 + 1 && png.channels == 3)
+        // 32 filters of 3x3 at scale 16: 8 columns x 4 rows of 48-pixel tiles 8 pixels apart, under a
+        // two-line title naming the layer; each tile holds its filter as filterGrid draws it.
+        #expect(png.width >= 8 * 56 - 8 && png.height == 4 * 56 - 8 + 84 && png.channels == 3)
+        let w = try model.backend.host(model.parameters.first { $0.0 == "conv1.0.weight" }!.1.value)
+        let grid = try Visualization.filterGrid(w, scale: 16)
+        let layout = try Figures.filtersFigureLayout(w, layer: "conv1.0")
+        #expect(layout.image == png && layout.origins.count == 32)
+        for f in [0, 9, 31] {
+            let o = layout.origins[f]
+            for (y, x) in [(0, 0), (20, 33), (47, 47)] {
+                let k = ((o.y + y) * png.width + o.x + x) * 3
+                let g = (((f / 8) * 49 + 1 + y) * grid.width + (f % 8) * 49 + 1 + x) * 3
+                #expect(Array(png.pixels[k..<(k + 3)]) == Array(grid.pixels[g..<(g + 3)]), "filter \(f) pixel \(x),\(y)")
+            }
+        }
     }
 }

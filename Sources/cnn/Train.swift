@@ -86,6 +86,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Fraction of the training images held out for validation, in (0, 1).") var valSplit: Double?
     @Flag(help: "Stratified train/validation split (keeps class proportions).") var stratify = false
     @Option(help: "Data-loading threads.") var workers: Int?
+    @Flag(name: .customLong("data-on-device"), inversion: .prefixedNo,
+          help: "OpenCL: upload the uint8 training set to the device once and augment there (default: when it fits in a quarter of the device memory; --no-data-on-device sends each batch as uint8 images, still augmented on the device). The CPU backend always builds batches on the host.")
+    var dataOnDevice: Bool?
 
     // Augmentation
     @Option(help: "Horizontal flip probability.") var flip: Float?
@@ -209,6 +212,7 @@ struct Train: ParsableCommand {
         runDir = URL(fileURLWithPath: runPath)
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
+        trainer.dataOnDevice = dataOnDevice
         if profile {
             // Counted between two epoch-end lines (the first interval includes start-up work).
             var last = DeviceWorkCounts.snapshot(backend)

@@ -22,11 +22,17 @@
 
 // Index i of a padded axis of length n: itself inside, mirrored (no edge repeat) or -1 outside
 // (Augmenter.padIndex; one reflection suffices because padding < n).
+// (Written without |i|: Oclgrind 21.10 cannot run the llvm.abs intrinsic the compiler makes of it.)
 inline int swiftcnn_pad_index(int i, int n, int reflect) {
     if (i >= 0 && i < n) return i;
     if (!reflect) return -1;
-    int j = i < 0 ? -i : i;
-    if (j >= n) j = 2 * (n - 1) - j;
+    int j;
+    if (i < 0) {
+        j = 0 - i;
+        if (j >= n) j = 2 * (n - 1) - j;
+    } else {
+        j = 2 * (n - 1) - i;
+    }
     return clamp(j, 0, n - 1);
 }
 

@@ -12,8 +12,8 @@ import Foundation
 /// waiting) that the copy from it two batches ago has finished; only when it has not — the host
 /// is two batches ahead of the device — does it wait (counted in `blockingCalls` and `inputWaits`).
 ///
-/// Layout of a slot, in 4-byte units: labels (N) int32 | soft targets (N*K) | parameters (N*10)
-/// int32 | rotation (N*2) | source images (N*C*H*W bytes, staged mode only).
+/// Layout of a slot, in 4-byte units: labels (N) int32 | soft targets (N*K, MixUp/CutMix only) |
+/// parameters (N*10) int32 | rotation (N*2) | source images (N*C*H*W bytes, staged mode only).
 final class OpenCLBatchInput: DeviceBatchInput {
     let backend: OpenCLBackend
     let spec: DeviceInputSpec
@@ -142,7 +142,7 @@ final class OpenCLBatchInput: DeviceBatchInput {
             clReleaseEvent(e)
             slot.event = nil
         }
-        let softOff = n, intOff = n + n * K, floatOff = intOff + n * R, pixOff = floatOff + n * F
+        let softOff = n, intOff = n + (p.soft == nil ? 0 : n * K), floatOff = intOff + n * R, pixOff = floatOff + n * F
         let host = slot.host
         p.labels.withUnsafeBytes { host.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         if let s = p.soft { s.withUnsafeBytes { (host + 4 * softOff).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }

@@ -75,6 +75,9 @@ package struct DeviceBatchParams: Sendable {
 package protocol DeviceBatchInput: AnyObject {
     /// Whether the dataset was uploaded (`makeResident`): batches then send parameters only.
     var isResident: Bool { get }
+    /// Batches whose staging buffer was still being copied from (the host two batches ahead of the
+    /// device): the only blocking calls of a steady-state step, counted in `blockingCalls` too.
+    var inputWaits: Int { get }
     /// Device bytes the resident copy of `count` images would take.
     func residentBytes(images count: Int) -> Int
     /// Whether the resident dataset of `count` images fits the device's budget (see the backend).

@@ -85,6 +85,8 @@ public final class Trainer {
     public var dataOnDevice: Bool?
     /// The device feed (nil: host batches), made at the start of `run()`.
     private(set) var feed: DeviceFeed?
+    /// Waits of the device feed for a staging buffer so far (nil: host batches).
+    package var deviceInputWaits: Int? { feed?.input.inputWaits }
 
     private(set) var schedule: LRSchedule
     private(set) var history: [EpochMetrics] = []

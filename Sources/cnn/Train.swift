@@ -216,12 +216,18 @@ struct Train: ParsableCommand {
         if profile {
             // Counted between two epoch-end lines (the first interval includes start-up work).
             var last = DeviceWorkCounts.snapshot(backend)
+            var lastWaits = 0
             let log = trainer.log, steps = trainer.trainLoader.batchesPerEpoch
-            trainer.log = { line in
+            trainer.log = { [weak trainer] line in
                 log(line)
                 guard line.hasPrefix("epoch ") else { return }
                 let now = DeviceWorkCounts.snapshot(backend)
-                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary)
+                // Batches built on the device: how many blocking calls were waits for a staging buffer.
+                let waits = trainer?.deviceInputWaits.map { w in
+                    defer { lastWaits = w }
+                    return String(format: " (input waits for a staging buffer: %.2f)", Double(w - lastWaits) / Double(max(steps, 1)))
+                } ?? ""
+                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary + waits)
                 last = now
             }
         }

@@ -3,7 +3,8 @@
 # tolerates and a GPU turns into wrong answers: API misuse (--check-api) and data races
 # (--data-races). `cnn verify --quick` launches every kernel of Kernels/*.cl (KernelCoverageTests
 # checks that) plus the CLBlast GEMM kernels it uses, on small shapes, and compares each result
-# with the CPU reference. Fails on any Oclgrind report or any failed check. About 15 s here.
+# with the CPU reference; its deviceBatch cases run Kernels/augment.cl (batches built on the device,
+# resident and staged) against the host pipeline. Fails on any Oclgrind report or any failed check. About 15 s here.
 #
 # Not used: --uninitialized. Oclgrind 21.10 (Debian 12) stops with "Unsupported instruction:
 # freeze" in that plugin on integer division in im2col/col2im, and reports CLBlast's XgemmDirect

@@ -24,6 +24,18 @@ enum EndToEnd {
         return (HostTensor(shape: [batch, 3, 32, 32], values: inp.uniform(batch * 3 * 32 * 32)), inp.labels(batch, classes: classes))
     }
 
+    /// A device feed of one random uint8 batch (no augmentation), or nil on a backend that takes
+    /// host batches (the CPU).
+    static func uint8Feed(_ name: String, batch: Int, on b: any Backend) throws -> (DeviceFeed, BatchLoader)? {
+        var inp = HostInputs(name)
+        let pixels = (0..<(batch * 3 * 32 * 32)).map { _ in UInt8(truncatingIfNeeded: inp.rng.next()) }
+        let data = try ImageDataset(pixels: pixels, labels: inp.labels(batch, classes: 10), classNames: (0..<10).map { "c\($0)" },
+                                    channels: 3, height: 32, width: 32, source: "random uint8 batch")
+        let loader = try BatchLoader(dataset: data, batchSize: batch, shuffle: false, augmentation: .none, seed: 1, workers: 0)
+        guard let feed = try DeviceFeed.make(backend: b, loader: loader, classes: 10, resident: false, log: { _ in }) else { return nil }
+        return (feed, loader)
+    }
+
     /// `dataPath`: where the epoch case finds CIFAR-10 (`--data`, else ./data or ../shared/data; never downloads).
     static func prepare(_ c: BenchCase, on b: any Backend, dataPath: String?, dataWorkers: Int?) throws -> PreparedCase {
         let p = PreparedCase()
@@ -34,6 +46,16 @@ enum EndToEnd {
             let (images, labels) = randomBatch(c.name, batch: batch)
             var step: UInt64 = 0
             p.run = { step += 1; try runner.trainStep(images: images, labels: labels, seed: step) }
+            if let (feed, loader) = try uint8Feed(c.name, batch: batch, on: b) {
+                // An OpenCL device gets what `cnn train --no-data-on-device` sends per step: the
+                // uint8 batch and its parameters (staged, non-blocking), normalised on the device.
+                let order = loader.order(epoch: 0)
+                p.run = {
+                    step += 1
+                    let t = try feed.prepare(loader, epoch: 0, index: 0, order: order)
+                    try runner.trainStep(x: t.x, y: t.y, soft: t.soft, count: t.count, seed: step)
+                }
+            }
             p.finish = {
                 let t = try runner.takeTotals()
                 return ["meanLoss": t.loss, "parameters": Double(model.parameterCount)]
@@ -59,6 +81,31 @@ enum EndToEnd {
             let workers = dataWorkers ?? ProcessInfo.processInfo.activeProcessorCount
             let loader = try BatchLoader(dataset: data, batchSize: batch, shuffle: true, dropLast: true, augmentation: .guide,
                                          seed: 1, workers: workers)
+            // OpenCL: batches built on the device (the training set resident when it fits), as `cnn train`.
+            if let feed = try DeviceFeed.make(backend: b, loader: loader, classes: data.numClasses, resident: nil, log: { _ in }) {
+                p.selfTimed = {
+                    func epoch(_ e: Int, steps: Int) throws -> Int {
+                        let order = loader.order(epoch: e)
+                        var seen = 0
+                        for i in 0..<steps {
+                            let t = try feed.prepare(loader, epoch: e, index: i, order: order)
+                            try runner.trainStep(x: t.x, y: t.y, soft: t.soft, count: t.count, seed: UInt64(i + 1))
+                            seen += t.count
+                        }
+                        return seen
+                    }
+                    _ = try epoch(0, steps: min(2, loader.batchesPerEpoch))   // warm-up, as below
+                    try b.synchronize()
+                    _ = try runner.takeTotals()
+                    let t0 = monotonicSeconds()
+                    let seen = try epoch(1, steps: loader.batchesPerEpoch)
+                    let totals = try runner.takeTotals()
+                    let seconds = monotonicSeconds() - t0
+                    return ([seconds], ["images": Double(seen), "meanLoss": totals.loss, "trainAccuracy": totals.accuracy,
+                                        "dataOnDevice": feed.input.isResident ? 1 : 0])
+                }
+                return p
+            }
             p.selfTimed = {
                 // Warm-up: two steps of an untimed epoch (kernel builds, buffer allocation).
                 var it = loader.batches(epoch: 0).makeIterator()

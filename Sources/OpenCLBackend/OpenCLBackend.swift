@@ -21,7 +21,7 @@ import Foundation
 public final class OpenCLBackend: Backend {
     public let deviceInfo: OpenCLDeviceInfo
     public let info: DeviceInfo
-    public private(set) var transferCounters = TransferCounters()
+    public internal(set) var transferCounters = TransferCounters()
     /// Device commands and host waits issued so far (see `CommandCounters`).
     package internal(set) var commandCounters = CommandCounters()
     /// Names of the kernels this backend has launched (tests check that the parity cases reach
@@ -46,6 +46,8 @@ public final class OpenCLBackend: Backend {
         didSet { if !profiling { try? drainEvents() } }
     }
     private var pendingEvents: [(String, cl_event?)] = []
+    /// DeviceInput.swift: non-blocking reads of the training totals.
+    let scalarReader = ScalarReader()
     /// Device nanoseconds of the commands enqueued while `profiling` was on (complete after a
     /// `synchronize`), in total and per kernel name.
     package private(set) var deviceTimeNanoseconds: UInt64 = 0

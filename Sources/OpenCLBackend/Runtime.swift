@@ -5,7 +5,7 @@ import Kernels
 
 /// The kernel files, one OpenCL program each (`common.cl` + the family's file).
 package enum KernelFamily: String, CaseIterable, Sendable {
-    case conv, pooling, batchnorm, elementwise, loss, optimizers, reductions
+    case conv, pooling, batchnorm, elementwise, loss, optimizers, reductions, augment
 
     var source: String {
         let body: String
@@ -17,6 +17,7 @@ package enum KernelFamily: String, CaseIterable, Sendable {
         case .loss: body = KernelSource.loss
         case .optimizers: body = KernelSource.optimizers
         case .reductions: body = KernelSource.reductions
+        case .augment: body = KernelSource.augment
         }
         // #line keeps build-log line numbers pointing into the family's own file.
         return "#line 1 \"common.cl\"\n" + KernelSource.common + "\n#line 1 \"\(rawValue).cl\"\n" + body
@@ -76,7 +77,19 @@ final class DeviceRuntime: @unchecked Sendable {
 
     /// Build options of a family: the language version and the tunables' values.
     func buildOptions(_ family: KernelFamily) -> String {
-        "-cl-std=CL1.2 -D WG_SIZE=\(reduceWorkGroupSize)"
+        let base = "-cl-std=CL1.2 -D WG_SIZE=\(reduceWorkGroupSize)"
+        // augment.cl divides as the host pipeline does (bilinear rotation): correctly rounded
+        // where the device offers it (otherwise OpenCL allows 2.5 ulp).
+        if family == .augment, correctlyRoundedDivide { return base + " -cl-fp32-correctly-rounded-divide-sqrt" }
+        return base
+    }
+
+    /// CL_DEVICE_SINGLE_FP_CONFIG has CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT.
+    var correctlyRoundedDivide: Bool {
+        var config: cl_device_fp_config = 0
+        guard clGetDeviceInfo(device, cl_device_info(CL_DEVICE_SINGLE_FP_CONFIG), MemoryLayout.size(ofValue: config), &config, nil) == CL_SUCCESS
+        else { return false }
+        return config & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0
     }
 
     /// The family's program, compiled or loaded from the disk cache on first use.

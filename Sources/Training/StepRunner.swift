@@ -24,6 +24,8 @@ public final class StepRunner {
     private var imageCache = TensorCache(), labelCache = TensorCache(), softCache = TensorCache()
     private let scratch: Tensor       // (1)
     private var predictionCache = TensorCache()
+    /// Counts the resets of the totals (see `peekTotalsWithoutWaiting`).
+    private var totalsGeneration = 0
 
     public init(model: Model, optimizer: Optimizer?, labelSmoothing: Float = 0) throws {
         self.model = model
@@ -53,14 +55,20 @@ public final class StepRunner {
 
     /// One optimisation step. `seed` drives this step's dropout masks.
     public func trainStep(images: HostTensor, labels: [Int32], softTargets: HostTensor? = nil, seed: UInt64) throws {
-        guard let optimizer else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
-        try distribution?.beginStep(count: labels.count)
+        guard optimizer != nil else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
         let (x, y, soft) = try upload(images: images, labels: labels, soft: softTargets)
+        try trainStep(x: x, y: y, soft: soft, count: labels.count, seed: seed)
+    }
+
+    /// One optimisation step on a batch already on the device (`DeviceFeed`).
+    package func trainStep(x: Tensor, y: Tensor, soft: Tensor?, count: Int, seed: UInt64) throws {
+        guard let optimizer else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
+        try distribution?.beginStep(count: count)
         let logits = try model.forward(x, training: true, seed: seed)
         let (losses, dLogits) = try loss(logits, soft.map { .soft($0) } ?? .labels(y))
         try backend.sum(losses, into: lossSum, accumulate: true)
         try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
-        seen += labels.count
+        seen += count
         try model.backward(dLogits!)
         try distribution?.finishGradients()
         if let maxGradNorm {
@@ -77,11 +85,17 @@ public final class StepRunner {
     @discardableResult
     public func evalStep(images: HostTensor, labels: [Int32]) throws -> Tensor {
         let (x, y, _) = try upload(images: images, labels: labels, soft: nil)
+        return try evalStep(x: x, y: y, count: labels.count)
+    }
+
+    /// `evalStep` on a batch already on the device (`DeviceFeed`).
+    @discardableResult
+    package func evalStep(x: Tensor, y: Tensor, count: Int) throws -> Tensor {
         let logits = try model.forward(x, training: false)
         let (losses, _) = try loss(logits, .labels(y), gradient: false)
         try backend.sum(losses, into: lossSum, accumulate: true)
         try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
-        seen += labels.count
+        seen += count
         return logits
     }
 
@@ -97,7 +111,7 @@ public final class StepRunner {
 
     /// Mean loss, accuracy and sample count since the last call (reads two scalars), then resets.
     public func takeTotals() throws -> (loss: Double, accuracy: Double, count: Int) {
-        defer { seen = 0 }
+        defer { seen = 0; totalsGeneration += 1 }
         if let distribution {
             // Every rank calls this at the same points (a collective), also with nothing seen.
             var sums = [0, 0, Double(seen)]
@@ -139,6 +153,7 @@ public final class StepRunner {
         try backend.write([l], to: lossSum)
         try backend.write([c], to: correctSum)
         seen = n
+        totalsGeneration += 1
     }
 
     /// Forgets the totals so far (after `--on-nan skip` rolled the weights back).
@@ -146,6 +161,7 @@ public final class StepRunner {
         try backend.fill(lossSum, value: 0)
         try backend.fill(correctSum, value: 0)
         seen = 0
+        totalsGeneration += 1
     }
 
     /// Whether every weight is finite: the sum of squares (one scalar read), and only when that
@@ -159,6 +175,20 @@ public final class StepRunner {
     /// The loss sum so far (one scalar read): non-finite once any step's loss was.
     func lossSumSoFar() throws -> Float {
         seen > 0 ? try backend.floats(lossSum)[0] : 0
+    }
+
+    /// For a progress bar: the mean loss and accuracy of a recent read that has completed, without
+    /// waiting (a non-blocking read of the totals is enqueued for a later call). Backends without
+    /// non-blocking reads (the CPU) answer `peekTotals()`. nil until a read of this epoch's totals
+    /// has completed.
+    func peekTotalsWithoutWaiting() throws -> (loss: Double, accuracy: Double)? {
+        guard seen > 0 else { return (0, 0) }
+        guard let device = backend as? any DeviceBatchInputProvider else { return try peekTotals() }
+        // The tag: which totals (reset generation) and how many images they held when read.
+        guard let r = try device.readScalarsLater(lossSum, correctSum, tag: totalsGeneration << 32 | seen),
+              r.2 >> 32 == totalsGeneration, r.2 & 0xFFFF_FFFF > 0 else { return nil }
+        let n = Double(r.2 & 0xFFFF_FFFF)
+        return (Double(r.0) / n, Double(r.1) / n)
     }
 
     /// Mean loss and accuracy so far without resetting (for a progress bar; reads two scalars).

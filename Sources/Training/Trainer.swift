@@ -84,6 +84,14 @@ public final class Trainer {
     package var afterStep: ((Int) -> Void)?
     /// Replaces the final test-set evaluation (data-parallel training: sharded over the ranks).
     package var evaluateTest: ((_ model: Model, _ test: ImageDataset) throws -> EvaluationResult)?
+    /// Build batches on the device (an OpenCL backend; `DeviceFeed`): true uploads the training
+    /// set once (`--data-on-device`), false sends each batch as uint8 images, nil (default) uploads
+    /// it when it fits in a quarter of the device memory. The CPU backend builds batches on the host.
+    public var dataOnDevice: Bool?
+    /// The device feed (nil: host batches), made at the start of `run()`.
+    private(set) var feed: DeviceFeed?
+    /// Waits of the device feed for a staging buffer so far (nil: host batches).
+    package var deviceInputWaits: Int? { feed?.input.inputWaits }
 
     private(set) var schedule: LRSchedule
     private(set) var history: [EpochMetrics] = []
@@ -167,6 +175,10 @@ public final class Trainer {
     public func run() throws -> TrainResult {
         try runFolder?.start(config: config, history: history, probeBytes: 4 * model.parameterCount * 4 + (1 << 20))
         do { try runFolder?.recordSampleGrids(data: data, config: config) } catch { log("warning: could not draw the sample grids: \(error)") }
+        if feed == nil {
+            feed = try DeviceFeed.make(backend: model.backend, loader: trainLoader, classes: data.classNames.count,
+                                       resident: dataOnDevice, log: log)
+        }
         var stoppedEarly = false
         if startEpoch > config.epochs { log("nothing to do: \(config.epochs) epochs already done") }
         if onNonFinite == .skip { try takeSnapshot(epoch: startEpoch - 1) }
@@ -377,23 +389,45 @@ public final class Trainer {
         if let p = resumePartial { try runner.restoreTotals(lossSum: p.lossSum, correctSum: p.correctSum, seen: p.seen) }
         resumePartial = nil
         var index = 0
+        // One training step on the next batch: the host pipeline's, or the device feed's.
+        func step(_ body: () throws -> Int) throws {
+            lr = schedule.lr(step: globalStep) * learningRateScale
+            optimizer.learningRate = Float(lr)
+            images += try body()
+            globalStep += 1
+            done += 1
+        }
+        // Device feed: batches skip..<steps are built on the device, none before (a resumed epoch).
+        var deviceBatches = (feed != nil && skip < steps) ? Array(skip..<steps).makeIterator() : [Int]().makeIterator()
+        let deviceOrder = feed != nil && skip < steps ? trainLoader.order(epoch: epoch - 1) : []
         // A resumed epoch skips the batches already done (built, not trained: the data order and
         // augmentation are functions of seed, epoch and index); none are built if all are done.
         if skip < steps {
-            for batch in trainLoader.batches(epoch: epoch - 1) {
-                index += 1
-                if index <= skip { trainLoader.recycle(batch); continue }
-                lr = schedule.lr(step: globalStep) * learningRateScale
-                optimizer.learningRate = Float(lr)
-                try runner.trainStep(images: batch.images, labels: batch.labels, softTargets: batch.softTargets, seed: stepSeed(globalStep))
-                globalStep += 1
-                done += 1
-                images += batch.count
-                trainLoader.recycle(batch)
+            var hostBatches = feed == nil ? trainLoader.batches(epoch: epoch - 1).makeIterator() : nil
+            while true {
+                if let feed {
+                    guard let b = deviceBatches.next() else { break }
+                    index = b + 1
+                    try step {
+                        let t = try feed.prepare(trainLoader, epoch: epoch - 1, index: b, order: deviceOrder)
+                        try runner.trainStep(x: t.x, y: t.y, soft: t.soft, count: t.count, seed: stepSeed(globalStep))
+                        return t.count
+                    }
+                } else {
+                    guard let batch = hostBatches!.next() else { break }
+                    index += 1
+                    if index <= skip { trainLoader.recycle(batch); continue }
+                    try step {
+                        try runner.trainStep(images: batch.images, labels: batch.labels, softTargets: batch.softTargets, seed: stepSeed(globalStep))
+                        return batch.count
+                    }
+                    trainLoader.recycle(batch)
+                }
                 afterStep?(globalStep)
                 if globalStep % max(nonFiniteCheckEvery, 1) == 0 { try checkLoss(epoch: epoch) }
                 if bar.enabled, Date().timeIntervalSince(lastPeek) > 0.5 {
-                    shown = try runner.peekTotals()
+                    // A read of the totals that has completed; the queue is not drained for it.
+                    if let t = try runner.peekTotalsWithoutWaiting() { shown = t }
                     if !shown.loss.isFinite { try checkLoss(epoch: epoch) }
                     lastPeek = Date()
                 }
@@ -419,7 +453,17 @@ public final class Trainer {
         let trainSeconds = Date().timeIntervalSince(start)
         var val = (loss: 0.0, accuracy: 0.0, count: 0)
         for attempt in 0..<2 {
-            for batch in validationLoader.batches(epoch: 0) {
+            var hostBatches = feed == nil ? validationLoader.batches(epoch: 0).makeIterator() : nil
+            let validationOrder = feed == nil ? [] : validationLoader.order(epoch: 0)
+            var b = 0
+            while true {
+                var batch: Batch?
+                if feed == nil {
+                    guard let next = hostBatches!.next() else { break }
+                    batch = next
+                } else if b >= validationLoader.batchesPerEpoch {
+                    break
+                }
                 if stopFlag?.isRequested == true {
                     // Stopped during validation: the epoch's training steps are all done; the
                     // resumed run repeats only the validation.
@@ -428,8 +472,14 @@ public final class Trainer {
                     try saveStopped(epoch: epoch, index: steps, sums: trainSums)
                     return nil
                 }
-                try runner.evalStep(images: batch.images, labels: batch.labels)
-                validationLoader.recycle(batch)
+                if let batch {
+                    try runner.evalStep(images: batch.images, labels: batch.labels)
+                    validationLoader.recycle(batch)
+                } else if let feed {
+                    let t = try feed.prepare(validationLoader, epoch: 0, index: b, order: validationOrder)
+                    try runner.evalStep(x: t.x, y: t.y, count: t.count)
+                }
+                b += 1
             }
             val = try runner.takeTotals()
             // A finite training loss but non-finite weights (the epoch's last update) or validation loss.

@@ -88,6 +88,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Fraction of the training images held out for validation, in (0, 1).") var valSplit: Double?
     @Flag(help: "Stratified train/validation split (keeps class proportions).") var stratify = false
     @Option(help: "Data-loading threads.") var workers: Int?
+    @Flag(name: .customLong("data-on-device"), inversion: .prefixedNo,
+          help: "OpenCL: upload the uint8 training set to the device once and augment there (default: when it fits in a quarter of the device memory; --no-data-on-device sends each batch as uint8 images, still augmented on the device). The CPU backend always builds batches on the host.")
+    var dataOnDevice: Bool?
 
     // Augmentation
     @Option(help: "Horizontal flip probability.") var flip: Float?
@@ -215,15 +218,22 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: runDir)
         if noProgress { trainer.showProgress = false }
         if distributedOptions.noDropout { disableDropout(trainer.model) }
+        trainer.dataOnDevice = dataOnDevice
         if profile {
             // Counted between two epoch-end lines (the first interval includes start-up work).
             var last = DeviceWorkCounts.snapshot(backend)
+            var lastWaits = 0
             let log = trainer.log, steps = trainer.trainLoader.batchesPerEpoch
-            trainer.log = { line in
+            trainer.log = { [weak trainer] line in
                 log(line)
                 guard line.hasPrefix("epoch ") else { return }
                 let now = DeviceWorkCounts.snapshot(backend)
-                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary)
+                // Batches built on the device: how many blocking calls were waits for a staging buffer.
+                let waits = trainer?.deviceInputWaits.map { w in
+                    defer { lastWaits = w }
+                    return String(format: " (input waits for a staging buffer: %.2f)", Double(w - lastWaits) / Double(max(steps, 1)))
+                } ?? ""
+                log("  per step (\(steps) steps): " + now.perStep(since: last, steps: steps).summary + waits)
                 last = now
             }
         }

@@ -20,7 +20,7 @@ struct Verify: ParsableCommand {
         let (device, reason) = try makeBackend(deviceOption.device ?? .opencl)
         note(reason)
         let reference = CPUBackend(reference: true)
-        let cases = quick ? VerifySuite.quick : VerifySuite.standard(batch: batch)
+        let cases = (quick ? VerifySuite.quick : VerifySuite.standard(batch: batch)) + DeviceInputCases.quick
         let start = Date()
         let rows = verify(device: device, reference: reference, cases: cases, progress: { _ in })
         print(formatVerifyTable(rows, device: device.info.description, reference: reference.info.description))

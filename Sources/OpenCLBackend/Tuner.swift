@@ -80,12 +80,21 @@ package struct GEMMTuner {
     /// before any tuning was applied in this process: CLBlast's parameters at the start are taken
     /// as the defaults.
     package func run(shapes requested: [GEMMShape], workload: String) throws -> TuningRecord {
+        let defaults = try backend.currentGEMMParameters()
+        do {
+            return try search(shapes: requested, workload: workload, defaults: defaults)
+        } catch {
+            try? backend.applyGEMMParameters(defaults)   // never leave a half-searched candidate applied
+            throw error
+        }
+    }
+
+    private func search(shapes requested: [GEMMShape], workload: String, defaults: CLBlastGEMMParameters) throws -> TuningRecord {
         let t0 = Date()
         let shapes = Array(Set(requested.filter { $0.m > 0 && $0.n > 0 && $0.k > 0 })).sorted {
             ($0.volume, $0.m, $0.n, $0.k, $0.transA ? 1 : 0, $0.transB ? 1 : 0) < ($1.volume, $1.m, $1.n, $1.k, $1.transA ? 1 : 0, $1.transB ? 1 : 0)
         }
         try require(!shapes.isEmpty, "tuning \(backend.deviceInfo.name): no GEMM shapes to tune for (\(workload))")
-        let defaults = try backend.currentGEMMParameters()
         options.log("tuning CLBlast GEMM on \(backend.deviceInfo.name) for \(shapes.count) shapes (\(workload)), "
                     + "budget \(String(format1: options.budgetSeconds)) s")
         options.log("  defaults: \(defaults)")
@@ -124,7 +133,6 @@ package struct GEMMTuner {
 
         // 1. The defaults as they are: the baseline (the gate applies to them too).
         guard case .timed(let defaultTimes) = evaluate(defaults, "defaults") else {
-            try backend.applyGEMMParameters(defaults)
             throw CNNError.device("tuning \(backend.deviceInfo.name): CLBlast's default GEMM parameters fail the correctness "
                                   + "gate or do not run; the device is not usable for training (run `cnn verify`)")
         }

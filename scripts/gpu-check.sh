@@ -24,7 +24,7 @@
 #   pt-*        PyTorch eager on CUDA, the same cases, one step each (pytorch_baseline.py; TF32 off)
 #               -> pytorch/*.json, merged into pytorch-cuda.json
 #   compare-pt  cnn-bench compare PyTorch vs SwiftCNN                             -> compare-pt.txt
-#   train       a short real training run of `optimized` (with --data-on-device when this cnn has it) -> train.txt
+#   train       a short real training run of `optimized` (with --data-on-device when this cnn has it) -> train.txt, run/
 #   roofline    cnn-bench --roofline h200 on train:optimized:128, train:speedrun:512 (when this
 #               cnn-bench has --roofline)                                         -> roofline.json/.txt
 #   bench-ops   cnn-bench on the GPU, the per-op cases (short repetitions)         -> bench-ops.json/.txt
@@ -222,7 +222,10 @@ BENCH=$BUNDLE/bin/cnn-bench
 DATA=$BUNDLE/data/cifar-10-batches-bin
 DEV=${GPU_CHECK_DEVICE:-opencl}
 TORCH_DEV=${GPU_CHECK_TORCH_DEVICE:-cuda}
-export SWIFTCNN_CACHE_DIR="$RESULTS/cache"   # fresh program and tuning caches: compile and tuning times are measured
+# Scratch outside the results (they come back from the device session; checkpoints and program
+# binaries are tens of MB): fresh program and tuning caches, so compile and tuning times are measured.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-work.XXXXXX")
+export SWIFTCNN_CACHE_DIR="$WORK/cache"
 # Case sizes: the GPU's, or (GPU_CHECK_SMALL=1, a rehearsal on a CPU driver) small ones of the same kinds.
 if [ "${GPU_CHECK_SMALL:-0}" = 1 ]; then
   E2E_FILTER='train:optimized:128,infer:optimized:128,epoch:*'; E2E_BATCH=(--batch 128); EPOCH_IMAGES=256; REPS=3
@@ -280,8 +283,10 @@ if [ -f "$DATA/data_batch_1.bin" ]; then
   PROFILE=()
   has_option "$TRAIN_HELP" -- --profile && PROFILE=(--profile)
   step train 75 "$CNN" train --model optimized --batch-size 128 --epochs "$TRAIN_EPOCHS" --device "$DEV" --data "$DATA" \
-    --limit "$N" --test-limit "$(( NT > 0 ? NT : 1 ))" --runs-dir "$RESULTS/runs" --name gpu-check --no-progress \
+    --limit "$N" --test-limit "$(( NT > 0 ? NT : 1 ))" --runs-dir "$WORK/runs" --name gpu-check --no-progress \
     "${ON_DEVICE[@]}" "${PROFILE[@]}"
+  # The run's text files (metrics, report, config); its checkpoints stay in the scratch folder.
+  mkdir -p "$RESULTS/run" && cp "$WORK"/runs/gpu-check/*.json* "$WORK"/runs/gpu-check/*.txt "$WORK"/runs/gpu-check/*.csv "$RESULTS/run/" 2>/dev/null
 else
   say "train        SKIPPED (the bundle has no data/; build it with --data-images N)"
 fi
@@ -339,6 +344,8 @@ for c in cases(load("bench-e2e.json")):
 PY
 fi
 
+mkdir -p "$RESULTS/tuning-cache" && cp "$SWIFTCNN_CACHE_DIR"/tuning/*.json "$RESULTS/tuning-cache/" 2>/dev/null
+rm -rf "$WORK"
 say "gpu-check: done in $(elapsed)s (budget ${BUDGET}s); $([ $FAILED = 0 ] && echo 'every step passed' || echo 'some steps FAILED or timed out')"
 tar -C "$(dirname "$RESULTS")" -czf "$RESULTS.tar.gz" "$(basename "$RESULTS")" 2>/dev/null && say "packed $RESULTS.tar.gz"
 exit $FAILED

@@ -9,8 +9,9 @@ import Foundation
 /// 3. Direct kernel (`XgemmDirect`): likewise, with every GEMM forced direct.
 /// 4. The threshold: the XGEMM_MIN_INDIRECT_SIZE that sends each shape to the faster of the two
 ///    winners (shapes sorted by m*n*k; the cut with the least total time).
-/// 5. The combination is timed once more; it is kept only if it passes the gate and beats the
-///    defaults' total, else the defaults stay.
+/// 5. The combination is timed, then timed twice more interleaved with the defaults; it is kept
+///    only if it passes the gate every time and its median total beats the defaults' by more than
+///    3%, else the defaults stay.
 ///
 /// Correctness gate: every timed run of every candidate first writes C over a sentinel and its
 /// result is compared with the CPU result of the same GEMM (`accept`); a candidate that fails on any
@@ -174,15 +175,39 @@ package struct GEMMTuner {
 
         // 4. The threshold, and 5. the final check.
         var chosen = defaults
+        var baselineTimes = defaultTimes
         var chosenTimes = defaultTimes
         if bestIndirect.times != nil || bestDirect.times != nil {
             let threshold = Self.bestThreshold(volumes: shapes.map(\.volume), indirect: bestIndirect.times,
                                                direct: bestDirect.times, current: defaults.minIndirectSize)
             let combined = CLBlastGEMMParameters(xgemm: bestIndirect.params, xgemmDirect: bestDirect.params,
                                                  minIndirectSize: threshold)
-            if combined != defaults, case .timed(let t) = evaluate(combined, "tuned"), t.reduce(0, +) < defaultTimes.reduce(0, +) {
-                chosen = combined
-                chosenTimes = t
+            if combined != defaults, case .timed(let t) = evaluate(combined, "tuned") {
+                // Confirmation, interleaved: defaults and tuned twice more each (both programs are
+                // compiled by now, so this is cheap), every run gated; per-shape medians of the three.
+                // The tuned set is kept only if it passes every run and its total beats the defaults'
+                // by more than 3% (single timings on a busy machine vary more than that).
+                var d = [defaultTimes], c = [t], passed = true
+                for _ in 0..<2 {
+                    guard case .timed(let dt) = measure(defaults, problems), case .timed(let ct) = measure(combined, problems) else {
+                        passed = false
+                        rejected += 1
+                        options.log("  tuned: REJECTED in the confirmation runs (gate or launch failure)")
+                        break
+                    }
+                    d.append(dt); c.append(ct)
+                }
+                if passed {
+                    let dm = Self.medians(d), cm = Self.medians(c)
+                    options.log("  confirmation (medians of 3, interleaved): defaults \(ms(dm.reduce(0, +))) ms, tuned \(ms(cm.reduce(0, +))) ms")
+                    baselineTimes = dm
+                    if cm.reduce(0, +) < 0.97 * dm.reduce(0, +) {
+                        chosen = combined
+                        chosenTimes = cm
+                    } else {
+                        chosenTimes = dm
+                    }
+                }
             }
         }
         try backend.applyGEMMParameters(chosen)
@@ -190,7 +215,7 @@ package struct GEMMTuner {
 
         let info = backend.deviceInfo
         let results = shapes.indices.map { i in
-            TuningRecord.ShapeResult(shape: shapes[i], defaultSeconds: defaultTimes[i], tunedSeconds: chosenTimes[i],
+            TuningRecord.ShapeResult(shape: shapes[i], defaultSeconds: baselineTimes[i], tunedSeconds: chosenTimes[i],
                                      kernel: shapes[i].volume < chosen.minIndirectSize * chosen.minIndirectSize * chosen.minIndirectSize
                                          ? "direct" : "indirect")
         }
@@ -240,6 +265,15 @@ package struct GEMMTuner {
             }
         }
         return .timed(times)
+    }
+
+    /// Per shape, the median over runs.
+    static func medians(_ runs: [[Double]]) -> [Double] {
+        guard let first = runs.first else { return [] }
+        return first.indices.map { i in
+            let v = runs.map { $0[i] }.sorted()
+            return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
+        }
     }
 
     /// The XGEMM_MIN_INDIRECT_SIZE with the least total time: shapes with m*n*k < size^3 run direct.

@@ -83,6 +83,8 @@ import Verification
         // Without a direct timing, all indirect; without an indirect one, all direct.
         #expect(GEMMTuner.bestThreshold(volumes: volumes, indirect: [1, 1, 1, 1], direct: nil, current: 500) == 1)
         #expect(GEMMTuner.bestThreshold(volumes: volumes, indirect: nil, direct: [1, 1, 1, 1], current: 500) == 1 << 16)
+        // The confirmation compares per-shape medians of interleaved runs.
+        #expect(GEMMTuner.medians([[1, 5], [3, 4], [2, 60]]) == [2, 5])
     }
 
     /// Every grid candidate satisfies CLBlast's constraints and the device's limits.

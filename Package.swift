@@ -39,7 +39,9 @@ let package = Package(
         // SGEMM timings for scripts/gemm-bench.sh (against numpy) and blocking / thread-pool sweeps.
         .executableTarget(name: "gemm-bench", dependencies: ["SGEMM"]),
         .target(name: "CPUBackend", dependencies: ["CNNCore", "SGEMM"]),
-        .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "Kernels"]),
+        // CLBlast's RetrieveParameters (C++ only in 1.5.3): the tuner reads a device's default GEMM parameters.
+        .target(name: "CLBlastParams", path: "Sources/CLBlastParams", linkerSettings: [.linkedLibrary("clblast")]),
+        .target(name: "OpenCLBackend", dependencies: ["CNNCore", "COpenCL", "CCLBlast", "CLBlastParams", "Kernels"]),
         .target(name: "NN", dependencies: ["CNNCore"]),
         // libpng / libjpeg-turbo wrappers for image-folder datasets (Debian: libpng-dev, libjpeg62-turbo-dev).
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",

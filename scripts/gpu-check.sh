@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# gpu-check.sh — SwiftCNN on an NVIDIA GPU machine without a Swift toolchain, in about 5 minutes.
+# gpu-check.sh — SwiftCNN on an NVIDIA GPU machine without a Swift toolchain, in one call of at most
+# about 10 minutes (default budget 540 s: a 15-minute device session with room for start-up).
 #
 # Runs from the bundle that scripts/build-gpu-bundle.sh makes (bin/cnn, bin/cnn-bench built with
-# --static-swift-stdlib; lib/libOpenCL.so.1, lib/libclblast.so.1, ...; data/ a CIFAR-10 slice):
+# --static-swift-stdlib; lib/libOpenCL.so.1, lib/libclblast.so.1, ...; data/ a CIFAR-10 slice;
+# pytorch_baseline.py):
 #
 #   gpu-check.sh [--results DIR] [--budget SECONDS]
 #
@@ -13,34 +15,43 @@
 #      /usr/lib/x86_64-linux-gnu, ..., ldconfig) and reports what it finds; when no ICD file names it,
 #      writes /etc/OpenCL/vendors/nvidia.icd (libnvidia-opencl.so.1), or, without root, an ICD folder in
 #      the results and OCL_ICD_VENDORS pointing at it                             -> icd.txt
-#   4. cnn devices                                                                -> devices.txt
-#   5. cnn verify --device opencl (every kernel against the CPU reference)        -> verify.txt
-#   6. cnn-bench on the GPU (every case, short repetitions)                       -> bench-gpu.json/.txt
-#   7. a short training run of `optimized` on the GPU (when the bundle has data)  -> train.txt, runs/
-#   8. cnn-bench on the CPU (a budget selection: GEMM, train b128, infer b256)    -> bench-cpu.json/.txt
-#   9. cnn-bench compare CPU vs GPU                                               -> compare.txt
-#  10. PyTorch eager on CUDA, same cases (pytorch_baseline.py), and the comparison -> pytorch.txt
+#   then the steps, most valuable first, each with a time cap (never past the budget):
+#   devices     cnn devices                                                       -> devices.txt
+#   verify      cnn verify --device opencl (every kernel against the CPU reference) -> verify.txt
+#   tune        cnn tune --device opencl (CLBlast GEMM search, ~30 s; later steps use it) -> tune.txt, tune.json
+#   bench-e2e   cnn-bench on the GPU, end-to-end cases train:*, infer:*, epoch:* (perStep counts
+#               in the JSON)                                                      -> bench-e2e.json/.txt
+#   pt-*        PyTorch eager on CUDA, the same cases, one step each (pytorch_baseline.py; TF32 off)
+#               -> pytorch/*.json, merged into pytorch-cuda.json
+#   compare-pt  cnn-bench compare PyTorch vs SwiftCNN                             -> compare-pt.txt
+#   train       a short real training run of `optimized` (with --data-on-device when this cnn has it) -> train.txt, run/
+#   roofline    cnn-bench --roofline h200 on train:optimized:128, train:speedrun:512 (when this
+#               cnn-bench has --roofline)                                         -> roofline.json/.txt
+#   bench-ops   cnn-bench on the GPU, the per-op cases (short repetitions)         -> bench-ops.json/.txt
+#   bench-cpu   cnn-bench on the CPU (GEMM, train b128, infer b256) and compare-cpu -> bench-cpu.json, compare-cpu.txt
+#   report      one table of the end-to-end figures (python3)                     -> report.txt
 # A glibc older than the bundle needs stops the run at step 2 with a clear message (nothing could start).
 # An ICD file that names NVIDIA is trusted only when its library loads; the driver's folder is put on
 # LD_LIBRARY_PATH whenever libnvidia-opencl.so* was found.
-# Every step has a time cap and the whole run stays within --budget (default 300 s); a step that fails
-# or times out is recorded and the next one runs. summary.txt lists each step's status and seconds;
-# the folder is also packed as DIR.tar.gz. Exit status: 0 when every step passed, 1 otherwise.
+# A step that fails or times out is recorded and the next one runs (its partial output is kept).
+# summary.txt lists each step's status and seconds; the folder is also packed as DIR.tar.gz. Exit
+# status: 0 when every step passed, 1 otherwise.
 #
 # Results go to --results DIR, else $OUT/gpu-check when $OUT is set, else ./gpu-check-results-DATE.
 # For testing elsewhere: GPU_CHECK_DRIVER_DIRS (colon-separated folders searched first for
-# libnvidia-opencl.so*) and GPU_CHECK_VENDORS_DIR (instead of /etc/OpenCL/vendors; then exported as
-# OCL_ICD_VENDORS).
+# libnvidia-opencl.so*), GPU_CHECK_VENDORS_DIR (instead of /etc/OpenCL/vendors; then exported as
+# OCL_ICD_VENDORS), GPU_CHECK_DEVICE (default opencl), GPU_CHECK_TORCH_DEVICE (default cuda), and
+# GPU_CHECK_SMALL=1 (smaller cases: a rehearsal on a CPU OpenCL driver such as PoCL).
 set -uo pipefail
 
 BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BUDGET=300
+BUDGET=540
 RESULTS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --results) RESULTS=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "gpu-check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -205,41 +216,136 @@ else
 fi
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$RESULTS/icd.txt"
 
-# ---------------------------------------------------------------- 4-9. the checks
+# ---------------------------------------------------------------- the checks
 CNN=$BUNDLE/bin/cnn
 BENCH=$BUNDLE/bin/cnn-bench
 DATA=$BUNDLE/data/cifar-10-batches-bin
-export SWIFTCNN_CACHE_DIR="$RESULTS/cache"   # a fresh program cache: compile times are measured
+DEV=${GPU_CHECK_DEVICE:-opencl}
+TORCH_DEV=${GPU_CHECK_TORCH_DEVICE:-cuda}
+# Scratch outside the results (they come back from the device session; checkpoints and program
+# binaries are tens of MB): fresh program and tuning caches, so compile and tuning times are measured.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-work.XXXXXX")
+export SWIFTCNN_CACHE_DIR="$WORK/cache"
+# Case sizes: the GPU's, or (GPU_CHECK_SMALL=1, a rehearsal on a CPU driver) small ones of the same kinds.
+if [ "${GPU_CHECK_SMALL:-0}" = 1 ]; then
+  E2E_FILTER='train:optimized:128,infer:optimized:128,epoch:*'; E2E_BATCH=(--batch 128); EPOCH_IMAGES=256; REPS=3
+  PT_CASES=train:optimized:128,infer:optimized:128; TRAIN_EPOCHS=1; TRAIN_LIMIT=512
+  PT_ARGS=(--warmup 2 --steps 5); PT_CAP=60; VERIFY_CAP=150
+else
+  # the default batches: 64, 128, 256 and train:speedrun:512
+  E2E_FILTER='train:*,infer:*,epoch:*'; E2E_BATCH=(); EPOCH_IMAGES=2048; REPS=10
+  PT_CASES=train:optimized:128,train:speedrun:512,train:cnn:128,infer:optimized:256,infer:cnn:256; TRAIN_EPOCHS=2; TRAIN_LIMIT=
+  PT_ARGS=(); PT_CAP=40; VERIFY_CAP=75
+fi
+# Options that other work adds to cnn and cnn-bench: used when this build has them.
+BENCH_HELP=$("$BENCH" --help 2>&1 || true)
+TRAIN_HELP=$("$CNN" train --help 2>&1 || true)
+has_option() { printf '%s\n' "$1" | grep -q -- "$2"; }
 
 step devices 20 "$CNN" devices
-step verify 60 "$CNN" verify --device opencl
-step bench-gpu 110 "$BENCH" --device opencl --e2e-first --reps 10 --max-case-seconds 1.5 --case-budget 10 --device-time-reps 3 \
-  --epoch-images 2048 --data "$DATA" --out "$RESULTS/bench-gpu.json"
-if [ -f "$DATA/data_batch_1.bin" ]; then
-  N=$(( $(stat -c %s "$DATA/data_batch_1.bin") / 3073 ))
-  NT=$(( $(stat -c %s "$DATA/test_batch.bin" 2>/dev/null || echo 0) / 3073 ))
-  step train 45 "$CNN" train --model optimized --epochs 2 --device opencl --data "$DATA" --limit "$N" \
-    --test-limit "$(( NT > 0 ? NT : 1 ))" --runs-dir "$RESULTS/runs" --name gpu-check --no-progress
-else
-  say "train        SKIPPED (the bundle has no data/; build it with --data-images N)"
-fi
-step bench-cpu 45 "$BENCH" --device cpu --filter 'gemm:square:*,train:*:128,infer:*:256' --reps 5 --min-reps 2 \
-  --max-case-seconds 3 --case-budget 8 --epoch-images 0 --out "$RESULTS/bench-cpu.json"
-if [ -f "$RESULTS/bench-cpu.json" ] && [ -f "$RESULTS/bench-gpu.json" ]; then
-  step compare 10 "$BENCH" compare "$RESULTS/bench-cpu.json" "$RESULTS/bench-gpu.json" --threshold 0.1
-fi
+step verify "$VERIFY_CAP" "$CNN" verify --device "$DEV"
+step tune 75 "$CNN" tune --device "$DEV" --json "$RESULTS/tune.json"
+step bench-e2e 150 "$BENCH" --device "$DEV" --filter "$E2E_FILTER" "${E2E_BATCH[@]}" --reps "$REPS" --min-reps 2 \
+  --max-case-seconds 4 --case-budget 20 --device-time-reps 2 --epoch-images "$EPOCH_IMAGES" --data "$DATA" \
+  --out "$RESULTS/bench-e2e.json"
 
 # PyTorch eager on CUDA, the same cases side by side (the GPU machine has PyTorch; the bundle carries
 # ../shared/bench/pytorch_baseline.py when build-gpu-bundle.sh found it).
-if [ -f "$BUNDLE/pytorch_baseline.py" ] && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  step pytorch 60 python3 "$BUNDLE/pytorch_baseline.py" --device cuda --cases train:optimized:128,train:speedrun:512,infer:optimized:256 \
-    --out "$RESULTS/pytorch-cuda.json"
-  [ -f "$RESULTS/pytorch-cuda.json" ] && [ -f "$RESULTS/bench-gpu.json" ] && \
-    step compare-pt 10 "$BENCH" compare "$RESULTS/pytorch-cuda.json" "$RESULTS/bench-gpu.json"
+# One step per case (the script writes its JSON only at the end: a timeout then loses one case, not all),
+# merged into pytorch-$TORCH_DEV.json for `cnn-bench compare`.
+if [ -f "$BUNDLE/pytorch_baseline.py" ] && python3 -c "import torch, sys; sys.exit(0 if '$TORCH_DEV' == 'cpu' or torch.cuda.is_available() else 1)" 2>/dev/null; then
+  mkdir -p "$RESULTS/pytorch"
+  IFS=, read -r -a PT_LIST <<< "$PT_CASES"
+  for c in "${PT_LIST[@]}"; do
+    step "pt-${c//:/-}" "$PT_CAP" python3 "$BUNDLE/pytorch_baseline.py" --device "$TORCH_DEV" --cases "$c" "${PT_ARGS[@]}" \
+      --out "$RESULTS/pytorch/${c//:/-}.json"
+  done
+  python3 - "$RESULTS/pytorch" "$RESULTS/pytorch-$TORCH_DEV.json" <<'PY'
+import glob, json, sys
+parts = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))]
+if parts:
+    merged = dict(parts[0]); merged["results"] = [r for p in parts for r in p.get("results", [])]
+    json.dump(merged, open(sys.argv[2], "w"), indent=2)
+PY
+  [ -f "$RESULTS/pytorch-$TORCH_DEV.json" ] && [ -f "$RESULTS/bench-e2e.json" ] && \
+    step compare-pt 10 "$BENCH" compare "$RESULTS/pytorch-$TORCH_DEV.json" "$RESULTS/bench-e2e.json"
 else
-  say "pytorch      SKIPPED (no pytorch_baseline.py in the bundle, or no PyTorch with CUDA here)"
+  say "pytorch      SKIPPED (no pytorch_baseline.py in the bundle, or no PyTorch with $TORCH_DEV here)"
 fi
 
+if [ -f "$DATA/data_batch_1.bin" ]; then
+  N=$(( $(stat -c %s "$DATA/data_batch_1.bin") / 3073 ))
+  [ -n "$TRAIN_LIMIT" ] && [ "$TRAIN_LIMIT" -lt "$N" ] && N=$TRAIN_LIMIT
+  NT=$(( $(stat -c %s "$DATA/test_batch.bin" 2>/dev/null || echo 0) / 3073 ))
+  ON_DEVICE=()
+  if has_option "$TRAIN_HELP" --data-on-device; then ON_DEVICE=(--data-on-device)
+  else say "train        note: this cnn has no --data-on-device; training with the host pipeline"; fi
+  PROFILE=()
+  has_option "$TRAIN_HELP" -- --profile && PROFILE=(--profile)
+  step train 75 "$CNN" train --model optimized --batch-size 128 --epochs "$TRAIN_EPOCHS" --device "$DEV" --data "$DATA" \
+    --limit "$N" --test-limit "$(( NT > 0 ? NT : 1 ))" --runs-dir "$WORK/runs" --name gpu-check --no-progress \
+    "${ON_DEVICE[@]}" "${PROFILE[@]}"
+  # The run's text files (metrics, report, config); its checkpoints stay in the scratch folder.
+  mkdir -p "$RESULTS/run" && cp "$WORK"/runs/gpu-check/*.json* "$WORK"/runs/gpu-check/*.txt "$WORK"/runs/gpu-check/*.csv "$RESULTS/run/" 2>/dev/null
+else
+  say "train        SKIPPED (the bundle has no data/; build it with --data-images N)"
+fi
+
+if has_option "$BENCH_HELP" --roofline; then
+  printf '%s\n' "$BENCH_HELP" | grep -A3 -- --roofline > "$RESULTS/roofline-help.txt"
+  step roofline 60 "$BENCH" --device "$DEV" --filter 'train:optimized:128,train:speedrun:512' --batch 128,512 --reps 3 --min-reps 1 \
+    --max-case-seconds 4 --epoch-images 0 --roofline h200 --out "$RESULTS/roofline.json"
+else
+  say "roofline     SKIPPED (this cnn-bench has no --roofline)"
+fi
+
+step bench-ops 60 "$BENCH" --device "$DEV" --exclude 'train:*,infer:*,epoch:*' --reps 3 --min-reps 1 --max-case-seconds 1 \
+  --case-budget 3 --device-time-reps 0 --epoch-images 0 --out "$RESULTS/bench-ops.json"
+step bench-cpu 40 "$BENCH" --device cpu --filter 'gemm:square:*,train:optimized:128,infer:optimized:256' --reps 3 --min-reps 1 \
+  --max-case-seconds 3 --case-budget 8 --epoch-images 0 --out "$RESULTS/bench-cpu.json"
+if [ -f "$RESULTS/bench-cpu.json" ] && [ -f "$RESULTS/bench-e2e.json" ]; then
+  step compare-cpu 10 "$BENCH" compare "$RESULTS/bench-cpu.json" "$RESULTS/bench-e2e.json" --threshold 0.1
+fi
+
+# One table: SwiftCNN end to end (images/s, perStep) beside PyTorch, and the tuning result.
+if command -v python3 >/dev/null; then
+  step report 10 python3 - "$RESULTS" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+def load(name):
+    try:
+        with open(os.path.join(d, name)) as f: return json.load(f)
+    except Exception as e:
+        print(f"{name}: not available ({e.__class__.__name__})"); return None
+def cases(doc):
+    if doc is None: return []
+    if isinstance(doc, dict):
+        for k in ("results", "cases"):
+            if isinstance(doc.get(k), list): return doc[k]
+    return doc if isinstance(doc, list) else []
+def rate(c):
+    for k in ("imagesPerSecond", "images_per_s", "imagesPerSec", "throughput"):
+        if isinstance(c.get(k), (int, float)): return c[k]
+    return None
+tune = load("tune.json")
+if tune:
+    print(f"tuning: {tune.get('searchSeconds', 0):.1f} s, {tune.get('candidatesTimed')} timed, "
+          f"{tune.get('rejectedByGate')} rejected by the gate; GEMM total "
+          f"{sum(s['defaultSeconds'] for s in tune['shapes'])*1e3:.3f} -> {sum(s['tunedSeconds'] for s in tune['shapes'])*1e3:.3f} ms")
+ptfiles = [f for f in os.listdir(d) if f.startswith("pytorch-") and f.endswith(".json")]
+pt = {c.get("name") or c.get("case"): c for c in cases(load(ptfiles[0]) if ptfiles else None)}
+print(f"{'case':28} {'SwiftCNN img/s':>15} {'PyTorch img/s':>14} {'ratio':>6}  perStep")
+for c in cases(load("bench-e2e.json")):
+    name = c.get("name", "?"); r = rate(c); p = rate(pt.get(name, {})) if name in pt else None
+    ps = c.get("perStep") or {}
+    per = ", ".join(f"{k} {v:g}" for k, v in ps.items() if isinstance(v, (int, float)))
+    print(f"{name:28} {r if r is not None else float('nan'):15.1f} {p if p is not None else float('nan'):14.1f} "
+          f"{(r / p) if r and p else float('nan'):6.2f}  {per}")
+PY
+fi
+
+mkdir -p "$RESULTS/tuning-cache" && cp "$SWIFTCNN_CACHE_DIR"/tuning/*.json "$RESULTS/tuning-cache/" 2>/dev/null
+rm -rf "$WORK"
 say "gpu-check: done in $(elapsed)s (budget ${BUDGET}s); $([ $FAILED = 0 ] && echo 'every step passed' || echo 'some steps FAILED or timed out')"
 tar -C "$(dirname "$RESULTS")" -czf "$RESULTS.tar.gz" "$(basename "$RESULTS")" 2>/dev/null && say "packed $RESULTS.tar.gz"
 exit $FAILED

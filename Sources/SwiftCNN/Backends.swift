@@ -7,12 +7,24 @@ import OpenCLBackend
 
 /// Creates the backend that `request` names (`--device auto|cpu|opencl|opencl:P:D`), with the
 /// reason for the choice (`selectDevice` decides; see there).
+///
+/// An OpenCL device gets its cached CLBlast tuning, if `cnn tune` or an earlier `cnn train` stored
+/// one (`SWIFTCNN_NO_TUNE=1`: CLBlast's defaults); the reason then says so.
 public func makeBackend(_ request: DeviceRequest) throws -> (backend: any Backend, reason: String) {
+    try makeBackend(request, tuning: .cacheOnly)
+}
+
+/// `makeBackend` with a tuning policy (see `prepareTuning`): `cnn train` tunes a device on its
+/// first use (`.tuneIfMissing`, for `workload`), `--no-tune` is `.off`.
+package func makeBackend(_ request: DeviceRequest, tuning: TuningPolicy, workload: TuningWorkload = TuningWorkload(),
+                         log: @escaping (String) -> Void = { _ in }) throws -> (backend: any Backend, reason: String) {
     switch try selectDevice(request) {
     case .cpu(let reason):
         return (CPUBackend(), reason)
     case .opencl(let info, let reason):
-        return (try OpenCLBackend(device: info), reason)
+        let backend = try OpenCLBackend(device: info)
+        let note = try prepareTuning(backend, policy: tuning, workload: workload, log: log)
+        return (backend, note.map { reason + "; " + $0 } ?? reason)
     }
 }
 

@@ -20,8 +20,9 @@ struct CNN: ParsableCommand {
           cnn report runs/NAME [runs/OTHER] one HTML page per run, or two runs compared
           cnn devices                       what this machine can run on
           cnn verify --device opencl        check every kernel against the CPU reference
+          cnn tune --device opencl          tune CLBlast's GEMMs for the device (a GPU: else on first training)
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Plot.self, Report.self, Devices.self, Verify.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Plot.self, Report.self, Devices.self, Verify.self, Tune.self])
 }
 
 /// `--device`, shared by every subcommand that computes.
@@ -48,6 +49,7 @@ struct Devices: ParsableCommand {
         for d in inv.devices {
             let mem = String(format: "%.1f GiB", Double(d.globalMemoryBytes) / 1_073_741_824)
             print("\(d.selector.padding(toLength: 10, withPad: " ", startingAt: 0)) \(d.name) [\(d.type.rawValue)]  \(d.platformName), driver \(d.driverVersion), \(d.computeUnits) compute units, \(mem)")
+            print("           CLBlast: \(tuningStatus(d))")
         }
         for p in inv.problems { print("note: \(p)") }
         let choice = try selectDevice(.auto)

@@ -114,6 +114,7 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("no-test"), help: "Skip the final test-set evaluation.") var noTest = false
     @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
+    @Flag(name: .customLong("no-tune"), help: "Keep CLBlast's default GEMM parameters: neither apply the cached tuning nor tune an untuned OpenCL device (see `cnn tune`).") var noTune = false
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
     @Option(name: .customLong("on-nan"), help: "When the loss, a gradient or a weight is NaN/Inf: stop (keeping the last good checkpoint) or skip (roll back to the epoch's start, learning rate ÷10, go on; at most 5 times).") var onNaN: NonFinitePolicy?
     @Flag(help: "After each epoch, print what it asked of the device per training step: kernel launches, CLBlast calls, blocking calls, host<->device bytes (averaged over the epoch's steps; the validation pass is included).") var profile = false
@@ -200,7 +201,10 @@ struct Train: ParsableCommand {
         }
         if distributedOptions.distributed { return try runDistributed(c) }
         try checkPlainResume()
-        let (backend, reason) = try makeBackend(c.device)
+        let (backend, reason) = try makeBackend(c.device, tuning: noTune ? .off : .tuneGPUIfMissing,
+                                                workload: TuningWorkload(model: c.model.rawValue, batch: c.batchSize,
+                                                                         inputShape: [c.imageChannels, c.imageSize, c.imageSize]),
+                                                log: { note($0) })
         note(reason)
         let data = try TrainingData.load(c, log: { note($0) })
         note(data.train.classCountTable(indices: data.split.train, title: "training split (\(data.split.train.count) images, validation \(data.split.validation.count))"))

@@ -110,6 +110,8 @@ struct ChildProcessProbe {
             r = ["hits": String(s.hits), "compilations": String(s.compilations), "rejected": String(s.rejected),
                  "writes": String(s.writes), "seconds": String(Date().timeIntervalSince(t0)),
                  "compileSeconds": String(s.compileSeconds), "loadSeconds": String(s.loadSeconds)]
+        case let mode? where mode.hasPrefix("tuning"):
+            r = try TuningProbe.run(mode)   // TuningTests.swift
         default:
             Issue.record("unknown probe mode \(env["SWIFTCNN_CHILD_PROBE"] ?? "")")
         }

@@ -126,11 +126,11 @@ struct OpenCLTrainingStepTests {
             perStep.append(DeviceWorkCounts.snapshot(ocl).perStep(since: before, steps: 1))
         }
         // Forward 6: conv 3 (im2col, GEMM, bias+ReLU epilogue), max-pool 1, fc 2 (GEMM, bias).
-        // Loss and metrics 5: softmax cross-entropy 1, loss sum 2, correct count 2.
-        // Backward 11: fc 4 (dW GEMM, bias gradient 2, dx GEMM), max-pool 1, conv 6 (ReLU backward,
-        //   bias gradient 2, im2col, dy reorder, dW GEMM; no dx for the first layer). Adam 1.
+        // Loss and metrics 1: softmax cross-entropy with the loss sum and correct count (softmaxCrossEntropyWithTotals).
+        // Backward 9: fc 3 (dW GEMM, bias gradient 1 — one chunk per channel —, dx GEMM), max-pool 1,
+        //   conv 5 (ReLU backward, bias gradient 1, im2col, dy reorder, dW GEMM; no dx for the first layer). Adam 1.
         // CLBlast: conv forward, fc forward, fc dW and dx, conv dW = 5. Blocking: the two uploads.
-        let expected = DeviceWorkCounts(kernelLaunches: 23, clblastCalls: 5, blockingCalls: 2,
+        let expected = DeviceWorkCounts(kernelLaunches: 17, clblastCalls: 5, blockingCalls: 2,
                                         hostToDeviceBytes: Double(2 * 192 * 4 + 2 * 4), deviceToHostBytes: 0)
         for (s, c) in perStep.enumerated() { #expect(c == expected, "step \(s + 1): \(c.summary)") }
     }

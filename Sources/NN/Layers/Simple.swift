@@ -40,6 +40,9 @@ public final class Dropout: Layer {
     private var backend: (any Backend)!
     private var layerIndex = 0
     private var mask: Tensor?
+    /// Set by `Sequential` when the BatchNorm or Linear before it applies this dropout in training (BatchNormFusion.swift).
+    var fusedIntoPrevious = false
+    private var passedThrough = false
     private var yCache = TensorCache(), maskCache = TensorCache()
 
     public init(_ p: Float = 0.5) { probability = p }
@@ -57,7 +60,8 @@ public final class Dropout: Layer {
         return SeededRNG.splitMix64(&s)
     }
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
-        guard ctx.training, probability > 0 else {
+        passedThrough = fusedIntoPrevious && ctx.training
+        guard ctx.training, probability > 0, !passedThrough else {
             mask = nil
             return x
         }

@@ -105,6 +105,27 @@ struct OpenCLTrainingStepTests {
         #expect(totals.count == steps * n)
     }
 
+    /// The fused training step of `optimized` (issue 10's goal: at most 30 launches), derived here
+    /// from the code; the batch does not change the count (one convolution chunk, one bias-gradient chunk).
+    @Test func optimizedStepLaunchesThirtyKernels() throws {
+        let ocl = try openCL()
+        let model = try ModelZoo.make("optimized", backend: ocl, seed: 5)
+        let runner = try StepRunner(model: model, optimizer: try Adam(model: model, hyper: AdamHyper(learningRate: 1e-3)))
+        let (x, y) = batch(seed: 2)
+        try runner.trainStep(images: x, labels: y, seed: 0)   // warm-up
+        try ocl.synchronize()
+        let before = DeviceWorkCounts.snapshot(ocl)
+        try runner.trainStep(images: x, labels: y, seed: 1)
+        let c = DeviceWorkCounts.snapshot(ocl).perStep(since: before, steps: 1)
+        // Forward 12: conv1 3 (im2col, GEMM, epilogue), BatchNorm-ReLU-MaxPool block 1, conv2 3,
+        //   BatchNorm-ReLU-Dropout-MaxPool block 1, fc1 GEMM + bias-ReLU-Dropout 2, fc2 GEMM + bias 2.
+        // Loss with its totals 1.
+        // Backward 16: fc2 3 (dW GEMM, bias gradient, dx GEMM), fc1 3 (bias-ReLU-Dropout backward with
+        //   the bias gradient, 2 GEMMs), block 1 (with conv2's bias gradient), conv2 5 (im2col, dY'
+        //   reorder, dW GEMM, dx GEMM, col2im), block 1, conv1 3 (no dx). Adam 1.
+        #expect(c.kernelLaunches == 30 && c.clblastCalls == 11 && c.blockingCalls == 2 && c.deviceToHostBytes == 0, "\(c.summary)")
+    }
+
     /// Exact device work of a steady-state training step of a tiny network, counted by the backend
     /// and derived here from the code: conv(3->4, 3x3, pad 1, bias, ReLU fused)-maxpool-flatten-fc(64->10),
     /// softmax cross-entropy, Adam.

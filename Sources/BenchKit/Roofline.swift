@@ -50,7 +50,7 @@ package enum Roofline {
         let m = try ModelZoo.make(model, backend: ocl, seed: 1)
         let runner = try StepRunner(model: m, optimizer: try Adam(model: m, hyper: AdamHyper(learningRate: 1e-3, weightDecay: 1e-4)))
         let (images, labels) = EndToEnd.randomBatch("train:\(model):\(batch)", batch: batch)
-        for s in 0..<2 { try runner.trainStep(images: images, labels: labels, seed: UInt64(s)) }   // warm-up
+        try runner.trainStep(images: images, labels: labels, seed: 0)   // warm-up: programs built, buffers allocated
         try ocl.resetProfile()
         ocl.profiling = true
         for s in 0..<steps { try runner.trainStep(images: images, labels: labels, seed: UInt64(100 + s)) }
@@ -82,13 +82,12 @@ package enum Roofline {
                               "\(profile.name.split(separator: " ").prefix(2).joined(separator: " ")) µs", "+ launches µs"]]
         var total = RooflineRow(kernel: "step", launches: 0, bytes: 0, flops: 0, measuredSeconds: 0, deviceBoundSeconds: 0,
                                 profileBoundSeconds: 0, profileLaunchSeconds: 0)
-        for r in rows + [total] {
-            let row = r.kernel == "step" ? total : r
-            if r.kernel != "step" {
-                total.launches += r.launches; total.bytes += r.bytes; total.flops += r.flops
-                total.measuredSeconds += r.measuredSeconds; total.deviceBoundSeconds += r.deviceBoundSeconds
-                total.profileBoundSeconds += r.profileBoundSeconds; total.profileLaunchSeconds += r.profileLaunchSeconds
-            }
+        for r in rows {
+            total.launches += r.launches; total.bytes += r.bytes; total.flops += r.flops
+            total.measuredSeconds += r.measuredSeconds; total.deviceBoundSeconds += r.deviceBoundSeconds
+            total.profileBoundSeconds += r.profileBoundSeconds; total.profileLaunchSeconds += r.profileLaunchSeconds
+        }
+        for row in rows + [total] {
             let frac = row.measuredSeconds > 0 ? String(format: "%.0f%%", 100 * row.deviceBoundSeconds / row.measuredSeconds) : "-"
             t.append([row.kernel, String(format: "%.0f", row.launches), String(format: "%.2f", row.bytes / 1e6),
                       String(format: "%.3f", row.flops / 1e9), ms(row.measuredSeconds), ms(row.deviceBoundSeconds), frac,

@@ -158,3 +158,188 @@ __kernel void batchNormBackwardData(__global const float* x, int xOff, __global 
     float meanDyX = dGamma[dgOff + c] / (float)M;
     dx[dxOff + idx] = gamma[gOff + c] * is * (dy[dyOff + idx] - meanDy - xhat * meanDyX);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fused BatchNorm block (training): BatchNorm + activation + dropout + max pooling forward, and
+// its whole backward chain, each ONE launch: one work-group per channel (global (C*WG_SIZE),
+// local WG_SIZE), which owns all N*S values of its channel, so the statistics, the running
+// statistics and the apply pass need no second launch and no cross-group combine.
+// - Statistics in one pass over x: shifted sums around the channel's first value K,
+//   sum(x - K) and sum((x - K)^2); var = E[(x-K)^2] - E[x-K]^2 stays accurate while K is a
+//   sample of the channel (no cancellation of two large sums as with raw E[x^2] - E[x]^2).
+// - The dropout mask is regenerated from the counter RNG at the BatchNorm output's flat index
+//   (the same mask dropoutForward draws with the same key); nothing is stored.
+// - Backward: the pooled gradient is gathered through the argmax, times the mask, times the
+//   ReLU mask (the pre-activation recomputed from x and the saved statistics), reduced to
+//   sum(g) and sum(g * xhat) in the same pass; a second pass over the channel writes dx and
+//   reduces it to the bias gradient of the layer before the BatchNorm.
+// Channel loops walk the flat (n, s) range of the channel with a carried (n, s) pair: no
+// per-element division or modulo.
+// ---------------------------------------------------------------------------------------------
+
+// The first (n, s) of work-item lid, and the step WG_SIZE = dn*S + ds, for a channel loop.
+#define BN_CHANNEL_LOOP_BEGIN(S) { \
+    int n_ = lid / (S), s_ = lid - n_ * (S); \
+    int dn_ = WG_SIZE / (S), ds_ = WG_SIZE - dn_ * (S); \
+    for (; n_ < N; s_ += ds_, n_ += dn_ + (s_ >= (S) ? 1 : 0), s_ -= (s_ >= (S) ? (S) : 0)) {
+#define BN_CHANNEL_LOOP_END } }
+
+inline float swiftcnn_bn_mask(int drop, uint key, float p, float scale, int index) {
+    return drop ? (swiftcnn_uniform(key, (uint)index) >= p ? scale : 0.0f) : 1.0f;
+}
+
+// First and last pooled index along one axis whose window covers input position `pos`.
+inline int2 swiftcnn_bn_covering(int pos, int K, int S, int P, int O) {
+    int lo = pos + P - K + 1;
+    int first = lo <= 0 ? 0 : (lo + S - 1) / S;
+    int last = min((pos + P) / S, O - 1);
+    return (int2)(first, last);
+}
+
+__kernel void batchNormBlockForward(__global const float* x, int xOff, __global float* y, int yOff,
+                                    __global int* argmax, int aOff,
+                                    __global const float* gamma, int gOff, __global const float* beta, int bOff,
+                                    __global float* runningMean, int rmOff, __global float* runningVar, int rvOff,
+                                    __global float* saveMean, int smOff, __global float* saveInvStd, int siOff,
+                                    int N, int C, int S, float momentum, float eps, int act,
+                                    int drop, uint key, float p, float scale,
+                                    int pool, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
+    __local float bufA[WG_SIZE];
+    __local float bufB[WG_SIZE];
+    int lid = get_local_id(0);
+    int c = get_group_id(0);
+    int M = N * S;
+    __global const float* xc = x + xOff + c * S;   // plane (n, c) starts at xc + n*C*S
+    int plane = C * S;
+    float K = xc[0];
+    float s1 = 0.0f, s2 = 0.0f;
+    BN_CHANNEL_LOOP_BEGIN(S)
+        float d = xc[n_ * plane + s_] - K;
+        s1 += d;
+        s2 += d * d;
+    BN_CHANNEL_LOOP_END
+    bufA[lid] = s1;
+    bufB[lid] = s2;
+    swiftcnn_local_sum(bufA, lid);
+    swiftcnn_local_sum(bufB, lid);
+    float dm = bufA[0] / (float)M;
+    float mean = K + dm;
+    float var = max(bufB[0] / (float)M - dm * dm, 0.0f);
+    float is = 1.0f / sqrt(var + eps);
+    if (lid == 0) {
+        float unbiased = M > 1 ? var * ((float)M / (float)(M - 1)) : var;
+        saveMean[smOff + c] = mean;
+        saveInvStd[siOff + c] = is;
+        runningMean[rmOff + c] = (1.0f - momentum) * runningMean[rmOff + c] + momentum * mean;
+        runningVar[rvOff + c] = (1.0f - momentum) * runningVar[rvOff + c] + momentum * unbiased;
+    }
+    float g = gamma[gOff + c], b = beta[bOff + c];
+    if (!pool) {
+        BN_CHANNEL_LOOP_BEGIN(S)
+            int e = n_ * plane + c * S + s_;
+            float z = swiftcnn_activate(g * ((x[xOff + e] - mean) * is) + b, act);
+            y[yOff + e] = z * swiftcnn_bn_mask(drop, key, p, scale, e);
+        BN_CHANNEL_LOOP_END
+        return;
+    }
+    // Max pooling: one work-item per pooled output (n, oh, ow) of the channel, its window's values
+    // computed on the fly; first maximum in row-major window order, padding never wins.
+    int OS = OH * OW;
+    for (int q = lid; q < N * OS; q += WG_SIZE) {
+        int n = q / OS;
+        int r = q - n * OS;
+        int oh = r / OW;
+        int ow = r - oh * OW;
+        int h0 = oh * SH - PH, w0 = ow * SW - PW;
+        int base = (n * C + c) * S;
+        float best = 0.0f;
+        int bestIdx = -1;
+        for (int i = 0; i < KH; i++) {
+            int h = h0 + i;
+            if (h < 0 || h >= H) continue;
+            for (int j = 0; j < KW; j++) {
+                int w = w0 + j;
+                if (w < 0 || w >= W) continue;
+                int e = base + h * W + w;
+                float z = swiftcnn_activate(g * ((x[xOff + e] - mean) * is) + b, act) * swiftcnn_bn_mask(drop, key, p, scale, e);
+                if (bestIdx < 0 || swiftcnn_greater(z, best)) { best = z; bestIdx = h * W + w; }
+            }
+        }
+        int o = (n * C + c) * OS + r;
+        y[yOff + o] = best;
+        argmax[aOff + o] = bestIdx;
+    }
+}
+
+// dx = gamma*invStd * (g - sum(g)/M - xhat * sum(g*xhat)/M), dGamma = sum(g*xhat), dBeta = sum(g),
+// dBias = sum(dx) (when hasBias), with g the gradient at the BatchNorm output (see above). dx holds
+// g between the two passes; each work-item reads back only what it wrote itself.
+__kernel void batchNormBlockBackward(__global const float* x, int xOff, __global const float* dy, int dyOff,
+                                     __global const float* gamma, int gOff, __global const float* beta, int bOff,
+                                     __global const float* mean, int mOff, __global const float* invStd, int iOff,
+                                     __global const int* argmax, int aOff,
+                                     __global float* dx, int dxOff, __global float* dGamma, int dgOff, __global float* dBeta, int dbOff,
+                                     __global float* dBias, int dBiasOff, int hasBias,
+                                     int N, int C, int S, int act, int drop, uint key, float p, float scale,
+                                     int pool, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
+    __local float bufA[WG_SIZE];
+    __local float bufB[WG_SIZE];
+    int lid = get_local_id(0);
+    int c = get_group_id(0);
+    int M = N * S;
+    int plane = C * S;
+    int OS = OH * OW;
+    float mu = mean[mOff + c], is = invStd[iOff + c];
+    float gm = gamma[gOff + c], bt = beta[bOff + c];
+    float sG = 0.0f, sGX = 0.0f;
+    BN_CHANNEL_LOOP_BEGIN(S)
+        int e = n_ * plane + c * S + s_;
+        float grad;
+        if (pool) {
+            int h = s_ / W;
+            int w = s_ - h * W;
+            int2 rh = swiftcnn_bn_covering(h, KH, SH, PH, OH);
+            int2 rw = swiftcnn_bn_covering(w, KW, SW, PW, OW);
+            int obase = (n_ * C + c) * OS;
+            grad = 0.0f;
+            for (int oh = rh.x; oh <= rh.y; oh++)
+                for (int ow = rw.x; ow <= rw.y; ow++) {
+                    int o = obase + oh * OW + ow;
+                    if (argmax[aOff + o] == s_) grad += dy[dyOff + o];
+                }
+        } else {
+            grad = dy[dyOff + e];
+        }
+        grad *= swiftcnn_bn_mask(drop, key, p, scale, e);
+        float xhat = (x[xOff + e] - mu) * is;
+        if (act == ACT_RELU && !(swiftcnn_relu(gm * xhat + bt) > 0.0f)) grad = 0.0f;
+        dx[dxOff + e] = grad;
+        sG += grad;
+        sGX += grad * xhat;
+    BN_CHANNEL_LOOP_END
+    bufA[lid] = sG;
+    bufB[lid] = sGX;
+    swiftcnn_local_sum(bufA, lid);
+    swiftcnn_local_sum(bufB, lid);
+    float sumG = bufA[0], sumGX = bufB[0];
+    float meanG = sumG / (float)M, meanGX = sumGX / (float)M;
+    float k = gm * is;
+    float sD = 0.0f;
+    BN_CHANNEL_LOOP_BEGIN(S)
+        int e = n_ * plane + c * S + s_;
+        float xhat = (x[xOff + e] - mu) * is;
+        float v = k * (dx[dxOff + e] - meanG - xhat * meanGX);
+        dx[dxOff + e] = v;
+        sD += v;
+    BN_CHANNEL_LOOP_END
+    if (hasBias) {
+        barrier(CLK_LOCAL_MEM_FENCE);   // everyone has read bufA[0] before it is overwritten
+        bufA[lid] = sD;
+        swiftcnn_local_sum(bufA, lid);
+    }
+    if (lid == 0) {
+        dGamma[dgOff + c] = sumGX;
+        dBeta[dbOff + c] = sumG;
+        if (hasBias) dBias[dBiasOff + c] = bufA[0];
+    }
+}

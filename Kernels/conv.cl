@@ -109,6 +109,45 @@ __kernel void biasAdd(__global float* y, int yOff, __global const float* bias, i
     y[yOff + idx] = swiftcnn_activate(y[yOff + idx] + bias[bOff + c], act);
 }
 
+// y = act(y + bias[c]) * mask in place: biasAdd's operations, then dropout's mask regenerated from
+// the counter RNG at the flat index (drop == 0: no dropout). y: (N, C, S).
+// Launch: 2-D, global (C*S, N): the channel is i / S, no per-element modulo.
+__kernel void biasActivationDropout(__global float* y, int yOff, __global const float* bias, int bOff,
+                                    int N, int C, int S, int act, int drop, uint key, float p, float scale) {
+    int i = get_global_id(0);
+    int n = get_global_id(1);
+    if (i >= C * S || n >= N) return;
+    int idx = n * C * S + i;
+    float v = swiftcnn_activate(y[yOff + idx] + bias[bOff + i / S], act);
+    if (drop) v = v * (swiftcnn_uniform(key, (uint)idx) >= p ? scale : 0.0f);
+    y[yOff + idx] = v;
+}
+
+// Its backward in place: dy = dy * mask, zero where the forward output y is not > 0 (ReLU);
+// dBias[c] = the sum of the result over (N, S) — the bias gradient in the same pass.
+// Launch: one work-group of WG_SIZE per channel (global C*WG_SIZE, local WG_SIZE).
+__kernel void biasActivationDropoutBackward(__global const float* y, int yOff, __global float* dy, int dyOff,
+                                            __global float* dBias, int dbOff, int N, int C, int S, int act,
+                                            int drop, uint key, float p, float scale) {
+    __local float buf[WG_SIZE];
+    int lid = get_local_id(0);
+    int c = get_group_id(0);
+    int M = N * S;
+    float acc = 0.0f;
+    for (int j = lid; j < M; j += WG_SIZE) {
+        int n = j / S;
+        int e = (n * C + c) * S + (j - n * S);
+        float g = dy[dyOff + e];
+        if (drop) g = g * (swiftcnn_uniform(key, (uint)e) >= p ? scale : 0.0f);
+        if (act == ACT_RELU && !(y[yOff + e] > 0.0f)) g = 0.0f;
+        dy[dyOff + e] = g;
+        acc += g;
+    }
+    buf[lid] = acc;
+    swiftcnn_local_sum(buf, lid);
+    if (lid == 0) dBias[dbOff + c] = buf[0];
+}
+
 // Partial bias gradients: partials[c * chunks + k] = sum of dy[:, c, :] over the flattened
 // (n, s) range [k*chunkLen, min((k+1)*chunkLen, N*S)).
 // Launch: 2-D, global (chunks*WG_SIZE, C), local (WG_SIZE, 1): work-group (k, c).

@@ -71,3 +71,58 @@ __kernel void softmaxCrossEntropySoft(__global const float* logits, int lOff, __
     }
     losses[lsOff + r] = loss;
 }
+
+// softmaxCrossEntropyLabels / Soft for all N rows in ONE work-group, then lossSum[0] += the sum of
+// the losses and correctSum[0] += the rows whose first-maximum logit equals labels[r] (as sum and
+// countCorrect: work-item lid takes rows lid, lid + WG_SIZE, ..., then a fixed-order tree).
+// labels (N) int32 always (the count); soft targets (N, K) when soft == 1.
+// Launch: global WG_SIZE, local WG_SIZE.
+__kernel void softmaxCrossEntropyTotals(__global const float* logits, int lOff, __global const int* labels, int yOff,
+                                        __global const float* targets, int tOff, int soft,
+                                        __global float* losses, int lsOff, __global float* dLogits, int dOff,
+                                        int N, int K, float smoothing, float gradScale, int hasGrad,
+                                        __global float* lossSum, int sOff, __global float* correctSum, int cOff) {
+    __local float bufL[WG_SIZE];
+    __local float bufC[WG_SIZE];
+    int lid = get_local_id(0);
+    float accL = 0.0f, accC = 0.0f;
+    for (int r = lid; r < N; r += WG_SIZE) {
+        __global const float* xr = logits + lOff + r * K;
+        int label = labels[yOff + r];
+        float best = xr[0];
+        int bestK = 0;
+        for (int k = 1; k < K; k++) {
+            if (swiftcnn_greater(xr[k], best)) { best = xr[k]; bestK = k; }
+        }
+        accC += (bestK == label) ? 1.0f : 0.0f;
+        float loss;
+        if (!soft && (label < 0 || label >= K)) {
+            loss = NAN;
+            if (hasGrad) for (int k = 0; k < K; k++) dLogits[dOff + r * K + k] = NAN;
+        } else {
+            float m = xr[0];
+            for (int k = 1; k < K; k++) m = fmax(m, xr[k]);
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += exp(xr[k] - m);
+            float logS = log(s);
+            float offTarget = smoothing / (float)K;
+            loss = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float t = soft ? (1.0f - smoothing) * targets[tOff + r * K + k] + offTarget
+                               : (k == label ? 1.0f - smoothing : 0.0f) + offTarget;
+                loss -= t * (xr[k] - m - logS);
+                if (hasGrad) dLogits[dOff + r * K + k] = gradScale * (exp(xr[k] - m) / s - t);
+            }
+        }
+        losses[lsOff + r] = loss;
+        accL += loss;
+    }
+    bufL[lid] = accL;
+    bufC[lid] = accC;
+    swiftcnn_local_sum(bufL, lid);
+    swiftcnn_local_sum(bufC, lid);
+    if (lid == 0) {
+        lossSum[sOff] = lossSum[sOff] + bufL[0];
+        correctSum[cOff] = correctSum[cOff] + bufC[0];
+    }
+}

@@ -5,10 +5,13 @@
 //      g*WG_SIZE + lid + t*G*WG_SIZE, sums them, the group reduces in local memory -> partials[g].
 //      Launch: 1-D, global G*WG_SIZE, local WG_SIZE.
 //   2. sumFinalize: one work-group of WG_SIZE reduces partials[0 .. G) -> out[0] (= or +=).
+// With G == 1 the partial pass writes out[0] itself (its `accumulate` flag) and there is no second
+// launch: the same value, since the finalize pass would add one partial to zeros.
 // Every tensor comes as (buffer, offset); x is a flat float32 vector of n elements.
 
 // partials[g] = sum of x (square == 0) or of x^2 (square == 1) over group g's elements.
-__kernel void sumPartial(__global const float* x, int xOff, __global float* partials, int pOff, int n, int square) {
+__kernel void sumPartial(__global const float* x, int xOff, __global float* partials, int pOff, int n, int square,
+                         int accumulate) {
     __local float buf[WG_SIZE];
     int lid = get_local_id(0);
     int g = get_group_id(0);
@@ -20,7 +23,7 @@ __kernel void sumPartial(__global const float* x, int xOff, __global float* part
     }
     buf[lid] = acc;
     swiftcnn_local_sum(buf, lid);
-    if (lid == 0) partials[pOff + g] = buf[0];
+    if (lid == 0) partials[pOff + g] = accumulate ? partials[pOff + g] + buf[0] : buf[0];
 }
 
 // out[0] = (accumulate ? out[0] : 0) + sum of partials[0 .. count). Launch: one work-group.
@@ -51,7 +54,7 @@ __kernel void argmax(__global const float* x, int xOff, __global int* out, int o
 // partials[g] = number of rows (of group g's rows, assigned as in sumPartial) whose first-maximum
 // argmax equals the label. logits: (N, K), labels: (N) int32.
 __kernel void countCorrectPartial(__global const float* logits, int lOff, __global const int* labels, int yOff,
-                                  __global float* partials, int pOff, int N, int K) {
+                                  __global float* partials, int pOff, int N, int K, int accumulate) {
     __local float buf[WG_SIZE];
     int lid = get_local_id(0);
     int g = get_group_id(0);
@@ -68,5 +71,5 @@ __kernel void countCorrectPartial(__global const float* logits, int lOff, __glob
     }
     buf[lid] = acc;
     swiftcnn_local_sum(buf, lid);
-    if (lid == 0) partials[pOff + g] = buf[0];
+    if (lid == 0) partials[pOff + g] = accumulate ? partials[pOff + g] + buf[0] : buf[0];
 }

@@ -67,6 +67,9 @@ package struct BenchRunCommand: ParsableCommand {
 
     @Option(help: "Write the results as JSON to this file (rewritten after every case).") var out: String?
 
+    @Option(help: ArgumentHelp("Instead of timing cases: the roofline view of training steps on the OpenCL device (per kernel: launches, bytes, FLOPs, device time against the bound from the device's measured copy bandwidth and FMA rate) and the step predicted for a built-in device profile (h200). Cases: --filter train:MODEL:BATCH,... (default train:optimized:128,train:speedrun:512); profiled steps: --reps (default 3).", valueName: "profile"))
+    var roofline: String?
+
     package init() {}
 
     func options() throws -> BenchOptions {
@@ -104,6 +107,10 @@ package struct BenchRunCommand: ParsableCommand {
 
     package mutating func run() throws {
         let o = try options()
+        if let roofline {
+            try Roofline.run(profileName: roofline, device: device, filter: o.filter, steps: reps ?? 3) { print($0) }
+            return
+        }
         if list {
             let cases = try o.cases()
             print(formatTable([["case", "family", "shape", "GFLOP", "used by"]] + cases.map {

@@ -121,6 +121,29 @@ public protocol Backend: AnyObject {
     func batchNormBackward(x: Tensor, dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,
                            dx: Tensor, dGamma: Tensor, dBeta: Tensor) throws
 
+    // MARK: Fused BatchNorm block (BatchNormTail: activation, dropout, max pooling after BatchNorm)
+
+    /// Training-mode BatchNorm followed by `tail`, as `batchNormForwardTraining`, `dropoutForward`
+    /// (mask regenerated, not stored) and `maxPool2DForward` composed (`BatchNormBlockComposition`).
+    /// y: the tail's output shape; argmax: (int32, the pooled shape) with a pooling tail, else nil.
+    func batchNormBlockForwardTraining(x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor, argmax: Tensor?,
+                                       runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                       momentum: Float, epsilon: Float, tail: BatchNormTail) throws
+    /// The backward chain of `batchNormBlockForwardTraining`: max-pool backward, dropout mask, ReLU
+    /// mask (recomputed from x and the saved statistics), BatchNorm backward; dBias (optional) = the
+    /// per-channel sum of dx, the gradient of a bias added right before the BatchNorm.
+    func batchNormBlockBackward(x: Tensor, dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                argmax: Tensor?, dx: Tensor, dGamma: Tensor, dBeta: Tensor, dBias: Tensor?,
+                                epsilon: Float, tail: BatchNormTail) throws
+
+    /// y = dropout(activation(y + bias[c])) in place: `biasAdd` then `dropoutForward` (probability p,
+    /// mask regenerated from `seed`, not stored). y: (N, C, *), bias: (C). p == 0: `biasAdd` alone.
+    func biasActivationDropoutForward(y: Tensor, bias: Tensor, activation: Activation, probability p: Float, seed: UInt64) throws
+    /// Its backward, in place: dy = dy * mask, zero where the forward output y is not > 0 (ReLU);
+    /// dBias = the per-channel sum of the result (`biasGrad`). y, dy: (N, C, *), dBias: (C).
+    func biasActivationDropoutBackward(y: Tensor, dy: Tensor, dBias: Tensor, activation: Activation,
+                                       probability p: Float, seed: UInt64) throws
+
     // MARK: Elementwise (y may alias x)
 
     func relu(x: Tensor, y: Tensor) throws
@@ -149,6 +172,13 @@ public protocol Backend: AnyObject {
     /// dLogits (optional): (N, K) = gradScale * (softmax - target).
     func softmaxCrossEntropy(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
                              losses: Tensor, dLogits: Tensor?, gradScale: Float) throws
+
+    /// `softmaxCrossEntropy`, then lossSum[0] += the sum of the losses (`sum`) and correctSum[0] += the
+    /// number of rows whose first-maximum logit equals `labels` (`countCorrect`), as one primitive: a
+    /// training step's loss and its device-side accumulators. labels: (N) int32 (also with soft targets).
+    func softmaxCrossEntropyWithTotals(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
+                                       losses: Tensor, dLogits: Tensor?, gradScale: Float,
+                                       labels: Tensor, lossSum: Tensor, correctSum: Tensor) throws
 
     // MARK: Optimizers (flat parameter buffers; params, grads and state have equal counts)
 

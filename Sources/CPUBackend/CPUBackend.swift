@@ -28,6 +28,8 @@ public final class CPUBackend: Backend {
     public let info: DeviceInfo
     /// The fast paths' context (nil in reference mode).
     let fast: FastCPU?
+    /// Intermediate tensors of the fused ops' compositions (FusedBatchNorm.swift), reused across calls.
+    var fusedScratch: [String: Tensor] = [:]
 
     /// - Parameters:
     ///   - reference: run the plain reference functions (single thread, Double accumulation).

@@ -189,9 +189,13 @@ extension OpenCLBackend {
         guard c > 0 else { return }
         guard n * s > 0 else { try fill(dBias, value: 0); return }
         let (chunks, chunkLen) = channelChunks(m: n * s, channels: c)
-        let partials = try scratch(c * chunks)
+        // One chunk per channel (short channels, e.g. a Linear layer's batch): the partial sums are
+        // the result, laid out as dBias — one launch instead of two.
+        let direct = chunks == 1 && Fusion.enabled
+        let partials = direct ? dBias : try scratch(c * chunks)
         try launchReduction(.conv, "biasGradPartial", groups: [chunks, c],
                             [.tensor(dy), .tensor(partials), .int(n), .int(c), .int(s), .int(chunkLen)])
+        if direct { return }
         try launch1D(.conv, "biasGradFinalize", count: c,
                      [.tensor(partials), .tensor(dBias), .int(c), .int(chunks)])
     }

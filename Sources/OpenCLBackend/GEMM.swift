@@ -45,6 +45,8 @@ extension OpenCLBackend {
         let tb = transB ? CLBlastTransposeYes : CLBlastTransposeNo
         var q = queue
         let name = batch > 1 ? "gemmStridedBatched" : "gemm"
+        logWork(name, bytes: 4 * Double(batch) * Double(m * k + k * n + m * n * (beta == 0 ? 1 : 2)),
+                flops: 2 * Double(batch) * Double(m) * Double(n) * Double(k))
         let what = "\(batch > 1 ? "SgemmStridedBatched" : "Sgemm")(m \(m), n \(n), k \(k), transA \(transA), transB \(transB)"
             + (batch > 1 ? ", batch \(batch))" : ")")
         if batch == 1 {

@@ -50,8 +50,10 @@ public final class OpenCLBackend: Backend {
     let scalarReader = ScalarReader()
     /// Device nanoseconds of the commands enqueued while `profiling` was on (complete after a
     /// `synchronize`), in total and per kernel name.
-    package private(set) var deviceTimeNanoseconds: UInt64 = 0
-    package private(set) var deviceTimeByKernel: [String: UInt64] = [:]
+    package internal(set) var deviceTimeNanoseconds: UInt64 = 0
+    package internal(set) var deviceTimeByKernel: [String: UInt64] = [:]
+    /// With `profiling` on: each kernel's and GEMM's bytes and FLOPs (Roofline.swift).
+    package internal(set) var workLog: [KernelWork] = []
 
     /// A backend on `device` (from `selectDevice` or `OpenCLDiscovery.inventory()`).
     public init(device: OpenCLDeviceInfo) throws {
@@ -169,6 +171,7 @@ public final class OpenCLBackend: Backend {
                         clEnqueueCopyBuffer(queue, s.mem, d.mem, src.offset * 4, dst.offset * 4, src.count * 4, 0, nil, $0)
                     }, "clEnqueueCopyBuffer(\(src.count * 4) bytes)")
         commandCounters.kernelLaunches += 1
+        logWork("copy", bytes: Double(2 * src.count * 4))
     }
 
     public func synchronize() throws {
@@ -250,6 +253,17 @@ public final class OpenCLBackend: Backend {
         }
         try clCheck(status, "clEnqueueNDRangeKernel(\(k.name), global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))")
         commandCounters.kernelLaunches += 1
+        if profiling {
+            var bytes = 0
+            for arg in args {
+                switch arg {
+                case let .tensor(t): bytes += t.count * 4
+                case let .optional(t?): bytes += t.count * 4
+                default: break
+                }
+            }
+            logWork(k.name, bytes: Double(bytes))
+        }
     }
 
     /// One work-item per element of `count`, in work-groups of the kernel's 1-D local size.

@@ -19,10 +19,11 @@ extension OpenCLBackend {
     private func scalarSum(_ op: String, _ x: Tensor, _ out: Tensor, _ accumulate: Bool, square: Bool) throws {
         try Contract.sum(x, into: out, op: op)
         let groups = reductionGroups(x.count)
-        let partials = try scratch(groups)
+        let direct = groups == 1 && Fusion.enabled   // one group: the partial pass writes out itself
+        let partials = direct ? out : try scratch(groups)
         try launchReduction(.reductions, "sumPartial", groups: [groups],
-                            [.tensor(x), .tensor(partials), .int(x.count), .int(square ? 1 : 0)])
-        try finalize(partials, groups, out, accumulate)
+                            [.tensor(x), .tensor(partials), .int(x.count), .int(square ? 1 : 0), .int(direct && accumulate ? 1 : 0)])
+        if !direct { try finalize(partials, groups, out, accumulate) }
     }
 
     private func finalize(_ partials: Tensor, _ count: Int, _ out: Tensor, _ accumulate: Bool) throws {
@@ -38,9 +39,10 @@ extension OpenCLBackend {
     public func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws {
         let (n, k) = try Contract.countCorrect(logits: logits, labels: labels, into: out)
         let groups = max(1, min(256, (n + reduceWorkGroupSize - 1) / reduceWorkGroupSize))
-        let partials = try scratch(groups)
+        let direct = groups == 1 && Fusion.enabled   // one group: the partial pass writes out itself
+        let partials = direct ? out : try scratch(groups)
         try launchReduction(.reductions, "countCorrectPartial", groups: [groups],
-                            [.tensor(logits), .tensor(labels), .tensor(partials), .int(n), .int(k)])
-        try finalize(partials, groups, out, accumulate)
+                            [.tensor(logits), .tensor(labels), .tensor(partials), .int(n), .int(k), .int(direct && accumulate ? 1 : 0)])
+        if !direct { try finalize(partials, groups, out, accumulate) }
     }
 }

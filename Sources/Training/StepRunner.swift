@@ -65,9 +65,16 @@ public final class StepRunner {
         guard let optimizer else { throw CNNError.invalidArgument("trainStep needs an optimizer") }
         try distribution?.beginStep(count: count)
         let logits = try model.forward(x, training: true, seed: seed)
-        let (losses, dLogits) = try loss(logits, soft.map { .soft($0) } ?? .labels(y))
-        try backend.sum(losses, into: lossSum, accumulate: true)
-        try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
+        let targets: LossTargets = soft.map { .soft($0) } ?? .labels(y)
+        let dLogits: Tensor?
+        if Fusion.enabled {
+            dLogits = try loss(logits, targets, labels: y, lossSum: lossSum, correctSum: correctSum).dLogits
+        } else {
+            let (losses, d) = try loss(logits, targets)
+            try backend.sum(losses, into: lossSum, accumulate: true)
+            try backend.countCorrect(logits: logits, labels: y, into: correctSum, accumulate: true)
+            dLogits = d
+        }
         seen += count
         try model.backward(dLogits!)
         try distribution?.finishGradients()

@@ -93,6 +93,38 @@ package final class PerturbingBackend: Backend {
                                     dGamma: dGamma, dBeta: dBeta)
         try perturb("batchNormBackward", dx)
     }
+    package func batchNormBlockForwardTraining(x: Tensor, gamma: Tensor, beta: Tensor, y: Tensor, argmax: Tensor?,
+                                               runningMean: Tensor, runningVar: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                               momentum: Float, epsilon: Float, tail: BatchNormTail) throws {
+        try inner.batchNormBlockForwardTraining(x: x, gamma: gamma, beta: beta, y: y, argmax: argmax, runningMean: runningMean,
+                                                runningVar: runningVar, saveMean: saveMean, saveInvStd: saveInvStd,
+                                                momentum: momentum, epsilon: epsilon, tail: tail)
+        try perturb("batchNormBlockForwardTraining", y)
+    }
+    package func batchNormBlockBackward(x: Tensor, dy: Tensor, gamma: Tensor, beta: Tensor, saveMean: Tensor, saveInvStd: Tensor,
+                                        argmax: Tensor?, dx: Tensor, dGamma: Tensor, dBeta: Tensor, dBias: Tensor?,
+                                        epsilon: Float, tail: BatchNormTail) throws {
+        try inner.batchNormBlockBackward(x: x, dy: dy, gamma: gamma, beta: beta, saveMean: saveMean, saveInvStd: saveInvStd,
+                                         argmax: argmax, dx: dx, dGamma: dGamma, dBeta: dBeta, dBias: dBias, epsilon: epsilon, tail: tail)
+        try perturb("batchNormBlockBackward", dx)
+    }
+    package func biasActivationDropoutForward(y: Tensor, bias: Tensor, activation: Activation, probability p: Float, seed: UInt64) throws {
+        try inner.biasActivationDropoutForward(y: y, bias: bias, activation: activation, probability: p, seed: seed)
+        try perturb("biasActivationDropoutForward", y)
+    }
+    package func biasActivationDropoutBackward(y: Tensor, dy: Tensor, dBias: Tensor, activation: Activation,
+                                               probability p: Float, seed: UInt64) throws {
+        try inner.biasActivationDropoutBackward(y: y, dy: dy, dBias: dBias, activation: activation, probability: p, seed: seed)
+        try perturb("biasActivationDropoutBackward", dBias)
+    }
+    package func softmaxCrossEntropyWithTotals(logits: Tensor, targets: LossTargets, labelSmoothing: Float,
+                                               losses: Tensor, dLogits: Tensor?, gradScale: Float,
+                                               labels: Tensor, lossSum: Tensor, correctSum: Tensor) throws {
+        try inner.softmaxCrossEntropyWithTotals(logits: logits, targets: targets, labelSmoothing: labelSmoothing, losses: losses,
+                                                dLogits: dLogits, gradScale: gradScale, labels: labels,
+                                                lossSum: lossSum, correctSum: correctSum)
+        try perturb("softmaxCrossEntropyWithTotals", losses)
+    }
     package func relu(x: Tensor, y: Tensor) throws { try inner.relu(x: x, y: y); try perturb("relu", y) }
     package func reluBackward(y: Tensor, dy: Tensor, dx: Tensor) throws {
         try inner.reluBackward(y: y, dy: dy, dx: dx); try perturb("reluBackward", dx)

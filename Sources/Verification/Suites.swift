@@ -50,7 +50,8 @@ package enum VerifySuite {
         ops += [.conv2DForward(conv(2, 3, 6, 6, 5, k: 3), bias: false, activation: .relu),
                 .conv2DBackwardFilter(conv(2, 3, 6, 6, 5, k: 3), bias: false),
                 .biasAdd([3, 5, 4, 3]), .biasAdd([7, 13], activation: .relu), .biasAdd([1, 3, 5, 5], activation: .relu),
-                .biasGrad([3, 5, 4, 3]), .biasGrad([7, 13]), .biasGrad([1, 1, 9, 9])]
+                .biasGrad([3, 5, 4, 3]), .biasGrad([7, 13]), .biasGrad([1, 1, 9, 9]),
+                .biasGrad([4, 3, 40, 41])]   // long channels: several chunks per channel (partial + finalize)
         if let b {
             for g in modelConvolutions(batch: b) { ops += OpDescriptor.convolutionFamily(g, activation: .relu) }
             ops += [.biasAdd([b, 512], activation: .relu), .biasGrad([b, 512]), .biasAdd([b, 10]), .biasGrad([b, 10])]
@@ -166,5 +167,6 @@ package enum VerifySuite {
     package static func allOps(modelBatch b: Int?) -> [OpDescriptor] {
         gemmOps(modelBatch: b) + convolutionOps(modelBatch: b) + poolingOps(modelBatch: b) + batchNormOps(modelBatch: b)
             + elementwiseOps(modelBatch: b) + lossOps(modelBatch: b) + optimizerOps(modelBatch: b) + reductionOps(modelBatch: b)
+            + fusedOps(modelBatch: b)
     }
 }

@@ -11,12 +11,13 @@ struct KernelCoverageTests {
     /// The kernels of Kernels/*.cl, by family (the test also checks this list against the sources).
     static let kernels: [KernelFamily: Set<String>] = [
         .conv: ["im2col", "col2im", "biasAdd", "biasGradPartial", "biasGradFinalize", "convForwardEpilogue",
-                "convOutputGradColumns"],
+                "convOutputGradColumns", "biasActivationDropout", "biasActivationDropoutBackward"],
         .pooling: ["maxPool2DForward", "maxPool2DBackward", "avgPool2DForward", "avgPool2DBackward"],
         .batchnorm: ["batchNormStatsPartial", "batchNormStatsFinalize", "batchNormForwardTraining", "batchNormForwardInference",
-                     "batchNormBackwardPartial", "batchNormBackwardFinalize", "batchNormBackwardData"],
+                     "batchNormBackwardPartial", "batchNormBackwardFinalize", "batchNormBackwardData",
+                     "batchNormBlockForward", "batchNormBlockBackward"],
         .elementwise: ["relu", "reluBackward", "dropoutForward", "add", "mul", "scale", "axpy", "fill"],
-        .loss: ["softmax", "softmaxCrossEntropyLabels", "softmaxCrossEntropySoft"],
+        .loss: ["softmax", "softmaxCrossEntropyLabels", "softmaxCrossEntropySoft", "softmaxCrossEntropyTotals"],
         .optimizers: ["sgdStep", "adamStep"],
         .reductions: ["sumPartial", "sumFinalize", "argmax", "countCorrectPartial"],
         .augment: ["augmentBatch"],

@@ -105,6 +105,27 @@ struct OpenCLTrainingStepTests {
         #expect(totals.count == steps * n)
     }
 
+    /// The fused training step of `optimized` (issue 10's goal: at most 30 launches), derived here
+    /// from the code; the batch does not change the count (one convolution chunk, one bias-gradient chunk).
+    @Test func optimizedStepLaunchesThirtyKernels() throws {
+        let ocl = try openCL()
+        let model = try ModelZoo.make("optimized", backend: ocl, seed: 5)
+        let runner = try StepRunner(model: model, optimizer: try Adam(model: model, hyper: AdamHyper(learningRate: 1e-3)))
+        let (x, y) = batch(seed: 2)
+        try runner.trainStep(images: x, labels: y, seed: 0)   // warm-up
+        try ocl.synchronize()
+        let before = DeviceWorkCounts.snapshot(ocl)
+        try runner.trainStep(images: x, labels: y, seed: 1)
+        let c = DeviceWorkCounts.snapshot(ocl).perStep(since: before, steps: 1)
+        // Forward 12: conv1 3 (im2col, GEMM, epilogue), BatchNorm-ReLU-MaxPool block 1, conv2 3,
+        //   BatchNorm-ReLU-Dropout-MaxPool block 1, fc1 GEMM + bias-ReLU-Dropout 2, fc2 GEMM + bias 2.
+        // Loss with its totals 1.
+        // Backward 16: fc2 3 (dW GEMM, bias gradient, dx GEMM), fc1 3 (bias-ReLU-Dropout backward with
+        //   the bias gradient, 2 GEMMs), block 1 (with conv2's bias gradient), conv2 5 (im2col, dY'
+        //   reorder, dW GEMM, dx GEMM, col2im), block 1, conv1 3 (no dx). Adam 1.
+        #expect(c.kernelLaunches == 30 && c.clblastCalls == 11 && c.blockingCalls == 2 && c.deviceToHostBytes == 0, "\(c.summary)")
+    }
+
     /// Exact device work of a steady-state training step of a tiny network, counted by the backend
     /// and derived here from the code: conv(3->4, 3x3, pad 1, bias, ReLU fused)-maxpool-flatten-fc(64->10),
     /// softmax cross-entropy, Adam.
@@ -126,11 +147,11 @@ struct OpenCLTrainingStepTests {
             perStep.append(DeviceWorkCounts.snapshot(ocl).perStep(since: before, steps: 1))
         }
         // Forward 6: conv 3 (im2col, GEMM, bias+ReLU epilogue), max-pool 1, fc 2 (GEMM, bias).
-        // Loss and metrics 5: softmax cross-entropy 1, loss sum 2, correct count 2.
-        // Backward 11: fc 4 (dW GEMM, bias gradient 2, dx GEMM), max-pool 1, conv 6 (ReLU backward,
-        //   bias gradient 2, im2col, dy reorder, dW GEMM; no dx for the first layer). Adam 1.
+        // Loss and metrics 1: softmax cross-entropy with the loss sum and correct count (softmaxCrossEntropyWithTotals).
+        // Backward 9: fc 3 (dW GEMM, bias gradient 1 — one chunk per channel —, dx GEMM), max-pool 1,
+        //   conv 5 (ReLU backward, bias gradient 1, im2col, dy reorder, dW GEMM; no dx for the first layer). Adam 1.
         // CLBlast: conv forward, fc forward, fc dW and dx, conv dW = 5. Blocking: the two uploads.
-        let expected = DeviceWorkCounts(kernelLaunches: 23, clblastCalls: 5, blockingCalls: 2,
+        let expected = DeviceWorkCounts(kernelLaunches: 17, clblastCalls: 5, blockingCalls: 2,
                                         hostToDeviceBytes: Double(2 * 192 * 4 + 2 * 4), deviceToHostBytes: 0)
         for (s, c) in perStep.enumerated() { #expect(c == expected, "step \(s + 1): \(c.summary)") }
     }

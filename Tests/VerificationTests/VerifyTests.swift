@@ -20,6 +20,8 @@ import Testing
             "batchNormForwardTraining", "batchNormForwardInference", "batchNormBackward", "relu", "reluBackward",
             "dropoutForward", "add", "mul", "scale", "axpy", "fill", "copy", "softmax", "softmaxCrossEntropy",
             "sgdStep", "adamStep", "sum", "sumOfSquares", "argmax", "countCorrect",
+            "batchNormBlockForwardTraining", "batchNormBlockBackward", "biasActivationDropoutForward", "biasActivationDropoutBackward",
+            "softmaxCrossEntropyWithTotals",
         ]
         #expect(protocolOps.subtracting(ops).isEmpty, "missing: \(protocolOps.subtracting(ops).sorted())")
         // The standard suite adds the models' layer shapes at batch 64.

@@ -18,7 +18,8 @@ public final class BatchNorm: ActivationFusable {
     /// PyTorch's `num_batches_tracked` (kept on the host; saved in checkpoints).
     public var batchesTracked = 0
     /// Synchronised BatchNorm (data-parallel `--sync-bn`): training-mode statistics over all ranks.
-    package var sync: (any BatchNormSync)?
+    /// It runs the unfused chain (its fused block, if any, is undone).
+    package var sync: (any BatchNormSync)? { didSet { if sync != nil { unfuseBlock() } } }
 
     private var backend: (any Backend)!
     private var x: Tensor?
@@ -26,6 +27,12 @@ public final class BatchNorm: ActivationFusable {
     private var saveMean: Tensor!
     private var saveInvStd: Tensor!
     private var yCache = TensorCache(), dxCache = TensorCache()
+    /// Set by `Sequential`: the layers this BatchNorm runs fused in training (BatchNormFusion.swift).
+    var block: BatchNormBlock?
+    /// The tail and argmax of the latest fused training forward (nil after an unfused one).
+    private var fusedTail: BatchNormTail?
+    private var fusedArgmax: Tensor?
+    private var argCache = TensorCache()
 
     init(features: Int, momentum: Float, epsilon: Float, spatial: Bool) {
         self.features = features; self.momentum = momentum; self.epsilon = epsilon; self.spatial = spatial
@@ -57,6 +64,21 @@ public final class BatchNorm: ActivationFusable {
     }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
+        fusedTail = nil
+        if ctx.training, let block {
+            let tail = try block.tail(activation: fusedActivation, x: x.shape, stepSeed: ctx.seed)
+            let y = try yCache.tensor(tail.outputShape(x.shape), on: backend)
+            let argmax = try tail.pool.map { try argCache.tensor($0.outputShape, dtype: .int32, on: backend) }
+            try backend.batchNormBlockForwardTraining(
+                x: x, gamma: weight.value, beta: bias.value, y: y, argmax: argmax, runningMean: runningMean.value,
+                runningVar: runningVar.value, saveMean: saveMean, saveInvStd: saveInvStd, momentum: momentum, epsilon: epsilon, tail: tail)
+            batchesTracked += 1
+            self.x = x
+            self.y = y
+            fusedTail = tail
+            fusedArgmax = argmax
+            return y
+        }
         let y = try yCache.tensor(x.shape, on: backend)
         if ctx.training, let sync {
             try sync.forwardTraining(self, x: x, y: y, saveMean: saveMean, saveInvStd: saveInvStd)
@@ -83,6 +105,14 @@ public final class BatchNorm: ActivationFusable {
 
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
         guard let x, let y else { throw CNNError.unsupported("BatchNorm.backward needs a training-mode forward (no backward through BatchNorm in eval mode, e.g. for Grad-CAM below a BatchNorm)") }
+        if let tail = fusedTail {
+            let dx = try dxCache.tensor(x.shape, on: backend)
+            try backend.batchNormBlockBackward(
+                x: x, dy: dyIn.reshaped(tail.outputShape(x.shape)), gamma: weight.value, beta: bias.value, saveMean: saveMean,
+                saveInvStd: saveInvStd, argmax: fusedArgmax, dx: dx, dGamma: weight.grad, dBeta: bias.grad,
+                dBias: block?.conv?.bias?.grad, epsilon: epsilon, tail: tail)
+            return dx
+        }
         let dy = dyIn
         // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
         if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }

@@ -7,6 +7,8 @@ public final class Conv2d: ActivationFusable {
     public let hasBias: Bool
     public var fusedActivation: Activation = .identity
     public var needsInputGradient = true
+    /// Set by `Sequential` when the BatchNorm after it computes this layer's bias gradient (BatchNormFusion.swift).
+    var biasGradientFromNext = false
 
     public let weight: Parameter
     public let bias: Parameter?
@@ -58,7 +60,7 @@ public final class Conv2d: ActivationFusable {
         let dy = dyIn
         // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
         if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
-        try backend.conv2DBackwardFilter(x: x, dy: dy, dWeight: weight.grad, dBias: bias?.grad, geometry: g)
+        try backend.conv2DBackwardFilter(x: x, dy: dy, dWeight: weight.grad, dBias: biasGradientFromNext ? nil : bias?.grad, geometry: g)
         guard needsInputGradient else { return nil }
         let dx = try dxCache.tensor(g.inputShape, on: backend)
         try backend.conv2DBackwardData(dy: dy, weight: weight.value, dx: dx, geometry: g)

@@ -14,6 +14,12 @@ public final class Linear: ActivationFusable {
     private var y: Tensor?
     private var inputShape: Shape?
     private var yCache = TensorCache(), dxCache = TensorCache()
+    /// Set by `Sequential` (BatchNormFusion.swift): the Dropout this layer applies with its bias in
+    /// training, and whether its backward runs as one fused kernel with the bias gradient.
+    var fusedDropout: Dropout?
+    var fusedBiasBackward = false
+    /// The dropout probability and seed of the latest forward (0: none).
+    private var dropout: (p: Float, seed: UInt64) = (0, 0)
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
         self.inFeatures = inFeatures; self.outFeatures = outFeatures; self.hasBias = bias
@@ -41,7 +47,12 @@ public final class Linear: ActivationFusable {
         // y (N, out) = x (N, in) * W^T (in, out)
         try backend.gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, alpha: 1,
                          a: x, lda: inFeatures, b: weight.value, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
-        if let bias {
+        dropout = (0, 0)
+        if let bias, ctx.training, let d = fusedDropout, d.effectiveProbability > 0 {
+            dropout = (d.effectiveProbability, d.seed(forStep: ctx.seed))
+            try backend.biasActivationDropoutForward(y: y, bias: bias.value, activation: fusedActivation,
+                                                     probability: dropout.p, seed: dropout.seed)
+        } else if let bias {
             try backend.biasAdd(y: y, bias: bias.value, activation: fusedActivation)
         } else if fusedActivation == .relu {
             try backend.relu(x: y, y: y)
@@ -54,12 +65,18 @@ public final class Linear: ActivationFusable {
         guard let x, let y else { throw CNNError.invalidArgument("Linear.backward called before a training forward") }
         let n = x.shape[0]
         let dy = dyIn.reshaped([n, outFeatures])
-        // The fused ReLU's backward in place: dy is ours to overwrite (see `Layer.backward`).
-        if fusedActivation == .relu { try backend.reluBackward(y: y, dy: dy, dx: dy) }
+        // The fused ReLU's (and dropout's) backward in place: dy is ours to overwrite (see `Layer.backward`).
+        let fused = fusedBiasBackward && bias != nil && (fusedActivation == .relu || dropout.p > 0)
+        if fused, let bias {
+            try backend.biasActivationDropoutBackward(y: y, dy: dy, dBias: bias.grad, activation: fusedActivation,
+                                                      probability: dropout.p, seed: dropout.seed)
+        } else if fusedActivation == .relu {
+            try backend.reluBackward(y: y, dy: dy, dx: dy)
+        }
         // dW (out, in) = dy^T (out, N) * x (N, in)
         try backend.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, alpha: 1,
                          a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 0, c: weight.grad, ldc: inFeatures)
-        if let bias { try backend.biasGrad(dy: dy, dBias: bias.grad) }
+        if let bias, !fused { try backend.biasGrad(dy: dy, dBias: bias.grad) }
         guard needsInputGradient else { return nil }
         // dx (N, in) = dy (N, out) * W (out, in)
         let dx = try dxCache.tensor([n, inFeatures], on: backend)

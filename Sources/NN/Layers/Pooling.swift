@@ -13,6 +13,9 @@ public final class Pool2d: Layer {
     private var backend: (any Backend)!
     private var geometry: Pool2DGeometry?
     private var argmax: Tensor?
+    /// Set by `Sequential` when the BatchNorm before it pools in training (BatchNormFusion.swift).
+    var fusedIntoBatchNorm = false
+    private var passedThrough = false
     private var yCache = TensorCache(), argCache = TensorCache(), dxCache = TensorCache()
 
     init(kind: Kind, kernel: Int?, stride: Int?, padding: Int) {
@@ -42,6 +45,8 @@ public final class Pool2d: Layer {
     }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
+        passedThrough = fusedIntoBatchNorm && ctx.training
+        if passedThrough { return x }   // the BatchNorm before pooled already
         let g = try geometry(batch: x.shape[0], input: perSampleShape(x.shape))
         let y = try yCache.tensor(g.outputShape, on: backend)
         switch kind {
@@ -57,6 +62,7 @@ public final class Pool2d: Layer {
     }
 
     public func backward(_ dyIn: Tensor) throws -> Tensor? {
+        if passedThrough { return dyIn }
         guard let g = geometry else { throw CNNError.invalidArgument("\(summary).backward called before forward") }
         guard needsInputGradient else { return nil }
         let dy = dyIn.reshaped(g.outputShape)

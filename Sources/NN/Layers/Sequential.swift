@@ -31,6 +31,7 @@ public final class Sequential: Layer {
 
     public func build(_ b: LayerBuilder, input: Shape) throws -> Shape {
         fuseActivations()
+        fuseBatchNormBlocks()
         propagateInputGradientFlag()
         var shape = input
         for c in children { shape = try b.build(c.layer, named: c.name, input: shape) }

@@ -39,9 +39,14 @@ public final class Dropout: Layer {
     public var needsInputGradient = true
     /// Off: the identity in training too (`cnn train --no-dropout`).
     package var disabled = false
+    /// The probability a training forward applies (0 when `disabled`); also what a fused block applies.
+    var effectiveProbability: Float { disabled ? 0 : probability }
     private var backend: (any Backend)!
     private var layerIndex = 0
     private var mask: Tensor?
+    /// Set by `Sequential` when the BatchNorm or Linear before it applies this dropout in training (BatchNormFusion.swift).
+    var fusedIntoPrevious = false
+    private var passedThrough = false
     private var yCache = TensorCache(), maskCache = TensorCache()
 
     public init(_ p: Float = 0.5) { probability = p }
@@ -59,7 +64,8 @@ public final class Dropout: Layer {
         return SeededRNG.splitMix64(&s)
     }
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
-        guard ctx.training, probability > 0, !disabled else {
+        passedThrough = fusedIntoPrevious && ctx.training
+        guard ctx.training, probability > 0, !passedThrough, !disabled else {
             mask = nil
             return x
         }

@@ -31,6 +31,7 @@ let package = Package(
                     .embedInCode("loss.cl"),
                     .embedInCode("optimizers.cl"),
                     .embedInCode("reductions.cl"),
+                    .embedInCode("lightweight.cl"),
                 ]),
         .target(name: "CNNCore"),
         // The pure-Swift SGEMM engine: packing, micro-kernels, thread pool, scratch workspace.

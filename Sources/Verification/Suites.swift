@@ -166,5 +166,6 @@ package enum VerifySuite {
     package static func allOps(modelBatch b: Int?) -> [OpDescriptor] {
         gemmOps(modelBatch: b) + convolutionOps(modelBatch: b) + poolingOps(modelBatch: b) + batchNormOps(modelBatch: b)
             + elementwiseOps(modelBatch: b) + lossOps(modelBatch: b) + optimizerOps(modelBatch: b) + reductionOps(modelBatch: b)
+            + lightweightOps(modelBatch: b)
     }
 }

@@ -19,6 +19,8 @@ struct KernelCoverageTests {
         .loss: ["softmax", "softmaxCrossEntropyLabels", "softmaxCrossEntropySoft"],
         .optimizers: ["sgdStep", "adamStep"],
         .reductions: ["sumPartial", "sumFinalize", "argmax", "countCorrectPartial"],
+        .lightweight: ["groupedConvForward", "groupedConvBackwardData", "groupedConvBackwardFilter", "gelu", "geluBackward",
+                       "channelShuffle", "copyChannels"],
     ]
 
     @Test func theListMatchesTheSources() {

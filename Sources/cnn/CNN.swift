@@ -17,9 +17,10 @@ struct CNN: ParsableCommand {
           cnn tsne --checkpoint runs/NAME/best.safetensors --out tsne.png
           cnn gradcam --checkpoint runs/NAME/best.safetensors cat.png
           cnn devices                       what this machine can run on
+          cnn models                        every model: parameters, FLOPs, recipe, measured accuracy
           cnn verify --device opencl        check every kernel against the CPU reference
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Devices.self, Verify.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Devices.self, Verify.self, Models.self])
 }
 
 /// `--device`, shared by every subcommand that computes.

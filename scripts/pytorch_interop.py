@@ -202,8 +202,36 @@ class ShuffleNetV2(nn.Module):
         return self.fc(self.pool(self.conv5(x)).flatten(1))
 
 
+class PatchWhitening(nn.Module):
+    """SwiftCNN's frozen 2x2 patch-whitening layer: its filters are a buffer (fitted to the data, never trained)."""
+    def __init__(self, channels=3, kernel=2):
+        super().__init__()
+        d = channels * kernel * kernel
+        self.register_buffer("weight", torch.zeros(2 * d, channels, kernel, kernel))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight)
+
+
+class FastNet(nn.Module):
+    """ModelKind.fast: airbench's net (whitening, GELU, conv-pool-BN-GELU-conv-BN-GELU blocks 64/256/256, global max pool)."""
+    def __init__(self, classes=10):
+        super().__init__()
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.GELU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
+        self.whiten = PatchWhitening()
+        self.act = nn.GELU()
+        self.layers = nn.Sequential(block(24, 64), block(64, 256), block(256, 256))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(256, classes, bias=False)
+
+    def forward(self, x):
+        return self.head(self.pool(self.layers(self.act(self.whiten(x)))).flatten(1))
+
+
 MODELS = {"cnn": CNN, "optimized": OptimizedCNN, "speedrun": Speedrun, "lite": Lite, "resnet8": ResNet8,
-          "mobilenetv2": MobileNetV2, "shufflenetv2": ShuffleNetV2}
+          "mobilenetv2": MobileNetV2, "shufflenetv2": ShuffleNetV2, "fast": FastNet}
 
 
 def read_cifar(path, limit):

@@ -11,6 +11,9 @@ extension ModelKind {
         case .mobilenetv2:
             return "MobileNetV2 for 32x32: stem conv 32, 17 inverted residuals (expansion 6, depthwise 3x3, linear bottlenecks; "
                 + "16-24-32-64-96-160-320), conv 1280, global average pool, dropout 0.2, fc"
+        case .fast:
+            return "the CIFAR-10 speed-record net (airbench): frozen 2x2 patch whitening (24 channels), GELU, "
+                + "three conv-pool-BN-GELU-conv-BN-GELU blocks (64, 256, 256), global max pool, fc"
         default:
             return "ShuffleNetV2 1.0x for 32x32: stem conv 24, stages of 4/8/4 units (116, 232, 464; channel split, depthwise 3x3, "
                 + "channel shuffle), conv 1024, global average pool, fc"
@@ -20,6 +23,7 @@ extension ModelKind {
     func lightweightNetwork(channels c: Int, classes: Int) throws -> Sequential {
         switch self {
         case .mobilenetv2: return Self.mobileNetV2(channels: c, classes: classes)
+        case .fast: return Self.fastNet(channels: c, classes: classes)
         default: return Self.shuffleNetV2(channels: c, classes: classes)
         }
     }
@@ -89,5 +93,21 @@ extension ModelKind {
             ("fc", Linear(widths[4], classes)),
         ]
         return Sequential(named: named)
+    }
+
+    /// airbench's net: the whitening layer (fitted by the trainer from the training images), then
+    /// VGG-like blocks with BatchNorm and GELU, global max pool and a bias-free linear head.
+    static func fastNet(channels c: Int, classes: Int) -> Sequential {
+        func block(_ cin: Int, _ cout: Int) -> Sequential {
+            Sequential(Conv2d(cin, cout, kernel: 3, padding: 1, bias: false), MaxPool2d(2), BatchNorm2d(cout), GELU(),
+                       Conv2d(cout, cout, kernel: 3, padding: 1, bias: false), BatchNorm2d(cout), GELU())
+        }
+        let whiten = PatchWhitening(c, kernel: 2)
+        return Sequential(named: [
+            ("whiten", whiten), ("act", GELU()),
+            ("layers", Sequential(block(2 * whiten.patchDimension, 64), block(64, 256), block(256, 256))),
+            ("pool", GlobalMaxPool()),
+            ("head", Linear(256, classes, bias: false)),
+        ])
     }
 }

@@ -125,6 +125,25 @@ public final class ChannelShuffle: Layer {
     }
 }
 
+/// A layer holding Sequentials of its own (`Sequential.flattened` lists their layers under its path).
+protocol NestedLayers: Layer {
+    /// The nested Sequentials and their names; with `shortcuts: false` only those on the main path
+    /// (a shape walk follows them in order).
+    func nestedSequentials(shortcuts: Bool) -> [(String, Sequential)]
+}
+
+extension InvertedResidual: NestedLayers {
+    func nestedSequentials(shortcuts: Bool) -> [(String, Sequential)] { [("conv", conv)] }
+}
+
+extension ShuffleUnit: NestedLayers {
+    /// The branches are parallel, not a path: listed only with `shortcuts`.
+    func nestedSequentials(shortcuts: Bool) -> [(String, Sequential)] {
+        guard shortcuts else { return [] }
+        return (branch1.map { [("branch1", $0)] } ?? []) + [("branch2", branch2)]
+    }
+}
+
 /// MobileNetV2's inverted residual block: y = conv(x) (+ x when `residual`). State dict: `conv.*`
 /// (torchvision's `InvertedResidual.conv`).
 public final class InvertedResidual: Layer {

@@ -32,6 +32,7 @@ let package = Package(
                     .embedInCode("optimizers.cl"),
                     .embedInCode("reductions.cl"),
                     .embedInCode("augment.cl"),
+                    .embedInCode("lightweight.cl"),
                 ]),
         .target(name: "CNNCore"),
         // The pure-Swift SGEMM engine: packing, micro-kernels, thread pool, scratch workspace.

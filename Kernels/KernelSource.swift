@@ -11,6 +11,7 @@ public enum KernelSource {
     public static var optimizers: String { text(PackageResources.optimizers_cl) }
     public static var reductions: String { text(PackageResources.reductions_cl) }
     public static var augment: String { text(PackageResources.augment_cl) }
+    public static var lightweight: String { text(PackageResources.lightweight_cl) }
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }

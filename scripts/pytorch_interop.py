@@ -6,7 +6,8 @@
   train: train the guide's model a few Adam steps in PyTorch and save its state_dict as safetensors.
 
 The model classes are the PyTorch CIFAR-10 guide's `CNN` and `OptimizedCNN`, verbatim, and
-PyTorch twins of SwiftCNN's other zoo models (`speedrun`, `lite`, `resnet8`; Sources/NN/Models.swift)
+PyTorch twins of SwiftCNN's other zoo models (`speedrun`, `lite`, `resnet8`; Sources/NN/Models.swift;
+`mobilenetv2`, `shufflenetv2` after torchvision's classes; Sources/NN/ModelsLightweight.swift)
 with the same module names, so that every zoo model's state dict loads strictly on both sides.
 """
 import argparse, json, os, sys
@@ -113,7 +114,124 @@ class ResNet8(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-MODELS = {"cnn": CNN, "optimized": OptimizedCNN, "speedrun": Speedrun, "lite": Lite, "resnet8": ResNet8}
+def conv_bn_relu(cin, cout, k, stride=1, groups=1):
+    """torchvision's ConvBNReLU (ReLU for ReLU6, as SwiftCNN's mobilenetv2)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class InvertedResidual(nn.Module):
+    """torchvision.models.mobilenetv2.InvertedResidual: expand 1x1, depthwise 3x3, linear 1x1 bottleneck."""
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        hidden = cin * t
+        self.use_res = stride == 1 and cin == cout
+        layers = [conv_bn_relu(cin, hidden, 1)] if t != 1 else []
+        layers += [conv_bn_relu(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """ModelKind.mobilenetv2: torchvision's MobileNetV2 for 32x32 (stem stride 1, second stage stride 1, ReLU)."""
+    def __init__(self, classes=10):
+        super().__init__()
+        table = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+        features, cin = [conv_bn_relu(3, 32, 3)], 32
+        for t, c, n, s in table:
+            for i in range(n):
+                features.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        features.append(conv_bn_relu(cin, 1280, 1))
+        self.features = nn.Sequential(*features)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def channel_shuffle(x, groups):
+    n, c, h, w = x.size()
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision.models.shufflenetv2.InvertedResidual."""
+    def __init__(self, inp, oup, stride):
+        super().__init__()
+        bf = oup // 2
+        self.stride = stride
+        if stride > 1:
+            self.branch1 = nn.Sequential(nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
+                                         nn.Conv2d(inp, bf, 1, bias=False), nn.BatchNorm2d(bf), nn.ReLU())
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else bf, bf, 1, bias=False), nn.BatchNorm2d(bf), nn.ReLU(),
+            nn.Conv2d(bf, bf, 3, stride, 1, groups=bf, bias=False), nn.BatchNorm2d(bf),
+            nn.Conv2d(bf, bf, 1, bias=False), nn.BatchNorm2d(bf), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    """ModelKind.shufflenetv2: torchvision's ShuffleNetV2 1.0x for 32x32 (stem stride 1, no max pool)."""
+    def __init__(self, classes=10):
+        super().__init__()
+        widths = [24, 116, 232, 464, 1024]
+        self.conv1 = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        cin = widths[0]
+        for k, n in enumerate([4, 8, 4]):
+            cout = widths[k + 1]
+            setattr(self, f"stage{k + 2}", nn.Sequential(ShuffleUnit(cin, cout, 2), *[ShuffleUnit(cout, cout, 1) for _ in range(n - 1)]))
+            cin = cout
+        self.conv5 = nn.Sequential(nn.Conv2d(cin, widths[4], 1, bias=False), nn.BatchNorm2d(widths[4]), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[4], classes)
+
+    def forward(self, x):
+        x = self.stage4(self.stage3(self.stage2(self.conv1(x))))
+        return self.fc(self.pool(self.conv5(x)).flatten(1))
+
+
+class PatchWhitening(nn.Module):
+    """SwiftCNN's frozen 2x2 patch-whitening layer: its filters are a buffer (fitted to the data, never trained)."""
+    def __init__(self, channels=3, kernel=2):
+        super().__init__()
+        d = channels * kernel * kernel
+        self.register_buffer("weight", torch.zeros(2 * d, channels, kernel, kernel))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight)
+
+
+class FastNet(nn.Module):
+    """ModelKind.fast: airbench's net (whitening, GELU, conv-pool-BN-GELU-conv-BN-GELU blocks 64/256/256, global max pool)."""
+    def __init__(self, classes=10):
+        super().__init__()
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.GELU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
+        self.whiten = PatchWhitening()
+        self.act = nn.GELU()
+        self.layers = nn.Sequential(block(24, 64), block(64, 256), block(256, 256))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(256, classes, bias=False)
+
+    def forward(self, x):
+        return self.head(self.pool(self.layers(self.act(self.whiten(x)))).flatten(1))
+
+
+MODELS = {"cnn": CNN, "optimized": OptimizedCNN, "speedrun": Speedrun, "lite": Lite, "resnet8": ResNet8,
+          "mobilenetv2": MobileNetV2, "shufflenetv2": ShuffleNetV2, "fast": FastNet}
 
 
 def read_cifar(path, limit):

@@ -179,6 +179,19 @@ package enum CaseCatalog {
                 }, usedBy: b.path)
             }
         }
+        // Grouped / depthwise convolution and GELU at mobilenetv2's depthwise shapes and the fast model's first GELU.
+        if !sel.models.isEmpty {
+            let n = sel.opBatch
+            for (c, h, s) in [(96, 16, 2), (192, 8, 1)] {
+                let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: h, outChannels: c, kernel: 3, stride: s, padding: 1)
+                for d in OpDescriptor.groupedConvolutionFamily(g, groups: c) {
+                    add("\(d.op) \(g)", { .op("\(d.op):depthwise\(c)s\(s):\(n)", d, shape: d.shape, batch: n) })
+                }
+            }
+            for d in OpDescriptor.gelu(count: n * 64 * 32 * 32) {
+                add("\(d.op) \(d.shape)", { .op("\(d.op):fast.gelu1:\(n)", d, shape: d.shape, batch: nil) })
+            }
+        }
         // Loss and optimizers (over each model's flat parameter buffer).
         if !sel.models.isEmpty {
             let n = sel.opBatch, k = 10

@@ -197,6 +197,31 @@ public protocol Backend: AnyObject {
     /// out[0] (=|+=) number of rows whose argmax equals the label. logits: (N, K), labels: (N) int32, out: (1).
     func countCorrect(logits: Tensor, labels: Tensor, into out: Tensor, accumulate: Bool) throws
 
+    // MARK: Grouped convolution, GELU, channel shuffle (MobileNetV2, ShuffleNetV2, the `fast` model)
+
+    /// Grouped convolution, PyTorch's `Conv2d(groups:)`: the Cin input and Cout output channels are
+    /// split into `groups` equal parts and output group k sees only input group k. g.inChannels and
+    /// g.outChannels are the totals; weight: (Cout, Cin / groups, KH, KW); x, bias, y as conv2DForward.
+    /// groups == Cin == Cout is the depthwise convolution; groups == 1 equals conv2DForward.
+    func groupedConv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
+                              geometry g: Conv2DGeometry, groups: Int, activation: Activation) throws
+    /// dx = d(grouped conv)/dx applied to dy (overwrites dx).
+    func groupedConv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry, groups: Int) throws
+    /// dWeight: (Cout, Cin / groups, KH, KW) and dBias (Cout, optional) of the grouped convolution (overwritten).
+    func groupedConv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?,
+                                     geometry g: Conv2DGeometry, groups: Int) throws
+    /// y = x * Phi(x), Phi the standard normal CDF (the exact, erf-based GELU: PyTorch's `nn.GELU()`). y may alias x.
+    func gelu(x: Tensor, y: Tensor) throws
+    /// dx = dy * (Phi(x) + x * phi(x)), where x is the GELU's input (dx may alias dy, not x).
+    func geluBackward(x: Tensor, dy: Tensor, dx: Tensor) throws
+    /// ShuffleNet's channel shuffle of an (N, C, *) tensor with C = groups * k:
+    /// y[n, j * groups + i, *] = x[n, i * k + j, *] (PyTorch's `channel_shuffle(x, groups)`).
+    /// Its adjoint (and inverse) is the shuffle with `k` groups. y must not overlap x.
+    func channelShuffle(x: Tensor, y: Tensor, groups: Int) throws
+    /// dst[n, dstChannel + c, *] = src[n, srcChannel + c, *] for c in 0..<count: channel split and
+    /// concatenation. src: (N, Cs, *), dst: (N, Cd, *) with the same N and *; dst's other channels are untouched.
+    func copyChannels(src: Tensor, srcChannel: Int, dst: Tensor, dstChannel: Int, count: Int) throws
+
     // MARK: Memory report
 
     /// What the backend holds, for the trainer's memory line. Default: nothing known.

@@ -578,6 +578,86 @@ public final class CPUBackend: Backend {
                                    into: try f(out, "out", op), accumulate: accumulate)
         }
     }
+
+    // MARK: Grouped convolution, GELU, channel shuffle
+
+    public func groupedConv2DForward(x: Tensor, weight: Tensor, bias: Tensor?, y: Tensor,
+                                     geometry g: Conv2DGeometry, groups: Int, activation: Activation) throws {
+        try profiled("groupedConv2DForward \(g) groups \(groups)") {
+            let op = "groupedConv2DForward"
+            try Contract.groupedConv2DForward(x: x, weight: weight, bias: bias, y: y, g, groups: groups)
+            let (px, pw, pb, py) = (try f(x, "x", op), try f(weight, "weight", op), try f(bias, "bias", op), try f(y, "y", op))
+            if let fast {
+                fast.groupedConv2DForward(x: px, weight: pw, bias: pb, y: py, geometry: g, groups: groups, activation: activation)
+                return
+            }
+            Reference.groupedConv2DForward(x: px, weight: pw, bias: pb, y: py, geometry: g, groups: groups, activation: activation)
+        }
+    }
+
+    public func groupedConv2DBackwardData(dy: Tensor, weight: Tensor, dx: Tensor, geometry g: Conv2DGeometry, groups: Int) throws {
+        try profiled("groupedConv2DBackwardData \(g) groups \(groups)") {
+            let op = "groupedConv2DBackwardData"
+            try Contract.groupedConv2DBackwardData(dy: dy, weight: weight, dx: dx, g, groups: groups)
+            let (pdy, pw, pdx) = (try f(dy, "dy", op), try f(weight, "weight", op), try f(dx, "dx", op))
+            if let fast { fast.groupedConv2DBackwardData(dy: pdy, weight: pw, dx: pdx, geometry: g, groups: groups); return }
+            Reference.groupedConv2DBackwardData(dy: pdy, weight: pw, dx: pdx, geometry: g, groups: groups)
+        }
+    }
+
+    public func groupedConv2DBackwardFilter(x: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?,
+                                            geometry g: Conv2DGeometry, groups: Int) throws {
+        try profiled("groupedConv2DBackwardFilter \(g) groups \(groups)") {
+            let op = "groupedConv2DBackwardFilter"
+            try Contract.groupedConv2DBackwardFilter(x: x, dy: dy, dWeight: dWeight, dBias: dBias, g, groups: groups)
+            let (px, pdy, pdw, pdb) = (try f(x, "x", op), try f(dy, "dy", op), try f(dWeight, "dWeight", op), try f(dBias, "dBias", op))
+            if let fast { fast.groupedConv2DBackwardFilter(x: px, dy: pdy, dWeight: pdw, dBias: pdb, geometry: g, groups: groups); return }
+            Reference.groupedConv2DBackwardFilter(x: px, dy: pdy, dWeight: pdw, dBias: pdb, geometry: g, groups: groups)
+        }
+    }
+
+    public func gelu(x: Tensor, y: Tensor) throws {
+        try profiled("gelu \(x.shape)") {
+            let op = "gelu"
+            try Contract.gelu(x: x, y: y)
+            if let fast { fast.gelu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count); return }
+            Reference.gelu(x: try f(x, "x", op), y: try f(y, "y", op), count: x.count)
+        }
+    }
+
+    public func geluBackward(x: Tensor, dy: Tensor, dx: Tensor) throws {
+        try profiled("geluBackward \(dy.shape)") {
+            let op = "geluBackward"
+            try Contract.geluBackward(x: x, dy: dy, dx: dx)
+            if let fast { fast.geluBackward(x: try f(x, "x", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count); return }
+            Reference.geluBackward(x: try f(x, "x", op), dy: try f(dy, "dy", op), dx: try f(dx, "dx", op), count: dy.count)
+        }
+    }
+
+    public func channelShuffle(x: Tensor, y: Tensor, groups: Int) throws {
+        try profiled("channelShuffle \(x.shape) groups \(groups)") {
+            let op = "channelShuffle"
+            let (n, c, s) = try Contract.channelShuffle(x: x, y: y, groups: groups)
+            let (px, py) = (try f(x, "x", op), try f(y, "y", op))
+            if let fast { fast.channelShuffle(x: px, y: py, batch: n, channels: c, spatial: s, groups: groups); return }
+            Reference.channelShuffle(x: UnsafePointer(px), y: py, batch: n, channels: c, spatial: s, groups: groups)
+        }
+    }
+
+    public func copyChannels(src: Tensor, srcChannel: Int, dst: Tensor, dstChannel: Int, count: Int) throws {
+        try profiled("copyChannels \(src.shape) -> \(dst.shape)") {
+            let op = "copyChannels"
+            let (n, cs, cd, s) = try Contract.copyChannels(src: src, srcChannel: srcChannel, dst: dst, dstChannel: dstChannel, count: count)
+            let (ps, pd) = (try f(src, "src", op), try f(dst, "dst", op))
+            if let fast {
+                fast.copyChannels(src: ps, srcChannels: cs, srcChannel: srcChannel, dst: pd, dstChannels: cd, dstChannel: dstChannel,
+                                  count: count, batch: n, spatial: s)
+                return
+            }
+            Reference.copyChannels(src: UnsafePointer(ps), srcChannels: cs, srcChannel: srcChannel, dst: pd, dstChannels: cd,
+                                   dstChannel: dstChannel, count: count, batch: n, spatial: s)
+        }
+    }
 }
 
 

@@ -6,6 +6,7 @@ import CNNCore
 /// by `--model`, config files and checkpoints.
 public enum ModelKind: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
     case cnn, optimized, speedrun, lite, resnet8
+    case mobilenetv2, shufflenetv2, fast
 
     /// The name (`--model`, config files, checkpoint metadata).
     public var name: String { rawValue }
@@ -19,6 +20,7 @@ public enum ModelKind: String, CaseIterable, Codable, Sendable, CustomStringConv
         case .speedrun: return "deeper net (0.55 GFLOP/img at 32x32): conv 64, three conv-pool-BN-ReLU-conv-BN-ReLU blocks (128, 256, 256), global max pool"
         case .lite: return "a lighter net: conv(3->16)-BN-ReLU-pool, conv(16->32)-BN-ReLU-pool, conv(32->64)-BN-ReLU, global average pool, fc"
         case .resnet8: return "a small residual net: stem conv 32, three residual stages (32, 64, 128), global average pool, fc"
+        case .mobilenetv2, .shufflenetv2, .fast: return lightweightSummary
         }
     }
 
@@ -104,6 +106,8 @@ public enum ModelKind: String, CaseIterable, Codable, Sendable, CustomStringConv
                 ("pool", GlobalAvgPool()),
                 ("fc", Linear(128, classes)),
             ])
+        case .mobilenetv2, .shufflenetv2, .fast:
+            return try lightweightNetwork(channels: c, classes: classes)
         }
     }
 }

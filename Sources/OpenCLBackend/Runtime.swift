@@ -6,6 +6,7 @@ import Kernels
 /// The kernel files, one OpenCL program each (`common.cl` + the family's file).
 package enum KernelFamily: String, CaseIterable, Sendable {
     case conv, pooling, batchnorm, elementwise, loss, optimizers, reductions, augment
+    case lightweight
 
     var source: String {
         let body: String
@@ -18,6 +19,7 @@ package enum KernelFamily: String, CaseIterable, Sendable {
         case .optimizers: body = KernelSource.optimizers
         case .reductions: body = KernelSource.reductions
         case .augment: body = KernelSource.augment
+        case .lightweight: body = KernelSource.lightweight
         }
         // #line keeps build-log line numbers pointing into the family's own file.
         return "#line 1 \"common.cl\"\n" + KernelSource.common + "\n#line 1 \"\(rawValue).cl\"\n" + body

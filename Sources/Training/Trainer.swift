@@ -120,6 +120,7 @@ public final class Trainer {
         runFolder = runDirectory.map(RunFolder.init(url:))
         model = try ModelZoo.make(config.model, inputShape: data.imageShape, classes: data.classNames.count,
                                   backend: backend, seed: config.seed)
+        try fitWhiteningLayers(model: model, data: data, config: config)
         switch config.optimizer {
         case .sgd:
             optimizer = try SGD(model: model, hyper: SGDHyper(learningRate: Float(config.learningRate), momentum: Float(config.momentum),

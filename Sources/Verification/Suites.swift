@@ -168,5 +168,6 @@ package enum VerifySuite {
         gemmOps(modelBatch: b) + convolutionOps(modelBatch: b) + poolingOps(modelBatch: b) + batchNormOps(modelBatch: b)
             + elementwiseOps(modelBatch: b) + lossOps(modelBatch: b) + optimizerOps(modelBatch: b) + reductionOps(modelBatch: b)
             + fusedOps(modelBatch: b)
+            + lightweightOps(modelBatch: b)
     }
 }

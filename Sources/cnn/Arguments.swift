@@ -12,6 +12,11 @@ extension ModelKind: ExpressibleByArgument {
     }
 }
 extension TrainConfig.OptimizerKind: ExpressibleByArgument {}
+extension Recipe: ExpressibleByArgument {
+    public static var allValueDescriptions: [String: String] {
+        Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0.summary) })
+    }
+}
 extension TrainConfig.DataFormat: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension RotationInterpolation: ExpressibleByArgument {}

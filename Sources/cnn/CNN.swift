@@ -19,10 +19,11 @@ struct CNN: ParsableCommand {
           cnn plot runs/NAME                redraw a run's figures (PNG)
           cnn report runs/NAME [runs/OTHER] one HTML page per run, or two runs compared
           cnn devices                       what this machine can run on
+          cnn models                        every model: parameters, FLOPs, recipe, measured accuracy
           cnn verify --device opencl        check every kernel against the CPU reference
           cnn tune --device opencl          tune CLBlast's GEMMs for the device (a GPU: else on first training)
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Plot.self, Report.self, Devices.self, Verify.self, Tune.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Filters.self, TSNECommand.self, GradCAMCommand.self, Plot.self, Report.self, Devices.self, Verify.self, Tune.self, Models.self])
 }
 
 /// `--device`, shared by every subcommand that computes.

@@ -58,6 +58,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Data-parallel training (mpirun -np N cnn train --distributed; docs/distributed.md)") var distributedOptions: DistributedOptions
 
     // Model and optimisation
+    @Option(help: "Training recipe: a model with the settings it is tuned for (`cnn models` lists them); options given here still override it.") var recipe: Recipe?
     @Option(help: "Model architecture.") var model: ModelKind?
     @Option(help: "Epochs to train.") var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize: Int?
@@ -124,6 +125,7 @@ struct Train: ParsableCommand {
         if let resume {
             c = try TrainConfig.load(path: (resume as NSString).appendingPathComponent("config.json"))
         } else if let config { c = try TrainConfig.load(path: config) }
+        if let recipe, resume == nil { recipe.apply(to: &c) }
         if let v = deviceOption.device { c.device = v }
         if let v = model { c.model = v }
         if let v = epochs { c.epochs = v }

@@ -21,6 +21,8 @@ struct KernelCoverageTests {
         .optimizers: ["sgdStep", "adamStep"],
         .reductions: ["sumPartial", "sumFinalize", "argmax", "countCorrectPartial"],
         .augment: ["augmentBatch"],
+        .lightweight: ["groupedConvForward", "groupedConvBackwardData", "groupedConvBackwardFilter", "gelu", "geluBackward",
+                       "channelShuffle", "copyChannels"],
     ]
     /// Families that are not Backend primitives: the device input's kernel is checked against the
     /// host pipeline by TrainingTests/DeviceInputTests.swift (and runs under Oclgrind in

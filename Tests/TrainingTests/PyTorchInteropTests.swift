@@ -45,7 +45,7 @@ struct PyTorchInteropTests {
         return model
     }
 
-    @Test(arguments: ModelZoo.names)
+    @Test(arguments: interopModels)
     func swiftCheckpointLoadsInPyTorch(model name: String) throws {
         let dir = TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -68,7 +68,7 @@ struct PyTorchInteropTests {
         if name == "cnn" || name == "optimized" { #expect(ours.accuracy > 0.15, "\(name): should beat chance (10%)") }
     }
 
-    @Test(arguments: ModelZoo.names)
+    @Test(arguments: interopModels)
     func pytorchCheckpointEvaluatesHere(model name: String) throws {
         let dir = TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -106,3 +106,10 @@ struct PyTorchInteropTests {
     /// and still fails for a wrong weight, layout or BatchNorm statistic.
     func sameLoss(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-4 * max(1, abs(b)) }
 }
+
+/// The zoo models the exchange runs for: all, or those named in SWIFTCNN_INTEROP_MODELS (comma-separated,
+/// e.g. `SWIFTCNN_INTEROP_MODELS=mobilenetv2,shufflenetv2` to check only new models on a busy machine).
+let interopModels: [String] = {
+    guard let only = ProcessInfo.processInfo.environment["SWIFTCNN_INTEROP_MODELS"], !only.isEmpty else { return ModelZoo.names }
+    return ModelZoo.names.filter { only.split(separator: ",").map(String.init).contains($0) }
+}()

@@ -74,6 +74,9 @@ public final class Sequential: Layer {
                 out.append((p, r))
                 out += r.body.flattened(prefix: p + ".body", shortcuts: shortcuts)
                 if shortcuts, let sc = r.shortcut { out += sc.flattened(prefix: p + ".shortcut", shortcuts: true) }
+            } else if let nested = c.layer as? any NestedLayers {
+                out.append((p, c.layer))
+                for (name, s) in nested.nestedSequentials(shortcuts: shortcuts) { out += s.flattened(prefix: p + "." + name, shortcuts: shortcuts) }
             } else { out.append((p, c.layer)) }
         }
         return out

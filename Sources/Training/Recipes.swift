@@ -1,0 +1,92 @@
+import CNNCore
+import Datasets
+import NN
+
+/// Named training recipes: a model with the settings it is tuned for (`cnn train --recipe NAME`).
+/// A recipe sets config values over the defaults or the config file; options given on the command
+/// line still override it.
+public enum Recipe: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
+    case guide, mobilenetv2, shufflenetv2, fast
+
+    public var description: String { rawValue }
+
+    /// One line: what the recipe does.
+    public var summary: String {
+        switch self {
+        case .guide:
+            return "the PyTorch CIFAR-10 guide (the defaults): optimized, Adam 1e-3, batch 64, flip + rotation 15, plateau schedule, 15 epochs"
+        case .fast:
+            return "the speed-record recipe (airbench) as far as implemented: fast model (frozen patch whitening fitted to the "
+                + "training data), SGD Nesterov 0.85 at batch 1024, lr 1.0 one-cycle, weight decay 5e-4, label smoothing 0.2, "
+                + "flip + 2-pixel reflect translation, CIFAR normalisation, flip TTA, 10 epochs"
+        case .mobilenetv2, .shufflenetv2:
+            return "\(rawValue): SGD Nesterov 0.9, lr 0.1 (batch 128) one-cycle, weight decay 4e-5, label smoothing 0.1, "
+                + "flip + 4-pixel reflect crop, CIFAR normalisation, 15 epochs (about an hour here: the issue's time box)"
+        }
+    }
+
+    /// The model the recipe trains.
+    public var model: ModelKind {
+        switch self {
+        case .guide: return .optimized
+        case .mobilenetv2: return .mobilenetv2
+        case .shufflenetv2: return .shufflenetv2
+        case .fast: return .fast
+        }
+    }
+
+    /// The recipe a model is tuned for (nil: none beyond the defaults' guide recipe, which only the
+    /// guide's two models were tuned with).
+    public static func tuned(for model: ModelKind) -> Recipe? {
+        switch model {
+        case .cnn, .optimized: return .guide
+        case .mobilenetv2: return .mobilenetv2
+        case .shufflenetv2: return .shufflenetv2
+        case .fast: return .fast
+        default: return nil
+        }
+    }
+
+    /// Applies the recipe's settings to `c`.
+    public func apply(to c: inout TrainConfig) {
+        switch self {
+        case .guide:
+            let keep = c
+            c = TrainConfig()
+            c.data = keep.data; c.dataFormat = keep.dataFormat; c.device = keep.device   // where, not how
+        case .mobilenetv2, .shufflenetv2:
+            c.model = model
+            c.epochs = 15
+            c.batchSize = 128
+            c.optimizer = .sgd
+            c.learningRate = 0.1
+            c.momentum = 0.9
+            c.nesterov = true
+            c.weightDecay = 4e-5
+            c.schedule.kind = .onecycle
+            c.labelSmoothing = 0.1
+            var a = AugmentationConfig(horizontalFlip: 0.5, rotationDegrees: 0)
+            a.cropPadding = 4
+            a.paddingMode = .reflect
+            a.normalization = .cifar10
+            c.augmentation = a
+        case .fast:
+            c.model = .fast
+            c.epochs = 10
+            c.batchSize = 1024
+            c.optimizer = .sgd
+            c.learningRate = 1.0
+            c.momentum = 0.85
+            c.nesterov = true
+            c.weightDecay = 5e-4
+            c.schedule.kind = .onecycle
+            c.labelSmoothing = 0.2
+            var a = AugmentationConfig(horizontalFlip: 0.5, rotationDegrees: 0)
+            a.cropPadding = 2
+            a.paddingMode = .reflect
+            a.normalization = .cifar10
+            c.augmentation = a
+            c.testTimeFlip = true
+        }
+    }
+}

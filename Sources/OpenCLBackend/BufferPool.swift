@@ -67,23 +67,28 @@ final class BufferPool: @unchecked Sendable {
         return b
     }
 
+    /// What to do about a tensor too large for one allocation: the largest batch that fits (within
+    /// both the device's allocation limit and 2^31 elements) when the tensor is batched.
+    private func batchHint(_ batchShape: Shape?) -> String {
+        guard let shape = batchShape, shape.rank >= 2, shape[0] > 1 else { return "reduce the batch size" }
+        let limit = maxAllocationBytes == 0 ? UInt64(Int32.max) * 4 : maxAllocationBytes
+        let fits = BufferPool.largestBatch(perSample: shape.count / shape[0], maxAllocationBytes: limit)
+        return fits >= 1 ? "a batch of at most \(fits) fits this tensor (now \(shape[0])); use --batch-size \(fits) or less"
+            : "not even one sample of it fits: use smaller images or a narrower model"
+    }
+
     /// `batchShape`: the tensor's shape when its first dimension is the batch (the message then
     /// names a batch size that fits).
     func obtain(elements: Int, what: String, batchShape: Shape? = nil) throws -> CLBuffer {
         let cap = BufferPool.sizeClass(elements)
         let bytes = cap * 4
         guard cap <= Int(Int32.max) else {
-            throw CNNError.unsupported("OpenCL: \(what) needs \(elements) elements; tensors over 2^31 elements are not supported")
+            throw CNNError.unsupported("OpenCL: \(what) needs \(elements) elements; tensors over 2^31 elements are not supported; "
+                                       + batchHint(batchShape))
         }
         guard UInt64(bytes) <= maxAllocationBytes || maxAllocationBytes == 0 else {
-            var hint = "reduce the batch size"
-            if let shape = batchShape, shape.rank >= 2, shape[0] > 1 {
-                let fits = BufferPool.largestBatch(perSample: shape.count / shape[0], maxAllocationBytes: maxAllocationBytes)
-                hint = fits >= 1 ? "a batch of at most \(fits) fits this tensor (now \(shape[0])); use --batch-size \(fits) or less"
-                    : "not even one sample of it fits: use smaller images or a narrower model"
-            }
             throw CNNError.device("OpenCL: \(what) needs \(bytes >> 20) MiB but the device's largest allocation "
-                                  + "(CL_DEVICE_MAX_MEM_ALLOC_SIZE) is \(maxAllocationBytes >> 20) MiB; " + hint)
+                                  + "(CL_DEVICE_MAX_MEM_ALLOC_SIZE) is \(maxAllocationBytes >> 20) MiB; " + batchHint(batchShape))
         }
         lock.lock()
         if var list = free[cap], let mem = list.popLast() {

@@ -6,10 +6,16 @@
 // - vec4 == 0 (scalar path): one work-item per element i < n, global = n.
 // - vec4 != 0 (float4 path; the launcher sets it only when every buffer offset is a multiple of 4,
 //   so that the loads and stores are 16-byte aligned): global = ceil(n / 4); work-item i handles
-//   elements 4i .. 4i+3 with one vload4/vstore4 per buffer, and the last work-item the tail of
+//   elements 4i .. 4i+3 with one float4 load or store per buffer, and the last work-item the tail of
 //   n % 4 elements one by one. The float4 arithmetic is the scalar arithmetic per component
 //   (FP_CONTRACT is off), so both paths give bit-identical results.
+// The float4 accesses are through float4 pointers, so they are 16-byte aligned accesses (buffers
+// start at CL_DEVICE_MEM_BASE_ADDR_ALIGN, at least 16 bytes for a float4-capable device) — hence the
+// launcher's offset condition; vload4/vstore4 would only assume 4-byte alignment.
 // Outputs may alias inputs exactly (each work-item reads its elements before writing them).
+
+#define SWIFTCNN_LOAD4(p) (*(__global const float4*)(p))
+#define SWIFTCNN_STORE4(v, p) (*(__global float4*)(p) = (v))
 
 // y = relu(x) (NaN propagates, -0 becomes +0; see swiftcnn_relu)
 __kernel void relu(__global const float* x, int xOff, __global float* y, int yOff, int n, int vec4) {
@@ -17,8 +23,8 @@ __kernel void relu(__global const float* x, int xOff, __global float* y, int yOf
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            float4 v = vload4(0, x + xOff + e);
-            vstore4((float4)(swiftcnn_relu(v.x), swiftcnn_relu(v.y), swiftcnn_relu(v.z), swiftcnn_relu(v.w)), 0, y + yOff + e);
+            float4 v = SWIFTCNN_LOAD4(x + xOff + e);
+            SWIFTCNN_STORE4((float4)(swiftcnn_relu(v.x), swiftcnn_relu(v.y), swiftcnn_relu(v.z), swiftcnn_relu(v.w)), y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = swiftcnn_relu(x[xOff + e]);
         }
@@ -35,10 +41,10 @@ __kernel void reluBackward(__global const float* y, int yOff, __global const flo
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            float4 yv = vload4(0, y + yOff + e);
-            float4 g = vload4(0, dy + dyOff + e);
-            vstore4((float4)(yv.x > 0.0f ? g.x : 0.0f, yv.y > 0.0f ? g.y : 0.0f,
-                             yv.z > 0.0f ? g.z : 0.0f, yv.w > 0.0f ? g.w : 0.0f), 0, dx + dxOff + e);
+            float4 yv = SWIFTCNN_LOAD4(y + yOff + e);
+            float4 g = SWIFTCNN_LOAD4(dy + dyOff + e);
+            SWIFTCNN_STORE4((float4)(yv.x > 0.0f ? g.x : 0.0f, yv.y > 0.0f ? g.y : 0.0f,
+                                     yv.z > 0.0f ? g.z : 0.0f, yv.w > 0.0f ? g.w : 0.0f), dx + dxOff + e);
         } else {
             for (; e < n; e++) dx[dxOff + e] = y[yOff + e] > 0.0f ? dy[dyOff + e] : 0.0f;
         }
@@ -63,9 +69,9 @@ __kernel void dropoutForward(__global const float* x, int xOff, __global float* 
         if (e + 4 <= n) {
             float4 m = (float4)(swiftcnn_dropout_mask(key, e, p, scale), swiftcnn_dropout_mask(key, e + 1, p, scale),
                                 swiftcnn_dropout_mask(key, e + 2, p, scale), swiftcnn_dropout_mask(key, e + 3, p, scale));
-            float4 v = vload4(0, x + xOff + e);
-            vstore4(m, 0, mask + maskOff + e);
-            vstore4(v * m, 0, y + yOff + e);
+            float4 v = SWIFTCNN_LOAD4(x + xOff + e);
+            SWIFTCNN_STORE4(m, mask + maskOff + e);
+            SWIFTCNN_STORE4(v * m, y + yOff + e);
         } else {
             for (; e < n; e++) {
                 float m = swiftcnn_dropout_mask(key, e, p, scale);
@@ -90,7 +96,7 @@ __kernel void add(__global const float* a, int aOff, __global const float* b, in
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            vstore4(vload4(0, a + aOff + e) + vload4(0, b + bOff + e), 0, y + yOff + e);
+            SWIFTCNN_STORE4(SWIFTCNN_LOAD4(a + aOff + e) + SWIFTCNN_LOAD4(b + bOff + e), y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = a[aOff + e] + b[bOff + e];
         }
@@ -107,7 +113,7 @@ __kernel void mul(__global const float* a, int aOff, __global const float* b, in
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            vstore4(vload4(0, a + aOff + e) * vload4(0, b + bOff + e), 0, y + yOff + e);
+            SWIFTCNN_STORE4(SWIFTCNN_LOAD4(a + aOff + e) * SWIFTCNN_LOAD4(b + bOff + e), y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = a[aOff + e] * b[bOff + e];
         }
@@ -123,7 +129,7 @@ __kernel void scale(__global const float* x, int xOff, __global float* y, int yO
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            vstore4(alpha * vload4(0, x + xOff + e), 0, y + yOff + e);
+            SWIFTCNN_STORE4(alpha * SWIFTCNN_LOAD4(x + xOff + e), y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = alpha * x[xOff + e];
         }
@@ -139,8 +145,8 @@ __kernel void axpy(__global const float* x, int xOff, __global float* y, int yOf
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            float4 prod = alpha * vload4(0, x + xOff + e);
-            vstore4(vload4(0, y + yOff + e) + prod, 0, y + yOff + e);
+            float4 prod = alpha * SWIFTCNN_LOAD4(x + xOff + e);
+            SWIFTCNN_STORE4(SWIFTCNN_LOAD4(y + yOff + e) + prod, y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = y[yOff + e] + alpha * x[xOff + e];
         }
@@ -156,7 +162,7 @@ __kernel void fill(__global float* t, int tOff, int n, float value, int vec4) {
     if (vec4) {
         int e = 4 * i;
         if (e + 4 <= n) {
-            vstore4((float4)(value), 0, t + tOff + e);
+            SWIFTCNN_STORE4((float4)(value), t + tOff + e);
         } else {
             for (; e < n; e++) t[tOff + e] = value;
         }

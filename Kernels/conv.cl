@@ -68,36 +68,53 @@ __kernel void col2im(__global const float* cols, int colsOff, __global float* x,
     x[xOff + idx] = acc;
 }
 
-// Index into the (C, N*P) column layout of the NCHW element idx of an (N, C, P) tensor.
-inline int swiftcnn_column_index(int idx, int N, int C, int P) {
-    int p = idx % P;
-    int nc = idx / P;
-    int n = nc / C;
-    int c = nc - n * C;
-    return c * (N * P) + n * P + p;
-}
 
 // The forward epilogue of one chunk of N images: y[n, c, p] = act(ym[c, n*P + p] + bias[c]) —
 // the GEMM's (Cout, N*P) result reordered into NCHW, with the bias (hasBias) and the activation
-// fused (the same float operations, in the same order, as biasAdd). Launch: 1-D over
-// total = N*C*P, one work-item per output element (reads and writes in runs of P).
+// fused (the same float operations, in the same order, as biasAdd). Launch: 3-D over
+// (P / w, C, N), so c and n come from the NDRange (no div/mod per element): w = 4 when vec4 (the
+// launcher sets it when P, ymOff and yOff are multiples of 4: aligned float4 loads and stores of a
+// run of 4 positions), else w = 1. Runs of P are contiguous in both layouts.
 __kernel void convForwardEpilogue(__global const float* ym, int ymOff, __global float* y, int yOff,
                                   __global const float* bias, int bOff, int hasBias,
-                                  int N, int C, int P, int act, int total) {
-    int idx = get_global_id(0);
-    if (idx >= total) return;
-    float v = ym[ymOff + swiftcnn_column_index(idx, N, C, P)];
-    if (hasBias) v += bias[bOff + (idx / P) % C];
-    y[yOff + idx] = swiftcnn_activate(v, act);
+                                  int N, int C, int P, int act, int vec4) {
+    int c = get_global_id(1), n = get_global_id(2);
+    __global const float* src = ym + ymOff + c * (N * P) + n * P;
+    __global float* dst = y + yOff + (n * C + c) * P;
+    float b = hasBias ? bias[bOff + c] : 0.0f;
+    if (vec4) {
+        int p = 4 * get_global_id(0);
+        if (p >= P) return;
+        float4 v = *(__global const float4*)(src + p);
+        if (hasBias) v += b;
+        *(__global float4*)(dst + p) = (float4)(swiftcnn_activate(v.x, act), swiftcnn_activate(v.y, act),
+                                                swiftcnn_activate(v.z, act), swiftcnn_activate(v.w, act));
+        return;
+    }
+    int p = get_global_id(0);
+    if (p >= P) return;
+    float v = src[p];
+    if (hasBias) v += b;
+    dst[p] = swiftcnn_activate(v, act);
 }
 
 // The output gradients of one chunk of N images as the backward GEMMs' operand:
-// dym[c, n*P + p] = dy[n, c, p]. Launch: 1-D over total = N*C*P, one work-item per element of dy.
+// dym[c, n*P + p] = dy[n, c, p]. Launch: 3-D over (P / w, C, N) as convForwardEpilogue (w = 4 when
+// vec4: P, dyOff and dymOff multiples of 4), no div/mod per element.
 __kernel void convOutputGradColumns(__global const float* dy, int dyOff, __global float* dym, int dymOff,
-                                    int N, int C, int P, int total) {
-    int idx = get_global_id(0);
-    if (idx >= total) return;
-    dym[dymOff + swiftcnn_column_index(idx, N, C, P)] = dy[dyOff + idx];
+                                    int N, int C, int P, int vec4) {
+    int c = get_global_id(1), n = get_global_id(2);
+    __global const float* src = dy + dyOff + (n * C + c) * P;
+    __global float* dst = dym + dymOff + c * (N * P) + n * P;
+    if (vec4) {
+        int p = 4 * get_global_id(0);
+        if (p >= P) return;
+        *(__global float4*)(dst + p) = *(__global const float4*)(src + p);
+        return;
+    }
+    int p = get_global_id(0);
+    if (p >= P) return;
+    dst[p] = src[p];
 }
 
 // y = act(y + bias[c]) in place. y: (N, C, S). Launch: 1-D over total = N*C*S.

@@ -71,29 +71,58 @@ __kernel void batchNormStatsFinalize(__global const float* partials, int pOff,
     runningVar[rvOff + c] = (1.0f - momentum) * runningVar[rvOff + c] + momentum * unbiased;
 }
 
+// The apply passes below launch over a 3-D NDRange (S / w, C, N): c and n come from the NDRange
+// (no div/mod per element); w = 4 when vec4 (the launcher sets it when S and the offsets of x and y
+// are multiples of 4: aligned float4 loads and stores), else w = 1. The float4 arithmetic is the
+// scalar arithmetic per component, so both paths give the same bits.
+inline float4 swiftcnn_bn_apply4(float4 xv, float mean, float invStd, float g, float b, int act) {
+    float4 xhat = (xv - mean) * invStd;
+    float4 z = g * xhat + b;
+    return (float4)(swiftcnn_activate(z.x, act), swiftcnn_activate(z.y, act),
+                    swiftcnn_activate(z.z, act), swiftcnn_activate(z.w, act));
+}
+
 // y = act(gamma[c] * (x - mean[c]) * invStd[c] + beta[c]) (training: the batch statistics).
 __kernel void batchNormForwardTraining(__global const float* x, int xOff, __global float* y, int yOff,
                                        __global const float* mean, int mOff, __global const float* invStd, int iOff,
                                        __global const float* gamma, int gOff, __global const float* beta, int bOff,
-                                       int C, int S, int total, int act) {
-    int idx = get_global_id(0);
-    if (idx >= total) return;
-    int c = (idx / S) % C;
-    float xhat = (x[xOff + idx] - mean[mOff + c]) * invStd[iOff + c];
-    y[yOff + idx] = swiftcnn_activate(gamma[gOff + c] * xhat + beta[bOff + c], act);
+                                       int C, int S, int act, int vec4) {
+    int c = get_global_id(1), n = get_global_id(2);
+    int base = (n * C + c) * S;
+    float mc = mean[mOff + c], is = invStd[iOff + c], g = gamma[gOff + c], b = beta[bOff + c];
+    if (vec4) {
+        int s = 4 * get_global_id(0);
+        if (s >= S) return;
+        *(__global float4*)(y + yOff + base + s) =
+            swiftcnn_bn_apply4(*(__global const float4*)(x + xOff + base + s), mc, is, g, b, act);
+        return;
+    }
+    int s = get_global_id(0);
+    if (s >= S) return;
+    float xhat = (x[xOff + base + s] - mc) * is;
+    y[yOff + base + s] = swiftcnn_activate(g * xhat + b, act);
 }
 
 // The same with the running statistics: invStd = 1/sqrt(runningVar + eps).
 __kernel void batchNormForwardInference(__global const float* x, int xOff, __global float* y, int yOff,
                                         __global const float* runningMean, int mOff, __global const float* runningVar, int vOff,
                                         __global const float* gamma, int gOff, __global const float* beta, int bOff,
-                                        int C, int S, int total, float eps, int act) {
-    int idx = get_global_id(0);
-    if (idx >= total) return;
-    int c = (idx / S) % C;
-    float invStd = 1.0f / sqrt(runningVar[vOff + c] + eps);
-    float xhat = (x[xOff + idx] - runningMean[mOff + c]) * invStd;
-    y[yOff + idx] = swiftcnn_activate(gamma[gOff + c] * xhat + beta[bOff + c], act);
+                                        int C, int S, float eps, int act, int vec4) {
+    int c = get_global_id(1), n = get_global_id(2);
+    int base = (n * C + c) * S;
+    float is = 1.0f / sqrt(runningVar[vOff + c] + eps);
+    float mc = runningMean[mOff + c], g = gamma[gOff + c], b = beta[bOff + c];
+    if (vec4) {
+        int s = 4 * get_global_id(0);
+        if (s >= S) return;
+        *(__global float4*)(y + yOff + base + s) =
+            swiftcnn_bn_apply4(*(__global const float4*)(x + xOff + base + s), mc, is, g, b, act);
+        return;
+    }
+    int s = get_global_id(0);
+    if (s >= S) return;
+    float xhat = (x[xOff + base + s] - mc) * is;
+    y[yOff + base + s] = swiftcnn_activate(g * xhat + b, act);
 }
 
 // partials[(c*chunks + k)*2 + 0] = chunk sum of dy, [.. + 1] = chunk sum of dy * xhat.

@@ -18,18 +18,18 @@ extension OpenCLBackend {
         try launch1D(.batchnorm, "batchNormStatsFinalize", count: c,
                      [.tensor(partials), .tensor(saveMean), .tensor(saveInvStd), .tensor(runningMean), .tensor(runningVar),
                       .int(c), .int(chunks), .int(chunkLen), .int(m), .float(momentum), .float(epsilon)])
-        try launch1D(.batchnorm, "batchNormForwardTraining", count: x.count,
-                     [.tensor(x), .tensor(y), .tensor(saveMean), .tensor(saveInvStd), .tensor(gamma), .tensor(beta),
-                      .int(c), .int(s), .int(x.count), .int(activation == .relu ? 1 : 0)])
+        try launchPlanes(.batchnorm, "batchNormForwardTraining", planeSize: s, channels: c, images: n, tensors: [x, y],
+                         [.tensor(x), .tensor(y), .tensor(saveMean), .tensor(saveInvStd), .tensor(gamma), .tensor(beta),
+                          .int(c), .int(s), .int(activation == .relu ? 1 : 0)])
     }
 
     public func batchNormForwardInference(x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                                           y: Tensor, epsilon: Float, activation: Activation) throws {
-        let (_, c, s) = try Contract.batchNormForwardInference(
+        let (n, c, s) = try Contract.batchNormForwardInference(
             x: x, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, y: y, epsilon: epsilon)
-        try launch1D(.batchnorm, "batchNormForwardInference", count: x.count,
-                     [.tensor(x), .tensor(y), .tensor(runningMean), .tensor(runningVar), .tensor(gamma), .tensor(beta),
-                      .int(c), .int(s), .int(x.count), .float(epsilon), .int(activation == .relu ? 1 : 0)])
+        try launchPlanes(.batchnorm, "batchNormForwardInference", planeSize: s, channels: c, images: n, tensors: [x, y],
+                         [.tensor(x), .tensor(y), .tensor(runningMean), .tensor(runningVar), .tensor(gamma), .tensor(beta),
+                          .int(c), .int(s), .float(epsilon), .int(activation == .relu ? 1 : 0)])
     }
 
     public func batchNormBackward(x: Tensor, dy: Tensor, gamma: Tensor, saveMean: Tensor, saveInvStd: Tensor,

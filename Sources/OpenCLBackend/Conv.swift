@@ -88,29 +88,12 @@ extension OpenCLBackend {
                      + [.int(rowStride), .int(imageStride), .int(total)])
     }
 
-    /// A per-plane conv kernel (convForwardEpilogue, convOutputGradColumns): 3-D NDRange over
-    /// (position in the plane, channel, image), so the kernel takes c and n from the NDRange; float4
-    /// (one work-item per 4 positions, the `vec4` flag appended to `args`) when the plane size and
-    /// the offsets of `tensors` are multiples of 4, else one work-item per element.
-    private func launchPlanes(_ name: String, planeSize: Int, channels: Int, images: Int, tensors: [Tensor],
-                              _ args: [KernelArg]) throws {
-        guard planeSize > 0, channels > 0, images > 0 else { return }
-        let total = planeSize * channels * images
-        guard Int32(exactly: total) != nil else {
-            throw CNNError.unsupported("\(name): size \(total) does not fit the kernels' 32-bit indices")
-        }
-        let vec4 = planeSize % 4 == 0 && tensors.allSatisfy { $0.offset % 4 == 0 }
-        let k = try kernel(.conv, name)
-        let g0 = vec4 ? planeSize / 4 : planeSize
-        try launch(k, global: [g0, channels, images], local: [min(k.local1D, g0), 1, 1], args + [.int(vec4 ? 1 : 0)])
-    }
-
     /// The stamp `OutputGradColumns` compares: every command and wait so far.
     private var commandStamp: Int { commandCounters.kernelLaunches + commandCounters.blockingCalls }
 
     /// dym (Cout, nb*P) = the NCHW output gradients `dys` of a chunk of nb images.
     private func enqueueOutputGradColumns(dy dys: Tensor, into dym: Tensor, nb: Int, channels: Int, spatial: Int) throws {
-        try launchPlanes("convOutputGradColumns", planeSize: spatial, channels: channels, images: nb, tensors: [dys, dym],
+        try launchPlanes(.conv, "convOutputGradColumns", planeSize: spatial, channels: channels, images: nb, tensors: [dys, dym],
                          [.tensor(dys), .tensor(dym), .int(nb), .int(channels), .int(spatial)])
     }
 
@@ -130,7 +113,7 @@ extension OpenCLBackend {
             try enqueueGemm(transA: false, transB: false, m: C, n: NP, k: K, alpha: 1,
                             a: weight, lda: K, strideA: 0, b: cols, ldb: NP, strideB: 0,
                             beta: 0, c: ym, ldc: NP, strideC: 0, batch: 1)
-            try launchPlanes("convForwardEpilogue", planeSize: P, channels: C, images: nb, tensors: [ym, ys],
+            try launchPlanes(.conv, "convForwardEpilogue", planeSize: P, channels: C, images: nb, tensors: [ym, ys],
                              [.tensor(ym), .tensor(ys), .optional(bias), .int(bias == nil ? 0 : 1),
                               .int(nb), .int(C), .int(P), .int(activation == .relu ? 1 : 0)])
         }

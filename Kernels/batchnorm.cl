@@ -78,8 +78,7 @@ __kernel void batchNormStatsFinalize(__global const float* partials, int pOff,
 inline float4 swiftcnn_bn_apply4(float4 xv, float mean, float invStd, float g, float b, int act) {
     float4 xhat = (xv - mean) * invStd;
     float4 z = g * xhat + b;
-    return (float4)(swiftcnn_activate(z.x, act), swiftcnn_activate(z.y, act),
-                    swiftcnn_activate(z.z, act), swiftcnn_activate(z.w, act));
+    return swiftcnn_activate4(z, act);
 }
 
 // y = act(gamma[c] * (x - mean[c]) * invStd[c] + beta[c]) (training: the batch statistics).

@@ -87,8 +87,7 @@ __kernel void convForwardEpilogue(__global const float* ym, int ymOff, __global 
         if (p >= P) return;
         float4 v = *(__global const float4*)(src + p);
         if (hasBias) v += b;
-        *(__global float4*)(dst + p) = (float4)(swiftcnn_activate(v.x, act), swiftcnn_activate(v.y, act),
-                                                swiftcnn_activate(v.z, act), swiftcnn_activate(v.w, act));
+        *(__global float4*)(dst + p) = swiftcnn_activate4(v, act);
         return;
     }
     int p = get_global_id(0);

@@ -24,7 +24,7 @@ __kernel void relu(__global const float* x, int xOff, __global float* y, int yOf
         int e = 4 * i;
         if (e + 4 <= n) {
             float4 v = SWIFTCNN_LOAD4(x + xOff + e);
-            SWIFTCNN_STORE4((float4)(swiftcnn_relu(v.x), swiftcnn_relu(v.y), swiftcnn_relu(v.z), swiftcnn_relu(v.w)), y + yOff + e);
+            SWIFTCNN_STORE4(swiftcnn_relu4(v), y + yOff + e);
         } else {
             for (; e < n; e++) y[yOff + e] = swiftcnn_relu(x[xOff + e]);
         }

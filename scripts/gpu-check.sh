@@ -238,7 +238,7 @@ else
   PT_ARGS=(); PT_CAP=40; VERIFY_CAP=75
 fi
 # Options that other work adds to cnn and cnn-bench: used when this build has them.
-BENCH_HELP=$("$BENCH" --help 2>&1 || true)
+BENCH_HELP=$("$BENCH" run --help 2>&1 || true)
 TRAIN_HELP=$("$CNN" train --help 2>&1 || true)
 has_option() { printf '%s\n' "$1" | grep -q -- "$2"; }
 

@@ -81,6 +81,19 @@ inline float4 swiftcnn_bn_apply4(float4 xv, float mean, float invStd, float g, f
     return swiftcnn_activate4(z, act);
 }
 
+// One work-item's part of the apply pass over plane (n, c) (3-D NDRange: position, channel, image):
+// 4 positions when vec4 (S and the offsets multiples of 4), else one.
+inline void swiftcnn_bn_apply_plane(__global const float* xp, __global float* yp, int S,
+                                    float mc, float is, float g, float b, int act, int vec4) {
+    if (vec4) {
+        int s = 4 * get_global_id(0);
+        if (s < S) *(__global float4*)(yp + s) = swiftcnn_bn_apply4(*(__global const float4*)(xp + s), mc, is, g, b, act);
+        return;
+    }
+    int s = get_global_id(0);
+    if (s < S) yp[s] = swiftcnn_activate(g * ((xp[s] - mc) * is) + b, act);
+}
+
 // y = act(gamma[c] * (x - mean[c]) * invStd[c] + beta[c]) (training: the batch statistics).
 __kernel void batchNormForwardTraining(__global const float* x, int xOff, __global float* y, int yOff,
                                        __global const float* mean, int mOff, __global const float* invStd, int iOff,
@@ -89,17 +102,7 @@ __kernel void batchNormForwardTraining(__global const float* x, int xOff, __glob
     int c = get_global_id(1), n = get_global_id(2);
     int base = (n * C + c) * S;
     float mc = mean[mOff + c], is = invStd[iOff + c], g = gamma[gOff + c], b = beta[bOff + c];
-    if (vec4) {
-        int s = 4 * get_global_id(0);
-        if (s >= S) return;
-        *(__global float4*)(y + yOff + base + s) =
-            swiftcnn_bn_apply4(*(__global const float4*)(x + xOff + base + s), mc, is, g, b, act);
-        return;
-    }
-    int s = get_global_id(0);
-    if (s >= S) return;
-    float xhat = (x[xOff + base + s] - mc) * is;
-    y[yOff + base + s] = swiftcnn_activate(g * xhat + b, act);
+    swiftcnn_bn_apply_plane(x + xOff + base, y + yOff + base, S, mc, is, g, b, act, vec4);
 }
 
 // The same with the running statistics: invStd = 1/sqrt(runningVar + eps).
@@ -111,17 +114,7 @@ __kernel void batchNormForwardInference(__global const float* x, int xOff, __glo
     int base = (n * C + c) * S;
     float is = 1.0f / sqrt(runningVar[vOff + c] + eps);
     float mc = runningMean[mOff + c], g = gamma[gOff + c], b = beta[bOff + c];
-    if (vec4) {
-        int s = 4 * get_global_id(0);
-        if (s >= S) return;
-        *(__global float4*)(y + yOff + base + s) =
-            swiftcnn_bn_apply4(*(__global const float4*)(x + xOff + base + s), mc, is, g, b, act);
-        return;
-    }
-    int s = get_global_id(0);
-    if (s >= S) return;
-    float xhat = (x[xOff + base + s] - mc) * is;
-    y[yOff + base + s] = swiftcnn_activate(g * xhat + b, act);
+    swiftcnn_bn_apply_plane(x + xOff + base, y + yOff + base, S, mc, is, g, b, act, vec4);
 }
 
 // partials[(c*chunks + k)*2 + 0] = chunk sum of dy, [.. + 1] = chunk sum of dy * xhat.
@@ -214,14 +207,6 @@ __kernel void batchNormBackwardData(__global const float* x, int xOff, __global 
 
 inline float swiftcnn_bn_mask(int drop, uint key, float p, float scale, int index) {
     return drop ? (swiftcnn_uniform(key, (uint)index) >= p ? scale : 0.0f) : 1.0f;
-}
-
-// First and last pooled index along one axis whose window covers input position `pos`.
-inline int2 swiftcnn_bn_covering(int pos, int K, int S, int P, int O) {
-    int lo = pos + P - K + 1;
-    int first = lo <= 0 ? 0 : (lo + S - 1) / S;
-    int last = min((pos + P) / S, O - 1);
-    return (int2)(first, last);
 }
 
 __kernel void batchNormBlockForward(__global const float* x, int xOff, __global float* y, int yOff,
@@ -326,8 +311,8 @@ __kernel void batchNormBlockBackward(__global const float* x, int xOff, __global
         if (pool) {
             int h = s_ / W;
             int w = s_ - h * W;
-            int2 rh = swiftcnn_bn_covering(h, KH, SH, PH, OH);
-            int2 rw = swiftcnn_bn_covering(w, KW, SW, PW, OW);
+            int2 rh = swiftcnn_covering(h, KH, SH, PH, OH);
+            int2 rw = swiftcnn_covering(w, KW, SW, PW, OW);
             int obase = (n_ * C + c) * OS;
             grad = 0.0f;
             for (int oh = rh.x; oh <= rh.y; oh++)

@@ -51,3 +51,12 @@ inline float4 swiftcnn_activate4(float4 v, int act) { return act == ACT_RELU ? s
 // The order max pooling and argmax use: v beats the current best b when b is not NaN and v is
 // larger or NaN (the first NaN wins, as PyTorch); ties keep the earlier element.
 inline bool swiftcnn_greater(float v, float b) { return !isnan(b) && (v > b || isnan(v)); }
+
+// Pooling: the first and last output index along one axis whose window (size K, stride S, padding P,
+// O outputs) covers input position `pos` (pooling.cl and the fused BatchNorm block's backward).
+inline int2 swiftcnn_covering(int pos, int K, int S, int P, int O) {
+    int lo = pos + P - K + 1;
+    int first = lo <= 0 ? 0 : (lo + S - 1) / S;
+    int last = min((pos + P) / S, O - 1);
+    return (int2)(first, last);
+}

@@ -34,14 +34,6 @@ __kernel void maxPool2DForward(__global const float* x, int xOff, __global float
     argmax[aOff + idx] = bestIdx;
 }
 
-// First and last output index along one axis whose window covers input position `pos`.
-inline int2 swiftcnn_covering(int pos, int K, int S, int P, int O) {
-    int lo = pos + P - K + 1;
-    int first = lo <= 0 ? 0 : (lo + S - 1) / S;
-    int last = min((pos + P) / S, O - 1);
-    return (int2)(first, last);
-}
-
 // dx[plane, h, w] = sum of dy over the windows of the plane whose argmax is h*W + w. Overwrites dx.
 // Launch: 1-D over planes*H*W.
 __kernel void maxPool2DBackward(__global const float* dy, int dyOff, __global const int* argmax, int aOff,

@@ -23,7 +23,8 @@ extension TestData {
 /// TensorBoard image and histogram summaries: the records read back by our reader, and by
 /// TensorBoard's own `EventAccumulator`.
 @Suite struct TensorBoardImageTests {
-    /// Protobuf fields of `b`: (field, bytes of a length-delimited or fixed field, varint value).
+    /// Minimal protobuf reader for the tests: the fields of `b` as (field, bytes of a length-delimited
+    /// or fixed field, varint value).
     static func fields(_ b: [UInt8]) -> [(Int, [UInt8], UInt64)] {
         var out: [(Int, [UInt8], UInt64)] = []
         var i = 0

@@ -22,26 +22,8 @@ import Testing
         #expect(e.bytes == [0x10, 0xAC, 0x02])
     }
 
-    /// Minimal protobuf reader for the test: field number -> values (varint as UInt64, fixed as raw bytes).
-    func fields(_ b: [UInt8]) -> [(Int, [UInt8], UInt64)] {
-        var out: [(Int, [UInt8], UInt64)] = []
-        var i = 0
-        func varint() -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while true { let x = b[i]; i += 1; v |= UInt64(x & 0x7F) << shift; if x < 0x80 { return v }; shift += 7 }
-        }
-        while i < b.count {
-            let key = varint(), field = Int(key >> 3)
-            switch key & 7 {
-            case 0: out.append((field, [], varint()))
-            case 1: out.append((field, Array(b[i..<(i + 8)]), 0)); i += 8
-            case 2: let n = Int(varint()); out.append((field, Array(b[i..<(i + n)]), 0)); i += n
-            case 5: out.append((field, Array(b[i..<(i + 4)]), 0)); i += 4
-            default: Issue.record("unexpected wire type \(key & 7)"); return out
-            }
-        }
-        return out
-    }
+    /// Protobuf fields (the reader `TensorBoardImageTests` shares).
+    func fields(_ b: [UInt8]) -> [(Int, [UInt8], UInt64)] { TensorBoardImageTests.fields(b) }
 
     @Test func writtenEventsReadBack() throws {
         let dir = TestData.temporaryDirectory()

@@ -8,13 +8,13 @@ import Training
 /// over the ranks: every image is counted exactly once, and the result (loss, accuracy, top-k,
 /// confusion matrix, predictions in dataset order) is the one-process result, on every rank.
 package func shardedEvaluate(world: MPIWorld, model: Model, dataset: ImageDataset, normalization: Normalization,
-                             batchSize: Int, flipTTA: Bool, workers: Int) throws -> EvaluationResult {
+                             batchSize: Int, flipTTA: Bool, translateTTA: Bool = false, workers: Int) throws -> EvaluationResult {
     let n = dataset.count
     try require(n >= world.size, "test set of \(n) images is smaller than the \(world.size) ranks sharing it; lower -np or --test-limit")
     let shard = try DataShard(rank: world.rank, count: world.size)
     let mine = shard.slice(Array(0..<n))
     let r = try evaluate(model: model, dataset: dataset, indices: mine, normalization: normalization,
-                         batchSize: batchSize, flipTTA: flipTTA, workers: workers)
+                         batchSize: batchSize, flipTTA: flipTTA, translateTTA: translateTTA, workers: workers)
     let ks = r.topK.keys.sorted()
     // [predictions (n, as class + 1; 0 elsewhere) | loss sum | top-k hit counts | seconds]
     var v = [Double](repeating: 0, count: n + 1 + ks.count + 1)

@@ -66,7 +66,9 @@ public struct Normalization: Codable, Sendable, Equatable {
 /// Per-sample steps run in this fixed order, as the torchvision pipeline
 /// `RandomCrop(pad) -> RandomHorizontalFlip -> RandomRotation -> ToTensor -> Normalize -> Cutout`:
 /// 1. random crop: pad by `cropPadding` (zero or reflect), crop back to the original size;
-/// 2. horizontal flip with probability `horizontalFlip`;
+/// 2. horizontal flip with probability `horizontalFlip`; with `alternatingFlip`, each image's coin is
+///    drawn once per run and the choice inverts every other epoch (airbench), so over two epochs each
+///    image is seen once each way;
 /// 3. rotation by an angle uniform in ±`rotationDegrees` (`rotationInterpolation`: nearest, as
 ///    torchvision's default, or bilinear; counter-clockwise for positive angles, about the image
 ///    centre, outside filled with 0 — PIL's Image.rotate);
@@ -89,6 +91,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
     public var cutmixAlpha: Float = 0
     public var mixProbability: Float = 1
     public var cutmixSwitchProbability: Float = 0.5
+    public var alternatingFlip = false
 
     public init(horizontalFlip: Float = 0, rotationDegrees: Float = 0, rotationInterpolation: RotationInterpolation = .nearest,
                 cropPadding: Int = 0,
@@ -122,7 +125,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case horizontalFlip, rotationDegrees, rotationInterpolation, cropPadding, paddingMode, normalization, cutoutSize, cutoutProbability
-        case mixupAlpha, cutmixAlpha, mixProbability, cutmixSwitchProbability
+        case mixupAlpha, cutmixAlpha, mixProbability, cutmixSwitchProbability, alternatingFlip
     }
 
     public init(from decoder: any Decoder) throws {
@@ -130,7 +133,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         let any = try decoder.container(keyedBy: AnyKey.self)
         if let unknown = any.allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
             let known = ["horizontalFlip", "rotationDegrees", "rotationInterpolation", "cropPadding", "paddingMode", "normalization", "cutoutSize",
-                         "cutoutProbability", "mixupAlpha", "cutmixAlpha", "mixProbability", "cutmixSwitchProbability"]
+                         "cutoutProbability", "mixupAlpha", "cutmixAlpha", "mixProbability", "cutmixSwitchProbability", "alternatingFlip"]
             throw CNNError.invalidArgument("augmentation config: unknown key '\(unknown.stringValue)'; known keys: "
                 + known.joined(separator: ", "))
         }
@@ -159,6 +162,7 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         cutmixAlpha = try c.decodeIfPresent(Float.self, forKey: .cutmixAlpha) ?? d.cutmixAlpha
         mixProbability = try c.decodeIfPresent(Float.self, forKey: .mixProbability) ?? d.mixProbability
         cutmixSwitchProbability = try c.decodeIfPresent(Float.self, forKey: .cutmixSwitchProbability) ?? d.cutmixSwitchProbability
+        alternatingFlip = try c.decodeIfPresent(Bool.self, forKey: .alternatingFlip) ?? d.alternatingFlip
     }
 
     struct AnyKey: CodingKey {

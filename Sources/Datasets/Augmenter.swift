@@ -80,6 +80,19 @@ package struct Augmenter: Sendable {
         return SampleDraw(cropY: cy, cropX: cx, flip: flip, angle: angle, cutoutCenter: cut ? (ky, kx) : nil)
     }
 
+    /// The draw of dataset image `item` in `epoch` (0-based) of a run seeded `seed`: `draw` from the
+    /// image's sample stream, and with `alternatingFlip` the flip from its run-long coin, inverted in
+    /// odd epochs. The host pipeline and the device feed both draw through here.
+    package func draw(seed: UInt64, epoch: Int, item: Int) -> SampleDraw {
+        var rng = DataRandom.rng(seed, .sample, epoch: epoch, item: item)
+        var d = draw(&rng)
+        if config.alternatingFlip {
+            var coin = DataRandom.rng(seed, .flip, epoch: 0, item: item)
+            d.flip = (coin.nextFloat() < config.horizontalFlip) != (epoch % 2 == 1)
+        }
+        return d
+    }
+
     /// Convenience for tests and tools: one image (C, H, W) in, normalised (C, H, W) out.
     package func apply(_ d: SampleDraw, to image: [UInt8]) -> [Float] {
         precondition(image.count == channels * height * width)

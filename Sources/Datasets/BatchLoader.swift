@@ -113,8 +113,7 @@ public final class BatchLoader: Sendable {
         values.withUnsafeMutableBufferPointer { out in
             dataset.pixels.withUnsafeBufferPointer { px in
                 for (r, i) in rows.enumerated() {
-                    var rng = DataRandom.rng(seed, .sample, epoch: epoch, item: i)
-                    let d = augmenter.draw(&rng)
+                    let d = augmenter.draw(seed: seed, epoch: epoch, item: i)
                     augmenter.apply(d, source: px.baseAddress! + i * per, into: out.baseAddress! + r * per)
                     labels[r] = dataset.labels[i]
                 }

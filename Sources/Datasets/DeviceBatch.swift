@@ -28,8 +28,7 @@ extension BatchLoader {
         draws.reserveCapacity(n)
         var labels = [Int32](repeating: 0, count: n)
         for (r, i) in rows.enumerated() {
-            var rng = DataRandom.rng(seed, .sample, epoch: epoch, item: i)
-            draws.append(augmenter.draw(&rng))
+            draws.append(augmenter.draw(seed: seed, epoch: epoch, item: i))
             labels[r] = dataset.labels[i]
         }
         var mix: BatchMix? = nil

@@ -9,6 +9,7 @@ package enum DataRandom {
         case sample = 1    // per-sample augmentation: item = dataset index
         case shuffle = 2   // epoch order: item = 0
         case batch = 3     // MixUp/CutMix: item = batch index
+        case flip = 4      // alternating flip: the image's coin for the run (epoch 0), item = dataset index
     }
 
     /// A 64-bit seed for (seed, stream, epoch, item), mixed through SplitMix64.

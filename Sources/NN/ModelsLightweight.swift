@@ -13,7 +13,8 @@ extension ModelKind {
                 + "16-24-32-64-96-160-320), conv 1280, global average pool, dropout 0.2, fc"
         case .fast:
             return "the CIFAR-10 speed-record net (airbench): frozen 2x2 patch whitening (24 channels), GELU, "
-                + "three conv-pool-BN-GELU-conv-BN-GELU blocks (64, 256, 256), global max pool, fc"
+                + "three conv-pool-BN-GELU-conv-BN-GELU blocks (64, 256, 256; identity-initialised convolutions, BatchNorm scales fixed at 1), "
+                + "global max pool, fc, x1/9"
         default:
             return "ShuffleNetV2 1.0x for 32x32: stem conv 24, stages of 4/8/4 units (116, 232, 464; channel split, depthwise 3x3, "
                 + "channel shuffle), conv 1024, global average pool, fc"
@@ -95,12 +96,17 @@ extension ModelKind {
         return Sequential(named: named)
     }
 
-    /// airbench's net: the whitening layer (fitted by the trainer from the training images), then
-    /// VGG-like blocks with BatchNorm and GELU, global max pool and a bias-free linear head.
+    /// airbench's net (airbench94): the whitening layer (fitted by the trainer from the training
+    /// images), then VGG-like blocks with BatchNorm and GELU, global max pool, a bias-free linear
+    /// head scaled by 1/9. As there: every block convolution starts as the identity on its input
+    /// channels (dirac), and the BatchNorms (momentum 0.4 in PyTorch's sense, eps 1e-12) keep their
+    /// scale at 1 (only the bias trains).
     static func fastNet(channels c: Int, classes: Int) -> Sequential {
         func block(_ cin: Int, _ cout: Int) -> Sequential {
-            Sequential(Conv2d(cin, cout, kernel: 3, padding: 1, bias: false), MaxPool2d(2), BatchNorm2d(cout), GELU(),
-                       Conv2d(cout, cout, kernel: 3, padding: 1, bias: false), BatchNorm2d(cout), GELU())
+            Sequential(Conv2d(cin, cout, kernel: 3, padding: 1, bias: false, identityInit: true), MaxPool2d(2),
+                       BatchNorm2d(cout, momentum: 0.4, epsilon: 1e-12, trainableWeight: false), GELU(),
+                       Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, identityInit: true),
+                       BatchNorm2d(cout, momentum: 0.4, epsilon: 1e-12, trainableWeight: false), GELU())
         }
         let whiten = PatchWhitening(c, kernel: 2)
         return Sequential(named: [
@@ -108,6 +114,7 @@ extension ModelKind {
             ("layers", Sequential(block(2 * whiten.patchDimension, 64), block(64, 256), block(256, 256))),
             ("pool", GlobalMaxPool()),
             ("head", Linear(256, classes, bias: false)),
+            ("scale", Scale(1.0 / 9)),
         ])
     }
 }

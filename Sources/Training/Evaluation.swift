@@ -30,9 +30,13 @@ public struct EvaluationResult: Sendable {
 }
 
 /// Evaluates `model` (eval mode) on `indices` of `dataset`: loss, accuracy, top-k, confusion matrix.
-/// With `flipTTA`, class probabilities are averaged over the image and its horizontal mirror.
+/// With `flipTTA`, class probabilities are averaged over the image and its horizontal mirror. With
+/// `translateTTA`, the image's views (itself, or itself and its mirror) weigh half and the same views
+/// of the image shifted one pixel down-right and one pixel up-left (reflect padding) a quarter each:
+/// airbench's test-time augmentation (level 2 with the flip), six forward passes per batch.
 public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil, normalization: Normalization,
-                     batchSize: Int = 256, flipTTA: Bool = false, topK: [Int] = [1, 5], workers: Int = 2) throws -> EvaluationResult {
+                     batchSize: Int = 256, flipTTA: Bool = false, translateTTA: Bool = false, topK: [Int] = [1, 5],
+                     workers: Int = 2) throws -> EvaluationResult {
     let start = Date()
     var aug = AugmentationConfig.none
     aug.normalization = normalization
@@ -45,10 +49,19 @@ public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil,
     var labels: [Int] = []
     var lossSum = 0.0
     for batch in loader.batches(epoch: 0) {
-        var p = try runner.probabilities(images: batch.images)
-        if flipTTA {
-            let q = try runner.probabilities(images: flipped(batch.images))
-            for i in p.indices { p[i] = 0.5 * (p[i] + q[i]) }
+        // The mean of the probabilities over the image and (flipTTA) its mirror.
+        func views(_ images: HostTensor) throws -> [Float] {
+            var p = try runner.probabilities(images: images)
+            if flipTTA {
+                let q = try runner.probabilities(images: flipped(images))
+                for i in p.indices { p[i] = 0.5 * (p[i] + q[i]) }
+            }
+            return p
+        }
+        var p = try views(batch.images)
+        if translateTTA {
+            let a = try views(translated(batch.images, dy: 1, dx: 1)), b = try views(translated(batch.images, dy: -1, dx: -1))
+            for i in p.indices { p[i] = 0.5 * p[i] + 0.25 * (a[i] + b[i]) }
         }
         for (r, l) in batch.labels.enumerated() {
             lossSum -= log(Double(max(p[r * k + Int(l)], 1e-12)))
@@ -92,6 +105,29 @@ func flipped(_ images: HostTensor) -> HostTensor {
         out.values.withUnsafeMutableBufferPointer { dst in
             for r in 0..<rows {
                 for x in 0..<w { dst[r * w + x] = src[r * w + (w - 1 - x)] }
+            }
+        }
+    }
+    return out
+}
+
+/// The batch shifted by (dy, dx) pixels with reflect padding (PyTorch's `F.pad(mode="reflect")`
+/// then a crop): out[y][x] = in[reflect(y - dy)][reflect(x - dx)]. images: (N, C, H, W), |dy| < H, |dx| < W.
+func translated(_ images: HostTensor, dy: Int, dx: Int) -> HostTensor {
+    let h = images.shape[2], w = images.shape[3]
+    precondition(abs(dy) < h && abs(dx) < w, "translation (\(dy), \(dx)) of a \(h)x\(w) image")
+    func reflect(_ i: Int, _ n: Int) -> Int { i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i) }
+    let rowMap = (0..<h).map { reflect($0 - dy, h) }, colMap = (0..<w).map { reflect($0 - dx, w) }
+    var out = images
+    let planes = images.count / (h * w)
+    images.values.withUnsafeBufferPointer { src in
+        out.values.withUnsafeMutableBufferPointer { dst in
+            for p in 0..<planes {
+                let base = p * h * w
+                for y in 0..<h {
+                    let s = base + rowMap[y] * w, d = base + y * w
+                    for x in 0..<w { dst[d + x] = src[s + colMap[x]] }
+                }
             }
         }
     }

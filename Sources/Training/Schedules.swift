@@ -6,6 +6,9 @@ import Foundation
 /// they save in checkpoints, so `--resume` continues them exactly.
 public enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     case constant, plateau, cosine, onecycle, step
+    /// Linear warmup from lr·warmupStart to lr over the first pctStart of the steps, then linear
+    /// decay to 0 at the last step (airbench's triangular schedule: warmupStart 0.2, pctStart 0.2).
+    case triangle
 }
 
 public struct ScheduleConfig: Codable, Sendable, Equatable {
@@ -75,6 +78,14 @@ public struct LRSchedule: Codable, Sendable, Equatable {
         case .cosine:
             let p = min(t / Double(totalSteps), 1)
             lr = config.minLR + (baseLR - config.minLR) * 0.5 * (1 + cos(Double.pi * p))
+        case .triangle:
+            let peak = Double(Int(config.pctStart * Double(totalSteps)))   // np.interp's knot, as airbench
+            let total = Double(totalSteps)
+            if t < peak {
+                lr = baseLR * (config.warmupStart + (1 - config.warmupStart) * t / peak)
+            } else {
+                lr = baseLR * max(0, (total - t) / max(total - peak, 1))
+            }
         case .onecycle:
             // torch.optim.lr_scheduler.OneCycleLR with cos annealing: initial = max/25, final = initial/1e4.
             let initial = baseLR / 25, final = initial / 1e4
@@ -88,7 +99,7 @@ public struct LRSchedule: Codable, Sendable, Equatable {
             }
         }
         let warmSteps = config.warmupEpochs * Double(stepsPerEpoch)
-        if config.kind != .onecycle && warmSteps > 0 && t < warmSteps {
+        if config.kind != .onecycle && config.kind != .triangle && warmSteps > 0 && t < warmSteps {
             lr *= config.warmupStart + (1 - config.warmupStart) * t / warmSteps
         }
         return lr

@@ -65,6 +65,14 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var evaluateTest = true
     /// Flip test-time augmentation in the final evaluation.
     public var testTimeFlip = false
+    /// Translation test-time augmentation in the final evaluation: the predictions of the image
+    /// shifted by one pixel up-left and down-right (reflect padding) weigh half (airbench's level 2).
+    public var testTimeTranslate = false
+    /// Learning-rate multiplier of the BatchNorm biases (their weight decay is divided by it):
+    /// airbench's `bias_scaler` 64.
+    public var batchNormBiasLRScale: Double = 1
+    /// Lookahead/EMA of the weights every this many steps (0: off; airbench: 5). See `Lookahead`.
+    public var lookaheadEvery = 0
 
     public init() {}
 
@@ -95,6 +103,11 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         check(schedule.factor > 0 && schedule.factor < 1, "schedule.factor", "must be in (0, 1), got \(schedule.factor)")
         check(maxGradNorm.map { $0 > 0 } ?? true, "maxGradNorm", "must be positive")
         check(workers >= 0, "workers", "must be >= 0")
+        check(batchNormBiasLRScale > 0 && batchNormBiasLRScale.isFinite, "batchNormBiasLRScale", "must be positive, got \(batchNormBiasLRScale)")
+        check(lookaheadEvery >= 0, "lookaheadEvery", "must be >= 0 (0: off), got \(lookaheadEvery)")
+        check(schedule.kind != .triangle || (schedule.pctStart > 0 && schedule.pctStart < 1), "schedule.pctStart",
+              "must be in (0, 1) for the triangle schedule, got \(schedule.pctStart)")
+        check(schedule.warmupStart >= 0 && schedule.warmupStart <= 1, "schedule.warmupStart", "must be in [0, 1], got \(schedule.warmupStart)")
         check(imageSize >= 4, "imageSize", "must be >= 4, got \(imageSize)")
         check(imageChannels == 1 || imageChannels == 3, "imageChannels", "must be 1 or 3, got \(imageChannels)")
         return out
@@ -150,6 +163,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         case schedule, labelSmoothing, earlyStoppingPatience, maxGradNorm, seed, validationFraction, stratify, augmentation
         case dataFormat, data, testData, limit, testLimit, imageChannels, imageSize, workers
         case device, runsDirectory, name, logEvery, evaluateTest, testTimeFlip
+        case testTimeTranslate, batchNormBiasLRScale, lookaheadEvery
     }
 
     /// Missing keys keep their defaults, so a config file holds only what it changes.
@@ -174,5 +188,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         runsDirectory = try get(.runsDirectory, d.runsDirectory); name = try c.decodeIfPresent(String.self, forKey: .name)
         logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery); evaluateTest = try get(.evaluateTest, d.evaluateTest)
         testTimeFlip = try get(.testTimeFlip, d.testTimeFlip)
+        testTimeTranslate = try get(.testTimeTranslate, d.testTimeTranslate)
+        batchNormBiasLRScale = try get(.batchNormBiasLRScale, d.batchNormBiasLRScale)
+        lookaheadEvery = try get(.lookaheadEvery, d.lookaheadEvery)
     }
 }

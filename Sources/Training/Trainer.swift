@@ -121,19 +121,29 @@ public final class Trainer {
         model = try ModelZoo.make(config.model, inputShape: data.imageShape, classes: data.classNames.count,
                                   backend: backend, seed: config.seed)
         try fitWhiteningLayers(model: model, data: data, config: config)
-        switch config.optimizer {
-        case .sgd:
-            optimizer = try SGD(model: model, hyper: SGDHyper(learningRate: Float(config.learningRate), momentum: Float(config.momentum),
-                                                              nesterov: config.nesterov, weightDecay: Float(config.weightDecay)))
-        case .adam, .adamw:
-            optimizer = try Adam(model: model, hyper: AdamHyper(learningRate: Float(config.learningRate), beta1: Float(config.beta1),
-                                                                beta2: Float(config.beta2), weightDecay: Float(config.weightDecay),
-                                                                decoupled: config.optimizer == .adamw))
+        if config.batchNormBiasLRScale != 1 {
+            for (_, bn) in model.batchNormLayers {
+                bn.bias.learningRateScale *= Float(config.batchNormBiasLRScale)
+                bn.bias.weightDecayScale /= Float(config.batchNormBiasLRScale)
+            }
         }
-        runner = try StepRunner(model: model, optimizer: optimizer, labelSmoothing: Float(config.labelSmoothing))
-        runner.maxGradNorm = config.maxGradNorm.map { Float($0) }
         trainLoader = try BatchLoader(dataset: data.train, indices: data.split.train, batchSize: config.batchSize, shuffle: true,
                                       augmentation: config.augmentation, seed: config.seed, workers: config.workers, shard: shard)
+        let base: any Optimizer
+        switch config.optimizer {
+        case .sgd:
+            base = try SGD(model: model, hyper: SGDHyper(learningRate: Float(config.learningRate), momentum: Float(config.momentum),
+                                                         nesterov: config.nesterov, weightDecay: Float(config.weightDecay)))
+        case .adam, .adamw:
+            base = try Adam(model: model, hyper: AdamHyper(learningRate: Float(config.learningRate), beta1: Float(config.beta1),
+                                                           beta2: Float(config.beta2), weightDecay: Float(config.weightDecay),
+                                                           decoupled: config.optimizer == .adamw))
+        }
+        optimizer = config.lookaheadEvery > 0
+            ? try Lookahead(wrapping: base, model: model, every: config.lookaheadEvery, totalSteps: config.epochs * trainLoader.batchesPerEpoch)
+            : base
+        runner = try StepRunner(model: model, optimizer: optimizer, labelSmoothing: Float(config.labelSmoothing))
+        runner.maxGradNorm = config.maxGradNorm.map { Float($0) }
         // Validation and test at the training batch size: a larger one would grow every layer's
         // activation buffers past what training needs (+118 MiB for `optimized` at 256 vs 128).
         validationLoader = try BatchLoader(dataset: data.train, indices: shard.slice(data.split.validation), batchSize: config.batchSize,
@@ -227,7 +237,8 @@ public final class Trainer {
         if let test = data.test, config.evaluateTest {
             let norm = config.augmentation.normalization
             let r = try evaluateTest?(model, test)
-                ?? evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize, flipTTA: config.testTimeFlip, workers: config.workers)
+                ?? evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize, flipTTA: config.testTimeFlip, translateTTA: config.testTimeTranslate,
+                                workers: config.workers)
             result.test = r
             log(String(format: "test (final weights, epoch %d): loss %.4f  accuracy %.2f%%  top-5 %.2f%%  (%d images, %.1fs)",
                        history.last?.epoch ?? 0, r.loss, 100 * r.accuracy, 100 * (r.topK[5] ?? 0), r.confusion.total, r.seconds))
@@ -243,7 +254,8 @@ public final class Trainer {
                     let fileEpoch = Int(bestFile.metadata["swiftcnn_epoch"] ?? "") ?? bestEpoch
                     try model.load(stateDict: bestFile.entries, source: url.path)
                     let rb = try evaluate(model: model, dataset: test, normalization: norm, batchSize: config.batchSize,
-                                          flipTTA: config.testTimeFlip, workers: config.workers)
+                                          flipTTA: config.testTimeFlip, translateTTA: config.testTimeTranslate,
+                                workers: config.workers)
                     try model.load(stateDict: finalWeights, source: "final weights")
                     result.testOfBest = rb
                     log(String(format: "test (best validation checkpoint, epoch %d): accuracy %.2f%%", fileEpoch, 100 * rb.accuracy))

@@ -175,7 +175,7 @@ extension Train {
         let norm = c.augmentation.normalization
         trainer.evaluateTest = { model, test in
             try shardedEvaluate(world: world, model: model, dataset: test, normalization: norm, batchSize: c.batchSize,
-                                flipTTA: c.testTimeFlip, workers: c.workers)
+                                flipTTA: c.testTimeFlip, translateTTA: c.testTimeTranslate, workers: c.workers)
         }
         say(trainer.model.summary())
         say("data parallel: \(world.size) ranks x batch \(c.batchSize) = global batch \(c.batchSize * world.size); "

@@ -14,6 +14,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Use only the first N images.") var limit: Int?
     @Option(name: .customLong("top-k"), help: "Also report top-k accuracy.") var topK: Int = 5
     @Flag(help: "Average predictions over the image and its horizontal mirror.") var tta = false
+    @Flag(name: .customLong("tta-translate"), help: "Also average over the image shifted by one pixel each way (reflect padding): half weight on the unshifted view(s), a quarter on each shift.") var ttaTranslate = false
     @Option(help: "Folder for the report, confusion matrix CSV and metrics JSON (default: next to the checkpoint).") var out: String?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 256
 
@@ -36,7 +37,7 @@ struct Eval: ParsableCommand {
         }
         if let limit, limit < dataset.count { dataset = try dataset.subset(Array(0..<limit)) }
         let r = try evaluate(model: loaded.model, dataset: dataset, normalization: loaded.normalization, batchSize: batchSize,
-                             flipTTA: tta, topK: [1, topK])
+                             flipTTA: tta, translateTTA: ttaTranslate, topK: [1, topK])
         print(String(format: "%@ on %@ (%d images): accuracy %.2f%%  top-%d %.2f%%  loss %.4f  (%.1fs)",
                      checkpoint, dataset.source, r.confusion.total, 100 * r.accuracy, topK, 100 * (r.topK[topK] ?? 0), r.loss, r.seconds))
         print()

@@ -73,7 +73,11 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("step-size"), help: "Epochs between cuts of the step schedule.") var stepSize: Int?
     @Option(help: "LR multiplier of the step schedule.") var gamma: Double?
     @Option(name: .customLong("warmup-epochs"), help: "Linear LR warmup over this many epochs (fractions allowed).") var warmupEpochs: Double?
+    @Option(name: .customLong("warmup-start"), help: "Warmup starts at lr times this (warmup and triangle schedules).") var warmupStart: Double?
+    @Option(name: .customLong("pct-start"), help: "Share of the steps spent rising to the peak (onecycle, triangle).") var pctStart: Double?
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing in [0, 1).") var labelSmoothing: Double?
+    @Option(name: .customLong("bn-bias-lr-scale"), help: "Learning-rate multiplier of the BatchNorm biases; their weight decay is divided by it (airbench: 64).") var bnBiasLRScale: Double?
+    @Option(help: "Lookahead/EMA of the weights every K steps (0: off; airbench: 5).") var lookahead: Int?
     @Option(name: .customLong("early-stopping"), help: "Stop after this many epochs without validation-loss improvement.") var earlyStopping: Int?
     @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this value.") var clipGradNorm: Double?
     @Option(help: "Random seed (initialisation, split, shuffling, augmentation, dropout).") var seed: UInt64?
@@ -95,6 +99,9 @@ struct Train: ParsableCommand {
 
     // Augmentation
     @Option(help: "Horizontal flip probability.") var flip: Float?
+    @Flag(name: .customLong("alternating-flip"), inversion: .prefixedNo,
+          help: "Flip each image on alternate epochs (a random half in even epochs, the other half in odd ones) instead of at random each epoch.")
+    var alternatingFlip: Bool?
     @Option(help: "Random rotation range in degrees (±).") var rotation: Float?
     @Option(name: .customLong("rotation-interpolation"), help: "Rotation sampling (nearest is torchvision's default).") var rotationInterpolation: RotationInterpolation?
     @Option(name: .customLong("crop-padding"), help: "Random crop with this much padding (0: off).") var cropPadding: Int?
@@ -114,6 +121,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("histogram-every"), help: "TensorBoard weight/gradient histograms every N epochs (0: none).") var histogramEvery: Int = 1
     @Flag(name: .customLong("no-test"), help: "Skip the final test-set evaluation.") var noTest = false
     @Flag(help: "Flip test-time augmentation in the final evaluation.") var tta = false
+    @Flag(name: .customLong("tta-translate"), help: "Also average over 1-pixel translations (reflect padding) in the final evaluation.") var ttaTranslate = false
     @Flag(name: .customLong("no-progress"), help: "No progress bar.") var noProgress = false
     @Flag(name: .customLong("no-tune"), help: "Keep CLBlast's default GEMM parameters: neither apply the cached tuning nor tune an untuned OpenCL device (see `cnn tune`).") var noTune = false
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as JSON and exit.") var printConfig = false
@@ -141,7 +149,11 @@ struct Train: ParsableCommand {
         if let v = stepSize { c.schedule.stepSize = v }
         if let v = gamma { c.schedule.gamma = v }
         if let v = warmupEpochs { c.schedule.warmupEpochs = v }
+        if let v = warmupStart { c.schedule.warmupStart = v }
+        if let v = pctStart { c.schedule.pctStart = v }
         if let v = labelSmoothing { c.labelSmoothing = v }
+        if let v = bnBiasLRScale { c.batchNormBiasLRScale = v }
+        if let v = lookahead { c.lookaheadEvery = v }
         if let v = earlyStopping { c.earlyStoppingPatience = v }
         if let v = clipGradNorm { c.maxGradNorm = v }
         if let v = seed { c.seed = v }
@@ -161,6 +173,7 @@ struct Train: ParsableCommand {
             c.augmentation.normalization = n
         }
         if let v = flip { c.augmentation.horizontalFlip = v }
+        if let v = alternatingFlip { c.augmentation.alternatingFlip = v }
         if let v = rotation { c.augmentation.rotationDegrees = v }
         if let v = rotationInterpolation { c.augmentation.rotationInterpolation = v }
         if let v = cropPadding { c.augmentation.cropPadding = v }
@@ -174,6 +187,7 @@ struct Train: ParsableCommand {
         if let v = logEvery { c.logEvery = v }
         if noTest { c.evaluateTest = false }
         if tta { c.testTimeFlip = true }
+        if ttaTranslate { c.testTimeTranslate = true }
         return c
     }
 
@@ -192,7 +206,8 @@ struct Train: ParsableCommand {
         "epochs": "--epochs", "batchSize": "--batch-size", "learningRate": "--lr", "weightDecay": "--weight-decay",
         "momentum": "--momentum", "labelSmoothing": "--label-smoothing", "validationFraction": "--val-split",
         "limit": "--limit", "schedule.patience": "--plateau-patience", "schedule.factor": "--plateau-factor",
-        "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "imageSize": "--image-size", "imageChannels": "--channels",
+        "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "batchNormBiasLRScale": "--bn-bias-lr-scale",
+        "lookaheadEvery": "--lookahead", "schedule.pctStart": "--pct-start", "schedule.warmupStart": "--warmup-start", "imageSize": "--image-size", "imageChannels": "--channels",
     ]
 
     func run() throws {

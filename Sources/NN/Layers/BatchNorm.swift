@@ -127,9 +127,12 @@ public final class BatchNorm: ActivationFusable {
     }
 }
 
-/// `nn.BatchNorm2d(features)`: x (N, C, H, W).
-public func BatchNorm2d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) -> BatchNorm {
-    BatchNorm(features: features, momentum: momentum, epsilon: epsilon, spatial: true)
+/// `nn.BatchNorm2d(features)`: x (N, C, H, W). `trainableWeight` false keeps the scale at 1 (airbench's
+/// `weight.requires_grad = False`): it stays in the state dict, and the optimizer leaves it alone.
+public func BatchNorm2d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, trainableWeight: Bool = true) -> BatchNorm {
+    let bn = BatchNorm(features: features, momentum: momentum, epsilon: epsilon, spatial: true)
+    if !trainableWeight { bn.weight.learningRateScale = 0; bn.weight.weightDecayScale = 0 }
+    return bn
 }
 /// `nn.BatchNorm1d(features)`: x (N, C).
 public func BatchNorm1d(_ features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) -> BatchNorm {

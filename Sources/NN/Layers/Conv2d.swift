@@ -18,11 +18,17 @@ public final class Conv2d: ActivationFusable {
     private var geometry: Conv2DGeometry?
     private var yCache = TensorCache(), dxCache = TensorCache()
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+    /// `identityInit`: PyTorch's default initialisation, then the first min(Cout, Cin) filters set to the
+    /// identity (`Initializer.uniformThenDirac`; airbench's convolutions).
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
+                identityInit: Bool = false) {
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.hasBias = bias
         let fanIn = inChannels * kernel * kernel
-        weight = Parameter(shape: [outChannels, inChannels, kernel, kernel], initializer: .kaimingUniformDefault(fanIn: fanIn))
+        let bound = 1 / Float(fanIn).squareRoot()
+        weight = Parameter(shape: [outChannels, inChannels, kernel, kernel],
+                           initializer: identityInit ? .uniformThenDirac(bound: bound, outChannels: outChannels, inChannels: inChannels, kernel: kernel)
+                               : .kaimingUniformDefault(fanIn: fanIn))
         self.bias = bias ? Parameter(shape: [outChannels], initializer: .biasDefault(fanIn: fanIn)) : nil
     }
 

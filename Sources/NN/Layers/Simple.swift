@@ -95,3 +95,27 @@ public final class Flatten: Layer {
     }
     public func backward(_ dy: Tensor) throws -> Tensor? { dy.reshaped(inputShape ?? dy.shape) }
 }
+
+/// Multiplies by a constant (airbench's `Mul(scaling_factor)` after its head): y = s·x, dx = s·dy.
+/// No parameters.
+public final class Scale: Layer {
+    public let factor: Float
+    public var needsInputGradient = true
+    private var backend: (any Backend)!
+    private var yCache = TensorCache()
+    public init(_ factor: Float) { self.factor = factor }
+    public var summary: String { "Scale(\(factor))" }
+    public func build(_ b: LayerBuilder, input: Shape) throws -> Shape {
+        backend = b.backend
+        return input
+    }
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
+        let y = try yCache.tensor(x.shape, on: backend)
+        try backend.scale(x, by: factor, y: y)
+        return y
+    }
+    public func backward(_ dy: Tensor) throws -> Tensor? {
+        try backend.scale(dy, by: factor, y: dy)   // in place (see `Layer.backward`)
+        return dy
+    }
+}

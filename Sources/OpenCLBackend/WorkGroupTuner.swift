@@ -132,6 +132,8 @@ package struct WorkGroupTuning: Codable, Sendable, Equatable {
     package var failedToRun: Int
     /// Kernels the step launched but the budget left at their default.
     package var skipped: [String]
+    /// What the recorded step was, e.g. "optimized, batch 128" (set by the caller).
+    package var workload: String? = nil
 
     /// What the launchers apply: the kernels whose chosen size is not their default.
     package var localSizes: [String: Int] {
@@ -146,7 +148,8 @@ package struct WorkGroupTuning: Codable, Sendable, Equatable {
     package var summary: String {
         let changed = kernels.filter { $0.chosenLocal != $0.defaultLocal }
         let list = changed.map { "\($0.kernel) \($0.defaultLocal)->\($0.chosenLocal)" }.joined(separator: ", ")
-        return (list.isEmpty ? "all defaults" : list) + " (\(changed.count) of \(kernels.count) kernels changed)"
+        return (list.isEmpty ? "all defaults" : list) + " (\(changed.count) of \(kernels.count) kernels changed"
+            + (workload.map { "; \($0)" } ?? "") + ")"
     }
 }
 
@@ -165,7 +168,9 @@ package struct WorkGroupTuning: Codable, Sendable, Equatable {
 ///    driver refuses, is dropped for that kernel.
 /// 4. Time: device time from profiling events, `repetitions` launches per distinct launch, weighted
 ///    by how often the step runs it; `rounds` rounds interleaving the candidates, medians. The
-///    fastest is kept only if it beats the default by more than 3%, else the default stays.
+///    fastest, if it beats the default by more than 3%, is timed against the default again
+///    (`confirmationRounds` interleaved rounds, medians) and kept only if it still beats it by
+///    more than 3%; else the default stays.
 ///
 /// The result is applied to the device (`applyLocalSizes`).
 package struct WorkGroupTuner {
@@ -177,6 +182,8 @@ package struct WorkGroupTuner {
         /// Launches per timing, and interleaved rounds (the median is kept).
         package var repetitions: Int
         package var rounds = 3
+        /// Interleaved rounds of the winner against the default before it is kept.
+        package var confirmationRounds = 5
         /// Device bytes for the recorded launches' input copies.
         package var snapshotBytes: Int
         package var log: (String) -> Void = { _ in }
@@ -295,14 +302,27 @@ package struct WorkGroupTuner {
                 return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
             }
             let medians = totals.mapValues(median)
-            let defaultTime = medians[def] ?? 0
-            var chosen = def
+            var defaultTime = medians[def] ?? 0
+            var chosen = def, chosenTime = defaultTime
             if let best = alive.min(by: { (medians[$0]!, $0) < (medians[$1]!, $1) }), medians[best]! < 0.97 * defaultTime {
-                chosen = best
+                // Confirmation: the winner and the default again, interleaved, more rounds (a busy
+                // host or a CPU driver varies by more than the margin); kept only if it still wins.
+                var d: [Double] = [], b: [Double] = []
+                for _ in 0..<max(options.confirmationRounds, 1) {
+                    var td = 0.0, tb = 0.0
+                    for l in launches { td += Double(l.occurrences) * (try seconds(l, local: def)) }
+                    for l in launches { tb += Double(l.occurrences) * (try seconds(l, local: best)) }
+                    d.append(td); b.append(tb)
+                }
+                defaultTime = median(d)
+                let bestTime = median(b)
+                options.log("  \(name): confirmation (medians of \(d.count), interleaved): \(def): \(us(defaultTime)), "
+                            + "\(best): \(us(bestTime)) us per step")
+                if bestTime < 0.97 * defaultTime { chosen = best; chosenTime = bestTime } else { chosenTime = defaultTime }
             }
             let result = WorkGroupTuning.KernelResult(
                 kernel: name, shapes: launches.count, launches: launches.reduce(0) { $0 + $1.occurrences },
-                defaultLocal: def, chosenLocal: chosen, defaultSeconds: defaultTime, tunedSeconds: medians[chosen] ?? defaultTime,
+                defaultLocal: def, chosenLocal: chosen, defaultSeconds: defaultTime, tunedSeconds: chosenTime,
                 candidates: candidates, rejected: rejected.sorted(), failed: failed.sorted())
             results.append(result)
             options.log("  \(name): " + alive.map { "\($0): \(us(medians[$0]!))" }.joined(separator: ", ")

@@ -51,7 +51,7 @@ struct Tune: ParsableCommand {
             for k in wg.kernels {
                 print("\(k.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8d %8d %7d %11.1f %9.1f", k.launches, k.defaultLocal, k.chosenLocal, k.defaultSeconds * 1e6, k.tunedSeconds * 1e6))  \(k.rejected.isEmpty ? "-" : k.rejected.map(String.init).joined(separator: ","))")
             }
-            print(String(format: "work-group search %.1f s: %@", wg.searchSeconds, wg.summary)
+            print(String(format: "work-group search %.1f s: ", wg.searchSeconds) + wg.summary
                   + (wg.skipped.isEmpty ? "" : "; left at the default (budget): \(wg.skipped.joined(separator: ", "))"))
         } else {
             print("work-group sizes: not searched (the search failed, see above): defaults")

@@ -76,6 +76,7 @@ struct WorkGroupSearchTests {
         #expect(r["cachedRelu"] == "[64]", "\(r)")
         #expect(r["cachedNote"]?.contains("relu") == true, "\(r)")
         #expect(r["afterOff"] == r["local1D"], "\(r)")
+        #expect(r["offNote"]?.contains("default work-group sizes") == true, "\(r)")
     }
 
     /// Every candidate but the default fails the gate (a fault injected into its output): nothing
@@ -204,8 +205,9 @@ enum WorkGroupProbe {
             } ?? ""
             try step.run()
             r["cachedRelu"] = backend.lastLocalSize("relu").map { "\($0)" } ?? "none"
-            // `--no-tune` in a fresh process applies nothing: here, the defaults back.
+            // `--no-tune` (`.off`) in a fresh process applies nothing although the cache has sizes.
             backend.applyLocalSizes([:])
+            r["offNote"] = try prepareTuning(backend, policy: .off, log: { print($0) }) { throw CNNError.device("off must not search") } ?? ""
             try step.run()
             r["afterOff"] = backend.lastLocalSize("relu").map { "\($0)" } ?? "none"
         case "tuningWGGate", "tuningWGSearch":

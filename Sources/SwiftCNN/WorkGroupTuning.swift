@@ -12,6 +12,12 @@ import Training
 /// `workload`'s model at its batch size, on a throwaway model; applies the result to the device.
 package func searchWorkGroups(_ backend: OpenCLBackend, workload: TuningWorkload, options: WorkGroupTuner.Options? = nil,
                               log: @escaping (String) -> Void) throws -> WorkGroupTuning {
+    defer { backend.trimMemoryCache() }   // the throwaway model and the input copies: back to the driver
+    return try recordAndSearch(backend, workload: workload, options: options, log: log)
+}
+
+private func recordAndSearch(_ backend: OpenCLBackend, workload: TuningWorkload, options: WorkGroupTuner.Options?,
+                             log: @escaping (String) -> Void) throws -> WorkGroupTuning {
     var opts = options ?? .forDevice(backend.deviceInfo)
     opts.log = log
     let batch = workload.batch

@@ -18,7 +18,8 @@
 #   then the steps, most valuable first, each with a time cap (never past the budget):
 #   devices     cnn devices                                                       -> devices.txt
 #   verify      cnn verify --device opencl (every kernel against the CPU reference) -> verify.txt
-#   tune        cnn tune --device opencl (CLBlast GEMM search, ~30 s; later steps use it) -> tune.txt, tune.json
+#   tune        cnn tune --device opencl (CLBlast GEMM search, ~30 s, then our kernels' work-group
+#               sizes, a few seconds; later steps use both)                      -> tune.txt, tune.json
 #   bench-e2e   cnn-bench on the GPU, end-to-end cases train:*, infer:*, epoch:* (perStep counts
 #               in the JSON)                                                      -> bench-e2e.json/.txt
 #   pt-*        PyTorch eager on CUDA, the same cases, one step each (pytorch_baseline.py; TF32 off)
@@ -244,7 +245,7 @@ has_option() { printf '%s\n' "$1" | grep -q -- "$2"; }
 
 step devices 20 "$CNN" devices
 step verify "$VERIFY_CAP" "$CNN" verify --device "$DEV"
-step tune 75 "$CNN" tune --device "$DEV" --json "$RESULTS/tune.json"
+step tune 90 "$CNN" tune --device "$DEV" --json "$RESULTS/tune.json"
 step bench-e2e 150 "$BENCH" --device "$DEV" --filter "$E2E_FILTER" "${E2E_BATCH[@]}" --reps "$REPS" --min-reps 2 \
   --max-case-seconds 4 --case-budget 20 --device-time-reps 2 --epoch-images "$EPOCH_IMAGES" --data "$DATA" \
   --out "$RESULTS/bench-e2e.json"
@@ -332,6 +333,11 @@ if tune:
     print(f"tuning: {tune.get('searchSeconds', 0):.1f} s, {tune.get('candidatesTimed')} timed, "
           f"{tune.get('rejectedByGate')} rejected by the gate; GEMM total "
           f"{sum(s['defaultSeconds'] for s in tune['shapes'])*1e3:.3f} -> {sum(s['tunedSeconds'] for s in tune['shapes'])*1e3:.3f} ms")
+    wg = tune.get("workGroups")
+    if wg:
+        changed = [f"{k['kernel']} {k['defaultLocal']}->{k['chosenLocal']}" for k in wg["kernels"] if k["chosenLocal"] != k["defaultLocal"]]
+        print(f"work-group sizes: {wg.get('searchSeconds', 0):.1f} s, {len(changed)} of {len(wg['kernels'])} kernels changed"
+              f"{': ' + ', '.join(changed) if changed else ''}; {wg.get('rejectedByGate')} rejected by the gate")
 ptfiles = [f for f in os.listdir(d) if f.startswith("pytorch-") and f.endswith(".json")]
 pt = {c.get("name") or c.get("case"): c for c in cases(load(ptfiles[0]) if ptfiles else None)}
 print(f"{'case':28} {'SwiftCNN img/s':>15} {'PyTorch img/s':>14} {'ratio':>6}  perStep")

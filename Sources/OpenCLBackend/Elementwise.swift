@@ -16,7 +16,7 @@ extension OpenCLBackend {
         }
         let vec4 = aligned && count >= 4
         let k = try kernel(.elementwise, name)
-        try launch(k, global: [vec4 ? (count + 3) / 4 : count], local: [k.local1D], args + [.int(vec4 ? 1 : 0)])
+        try launchTunable(k, global: [vec4 ? (count + 3) / 4 : count], clip: false, args + [.int(vec4 ? 1 : 0)])
     }
 
     public func relu(x: Tensor, y: Tensor) throws {

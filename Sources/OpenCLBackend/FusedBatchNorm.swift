@@ -62,7 +62,7 @@ extension OpenCLBackend {
     public func biasActivationDropoutForward(y: Tensor, bias: Tensor, activation: Activation, probability p: Float, seed: UInt64) throws {
         let (n, c, s) = try Contract.biasActivationDropoutForward(y: y, bias: bias, probability: p)
         let k = try kernel(.conv, "biasActivationDropout")
-        try launch(k, global: [c * s, n], local: [k.local1D, 1],
+        try launchTunable(k, global: [c * s, n], clip: false,
                    [.tensor(y), .tensor(bias), .int(n), .int(c), .int(s), .int(activation == .relu ? 1 : 0)] + dropoutArgs(p, seed))
     }
 

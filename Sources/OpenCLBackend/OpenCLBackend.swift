@@ -35,6 +35,8 @@ public final class OpenCLBackend: Backend {
     private var workspaceBuffer: CLBuffer?
     private var scratchBuffer: CLBuffer?
     private var gemmTempBuffer: CLBuffer?
+    /// WorkGroupTuner.swift: while set, `launchTunable` records each launch (and snapshots its tensors).
+    var launchRecorder: LaunchRecorder?
     /// Tests set this to force convolutions to split the batch into chunks.
     var workspaceLimitOverride: Int?
     /// Conv.swift: the output gradients whose (Cout, N*P) columns the workspace still holds.
@@ -195,6 +197,7 @@ public final class OpenCLBackend: Backend {
     func kernel(_ family: KernelFamily, _ name: String) throws -> Kernel {
         if let k = kernels[name] { return k }
         let k = try Kernel(program: runtime.program(family), name: name, device: runtime.device)
+        k.tunedLocal = runtime.tunedLocalSize(name)
         kernels[name] = k
         return k
     }
@@ -266,11 +269,13 @@ public final class OpenCLBackend: Backend {
         }
     }
 
+    /// The backend's kernels created so far (WorkGroupTuner.swift applies tuned sizes to them).
+    var createdKernels: [Kernel] { Array(kernels.values) }
+
     /// One work-item per element of `count`, in work-groups of the kernel's 1-D local size.
     func launch1D(_ family: KernelFamily, _ name: String, count: Int, _ args: [KernelArg]) throws {
         guard count > 0 else { return }
-        let k = try kernel(family, name)
-        try launch(k, global: [count], local: [k.local1D], args)
+        try launchTunable(try kernel(family, name), global: [count], clip: false, args)
     }
 
     /// A local-memory reduction kernel: work-groups of exactly `WG_SIZE` (the build-time tunable).

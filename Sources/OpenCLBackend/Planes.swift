@@ -16,6 +16,6 @@ extension OpenCLBackend {
         let vec4 = planeSize % 4 == 0 && tensors.allSatisfy { $0.offset % 4 == 0 }
         let k = try kernel(family, name)
         let g0 = vec4 ? planeSize / 4 : planeSize
-        try launch(k, global: [g0, channels, images], local: [min(k.local1D, g0), 1, 1], args + [.int(vec4 ? 1 : 0)])
+        try launchTunable(k, global: [g0, channels, images], clip: true, args + [.int(vec4 ? 1 : 0)])
     }
 }

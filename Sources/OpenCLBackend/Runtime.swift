@@ -42,6 +42,8 @@ final class DeviceRuntime: @unchecked Sendable {
 
     private let lock = NSLock()
     private var programs: [KernelFamily: cl_program] = [:]
+    /// Tuned 1-D work-group sizes by kernel name (WorkGroupTuner.swift), for every backend on the device.
+    private var tunedLocalSizes: [String: Int] = [:]
 
     private static let registryLock = NSLock()
     nonisolated(unsafe) private static var registry: [String: DeviceRuntime] = [:]
@@ -94,6 +96,15 @@ final class DeviceRuntime: @unchecked Sendable {
         return config & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0
     }
 
+    /// The tuned work-group size of kernel `name` (nil: the kernel's `local1D`).
+    func tunedLocalSize(_ name: String) -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        return tunedLocalSizes[name]
+    }
+    func setTunedLocalSizes(_ sizes: [String: Int]) {
+        lock.lock(); tunedLocalSizes = sizes; lock.unlock()
+    }
+
     /// The family's program, compiled or loaded from the disk cache on first use.
     func program(_ family: KernelFamily) throws -> cl_program {
         lock.lock()
@@ -141,6 +152,14 @@ final class Kernel {
         let cap = min(256, maxWorkGroupSize)
         return cap >= preferredMultiple ? (cap / preferredMultiple) * preferredMultiple : cap
     }
+
+    /// The work-group size the tuner chose for this kernel on this device (WorkGroupTuner.swift);
+    /// nil: `local1D`. Only for kernels whose result does not depend on the local size.
+    var tunedLocal: Int?
+    /// Dimension 0 of the local size of a `launchTunable` launch (clipped to the kernel's limit).
+    var launchLocal: Int { tunedLocal.map { max(1, min($0, maxWorkGroupSize)) } ?? local1D }
+    /// The local size of this kernel's last `launchTunable` launch (tests check the tuned one is used).
+    var lastLocal: [Int]?
 
     deinit { if let handle { clReleaseKernel(handle) } }
 }

@@ -70,6 +70,9 @@ package struct TuningRecord: Codable, Sendable, Equatable {
     package var rejectedByGate: Int
     /// Candidates CLBlast or the driver refused (compile or launch error).
     package var failedToRun: Int
+    /// Our own kernels' work-group sizes (WorkGroupTuner.swift). Absent in records written before
+    /// that search existed: they still load, and those kernels keep their defaults.
+    package var workGroups: WorkGroupTuning? = nil
 
     package var defaultSeconds: Double { shapes.reduce(0) { $0 + $1.defaultSeconds } }
     package var tunedSeconds: Double { shapes.reduce(0) { $0 + $1.tunedSeconds } }
@@ -124,6 +127,10 @@ package enum TuningCache {
               !record.parameters.xgemmDirect.isEmpty, record.parameters.xgemm.values.allSatisfy({ $0 >= 0 }),
               record.parameters.xgemmDirect.values.allSatisfy({ $0 >= 0 })
         else { return corrupt("incomplete or negative parameters") }
+        if let wg = record.workGroups {
+            guard wg.kernels.allSatisfy({ $0.chosenLocal >= 1 && $0.chosenLocal <= 1 << 16 && !$0.kernel.isEmpty })
+            else { return corrupt("a work-group size outside 1...65536") }
+        }
         return .found(record)
     }
 
@@ -257,7 +264,7 @@ package func storeTuning(_ record: TuningRecord, for device: OpenCLDeviceInfo, r
 package func prepareTuning(_ backend: OpenCLBackend, policy: TuningPolicy, cacheRoot: URL? = nil,
                            log: (String) -> Void, search: () throws -> TuningRecord) throws -> String? {
     var policy = policy.effective
-    if policy == .off { return "CLBlast tuning: off (CLBlast's default GEMM parameters)" }
+    if policy == .off { return "CLBlast tuning: off (CLBlast's default GEMM parameters, default work-group sizes)" }
     if TuningState.applied(to: backend.deviceInfo) != nil { return nil }
     if policy == .tuneGPUIfMissing { policy = backend.deviceInfo.type == .cpu ? .cacheOnly : .tuneIfMissing }
     // A simulator (Oclgrind) checks correctness; its timings mean nothing.
@@ -267,8 +274,10 @@ package func prepareTuning(_ backend: OpenCLBackend, policy: TuningPolicy, cache
     case .found(let record):
         do {
             try backend.applyGEMMParameters(record.parameters)
+            backend.applyLocalSizes(record.workGroups?.localSizes ?? [:])
             return "CLBlast tuning: cached (\(record.workload), \(record.created); GEMM total "
                 + String(format: "%.3f -> %.3f ms", record.defaultSeconds * 1000, record.tunedSeconds * 1000) + ")"
+                + workGroupNote(record.workGroups)
         } catch {
             let message = "CLBlast refused the cached tuning in \(path) (\(error))"
             guard policy == .tuneIfMissing else { return "CLBlast tuning: \(message); using the defaults" }
@@ -291,4 +300,11 @@ package func prepareTuning(_ backend: OpenCLBackend, policy: TuningPolicy, cache
     storeTuning(record, for: backend.deviceInfo, root: cacheRoot, log: log)
     return "CLBlast tuning: searched now (\(String(format: "%.1f", record.searchSeconds)) s; GEMM total "
         + String(format: "%.3f -> %.3f ms", record.defaultSeconds * 1000, record.tunedSeconds * 1000) + ")"
+        + workGroupNote(record.workGroups)
+}
+
+/// "; work-group sizes: im2col 256->64 (1 of 17 kernels changed)", or that the record has none.
+package func workGroupNote(_ wg: WorkGroupTuning?) -> String {
+    guard let wg else { return "; work-group sizes: defaults (not searched; `cnn tune` searches them)" }
+    return "; work-group sizes: \(wg.summary)"
 }

@@ -82,7 +82,17 @@ package func searchTuning(_ backend: OpenCLBackend, workload: TuningWorkload, op
         let c = compare(got, expected, .gemm)
         return c.passed ? nil : "\(c) [\(Tolerance.gemm)]"
     }
-    return try tuner.run(shapes: shapes, workload: "\(workload.model), batch \(batch)")
+    var record = try tuner.run(shapes: shapes, workload: "\(workload.model), batch \(batch)")
+    // Our own kernels' work-group sizes (WorkGroupTuning.swift), at the workload's own batch. A
+    // failure keeps their defaults and the GEMM result (the record then has no work-group section).
+    do {
+        record.workGroups = try searchWorkGroups(backend, workload: workload, log: log)
+        record.searchSeconds += record.workGroups!.searchSeconds
+    } catch {
+        backend.applyLocalSizes([:])
+        log("warning: work-group tuning failed (\(error)); those kernels keep their default work-group sizes")
+    }
+    return record
 }
 
 /// `cnn tune`: searches now, applies and stores the result (a failed write is reported, not thrown).
@@ -111,7 +121,7 @@ package func tuningStatus(_ device: OpenCLDeviceInfo, cacheRoot: URL? = nil) -> 
     case .missing: return "not tuned (tuned on first training, or `cnn tune`)"
     case .found(let r):
         return "tuned \(r.created) (\(r.workload); GEMM total "
-            + String(format: "%.3f -> %.3f ms", r.defaultSeconds * 1000, r.tunedSeconds * 1000) + ")"
+            + String(format: "%.3f -> %.3f ms", r.defaultSeconds * 1000, r.tunedSeconds * 1000) + workGroupNote(r.workGroups) + ")"
     case .corrupt: return "tuning cache entry unusable (re-tuned on first training)"
     }
 }

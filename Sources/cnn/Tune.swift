@@ -10,7 +10,9 @@ struct Tune: ParsableCommand {
         discussion: """
         A bounded search (about 30 s on a GPU, seconds on a CPU device) over CLBlast's GEMM kernel \
         parameters and its direct/indirect threshold, for the GEMMs of one training step of --model at \
-        --batch-size (on a device that is not a GPU, batch 2). Every candidate's output is compared with \
+        --batch-size (on a device that is not a GPU, batch 2); then over the work-group size of our own \
+        kernels (elementwise, per-plane, im2col/col2im, pooling, optimizer, ...) at the launches of one \
+        training step of --model at --batch-size (15-20 s budget). Every candidate's output is compared with \
         the CPU backend's before it can be kept; the result replaces the device's entry in the tuning cache \
         ($SWIFTCNN_CACHE_DIR/tuning, default ~/.cache/swiftcnn/tuning), one per device and driver. \
         `cnn train` and `cnn-bench` use the cached parameters; `cnn train --no-tune` (or SWIFTCNN_NO_TUNE=1) \
@@ -43,6 +45,16 @@ struct Tune: ParsableCommand {
         for s in record.shapes {
             print("\(String(describing: s.shape).padding(toLength: 26, withPad: " ", startingAt: 0)) \(s.kernel.padding(toLength: 9, withPad: " ", startingAt: 0)) "
                   + String(format: "%10.3f %9.3f", s.defaultSeconds * 1000, s.tunedSeconds * 1000))
+        }
+        if let wg = record.workGroups {
+            print("kernel                       launches  default  chosen  default us  tuned us  rejected")
+            for k in wg.kernels {
+                print("\(k.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8d %8d %7d %11.1f %9.1f", k.launches, k.defaultLocal, k.chosenLocal, k.defaultSeconds * 1e6, k.tunedSeconds * 1e6))  \(k.rejected.isEmpty ? "-" : k.rejected.map(String.init).joined(separator: ","))")
+            }
+            print(String(format: "work-group search %.1f s: ", wg.searchSeconds) + wg.summary
+                  + (wg.skipped.isEmpty ? "" : "; left at the default (budget): \(wg.skipped.joined(separator: ", "))"))
+        } else {
+            print("work-group sizes: not searched (the search failed, see above): defaults")
         }
         print(String(format: "search %.1f s; GEMM total %.3f ms -> %.3f ms (%.2fx)", record.searchSeconds, record.defaultSeconds * 1000,
                      record.tunedSeconds * 1000, record.defaultSeconds / max(record.tunedSeconds, 1e-12)))

@@ -230,6 +230,8 @@ enum TuningProbe {
             let after = try backend.currentGEMMParameters()
             r["afterCacheEqualsRecord"] = String(after == tuned)
             r["afterCacheIsDefault"] = String(after == defaults)
+        case let wg where wg.hasPrefix("tuningWG"):
+            r.merge(try WorkGroupProbe.run(wg, backend)) { $1 }   // WorkGroupTuningTests.swift
         default:
             Issue.record("unknown tuning probe mode \(mode)")
         }

@@ -203,23 +203,30 @@ class ShuffleNetV2(nn.Module):
 
 
 class PatchWhitening(nn.Module):
-    """SwiftCNN's frozen 2x2 patch-whitening layer: its filters are a buffer (fitted to the data, never trained)."""
+    """SwiftCNN's frozen 2x2 patch-whitening layer: its filters are a buffer (fitted to the data, never trained),
+    followed by a trainable bias (airbench's whitening convolution has one)."""
     def __init__(self, channels=3, kernel=2):
         super().__init__()
         d = channels * kernel * kernel
         self.register_buffer("weight", torch.zeros(2 * d, channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(2 * d))
 
     def forward(self, x):
-        return F.conv2d(x, self.weight)
+        return F.conv2d(x, self.weight, self.bias)
 
 
 class FastNet(nn.Module):
-    """ModelKind.fast: airbench's net (whitening, GELU, conv-pool-BN-GELU-conv-BN-GELU blocks 64/256/256, global max pool)."""
+    """ModelKind.fast: airbench's net (whitening with a bias, GELU, conv-pool-BN-GELU-conv-BN-GELU blocks 64/256/256,
+    global max pool, linear, x1/9; BatchNorm momentum 0.4 in PyTorch's sense, eps 1e-12, scale frozen at 1)."""
     def __init__(self, classes=10):
         super().__init__()
+        def bn(c):
+            b = nn.BatchNorm2d(c, momentum=0.4, eps=1e-12)
+            b.weight.requires_grad = False
+            return b
         def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.GELU(),
-                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), bn(cout), nn.GELU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), bn(cout), nn.GELU())
         self.whiten = PatchWhitening()
         self.act = nn.GELU()
         self.layers = nn.Sequential(block(24, 64), block(64, 256), block(256, 256))
@@ -227,7 +234,7 @@ class FastNet(nn.Module):
         self.head = nn.Linear(256, classes, bias=False)
 
     def forward(self, x):
-        return self.head(self.pool(self.layers(self.act(self.whiten(x)))).flatten(1))
+        return self.head(self.pool(self.layers(self.act(self.whiten(x)))).flatten(1)) * (1 / 9)
 
 
 MODELS = {"cnn": CNN, "optimized": OptimizedCNN, "speedrun": Speedrun, "lite": Lite, "resnet8": ResNet8,

@@ -12,7 +12,7 @@ extension ModelKind {
             return "MobileNetV2 for 32x32: stem conv 32, 17 inverted residuals (expansion 6, depthwise 3x3, linear bottlenecks; "
                 + "16-24-32-64-96-160-320), conv 1280, global average pool, dropout 0.2, fc"
         case .fast:
-            return "the CIFAR-10 speed-record net (airbench): frozen 2x2 patch whitening (24 channels), GELU, "
+            return "the CIFAR-10 speed-record net (airbench): frozen 2x2 patch whitening (24 channels, trainable bias), GELU, "
                 + "three conv-pool-BN-GELU-conv-BN-GELU blocks (64, 256, 256; identity-initialised convolutions, BatchNorm scales fixed at 1), "
                 + "global max pool, fc, x1/9"
         default:
@@ -108,7 +108,7 @@ extension ModelKind {
                        Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, identityInit: true),
                        BatchNorm2d(cout, momentum: 0.4, epsilon: 1e-12, trainableWeight: false), GELU())
         }
-        let whiten = PatchWhitening(c, kernel: 2)
+        let whiten = PatchWhitening(c, kernel: 2, bias: true)
         return Sequential(named: [
             ("whiten", whiten), ("act", GELU()),
             ("layers", Sequential(block(2 * whiten.patchDimension, 64), block(64, 256), block(256, 256))),

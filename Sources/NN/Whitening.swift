@@ -6,23 +6,30 @@ import CNNCore
 /// follow (2 * C*k*k output channels, so a following GELU keeps both signs).
 /// The filters are a state buffer `weight` (2*C*k*k, C, k, k), not a parameter: no optimizer touches
 /// them; they are saved in and loaded from checkpoints. Until `setFilters` is called they are zero.
+/// With `bias`, a trainable per-channel bias (parameter `bias`, PyTorch's default initialisation)
+/// follows the filters, as airbench's whitening convolution has (it trains the bias for the first
+/// epochs only: `TrainConfig.whiteningBiasEpochs`).
 public final class PatchWhitening: Layer {
     public let channels, kernel: Int
     public var needsInputGradient = true
     public let weight: StateBuffer
+    public let bias: Parameter?
     private var backend: (any Backend)!
     private var geometry: Conv2DGeometry?
     private var yCache = TensorCache(), dxCache = TensorCache()
 
-    public init(_ channels: Int, kernel: Int = 2) {
+    public init(_ channels: Int, kernel: Int = 2, bias: Bool = false) {
         self.channels = channels
         self.kernel = kernel
         let d = channels * kernel * kernel
         weight = StateBuffer(shape: [2 * d, channels, kernel, kernel], initial: 0)
+        self.bias = bias ? Parameter(shape: [2 * d], initializer: .biasDefault(fanIn: d)) : nil
     }
     /// C*k*k: the patch dimension (half the output channels).
     public var patchDimension: Int { channels * kernel * kernel }
-    public var summary: String { "PatchWhitening(\(channels), kernel \(kernel), frozen) -> \(2 * patchDimension) channels" }
+    public var summary: String {
+        "PatchWhitening(\(channels), kernel \(kernel), frozen\(bias != nil ? ", trainable bias" : "")) -> \(2 * patchDimension) channels"
+    }
 
     func geometry(batch: Int, input: Shape) throws -> Conv2DGeometry {
         try require(input.rank == 3 && input[0] == channels, "PatchWhitening(\(channels)) expects (\(channels), H, W), got \(input)")
@@ -35,6 +42,7 @@ public final class PatchWhitening: Layer {
     public func build(_ b: LayerBuilder, input: Shape) throws -> Shape {
         backend = b.backend
         b.register("weight", weight)
+        if let bias { b.register("bias", bias) }
         return perSampleShape(try geometry(batch: 1, input: input).outputShape)
     }
 
@@ -49,12 +57,13 @@ public final class PatchWhitening: Layer {
     public func forward(_ x: Tensor, _ ctx: ForwardContext) throws -> Tensor {
         let g = try geometry(batch: x.shape[0], input: perSampleShape(x.shape))
         let y = try yCache.tensor(g.outputShape, on: backend)
-        try backend.conv2DForward(x: x, weight: weight.value, bias: nil, y: y, geometry: g, activation: .identity)
+        try backend.conv2DForward(x: x, weight: weight.value, bias: bias?.value, y: y, geometry: g, activation: .identity)
         geometry = g
         return y
     }
 
     public func backward(_ dy: Tensor) throws -> Tensor? {
+        if let bias { try backend.biasGrad(dy: dy, dBias: bias.grad) }
         guard needsInputGradient else { return nil }
         guard let g = geometry else { throw CNNError.invalidArgument("PatchWhitening.backward called before forward") }
         let dx = try dxCache.tensor(g.inputShape, on: backend)

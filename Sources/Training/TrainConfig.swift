@@ -73,6 +73,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var batchNormBiasLRScale: Double = 1
     /// Lookahead/EMA of the weights every this many steps (0: off; airbench: 5). See `Lookahead`.
     public var lookaheadEvery = 0
+    /// Train the whitening layer's bias (models with one: `fast`) for this many epochs, then freeze
+    /// it (nil: throughout; airbench: 3).
+    public var whiteningBiasEpochs: Int?
 
     public init() {}
 
@@ -104,6 +107,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         check(maxGradNorm.map { $0 > 0 } ?? true, "maxGradNorm", "must be positive")
         check(workers >= 0, "workers", "must be >= 0")
         check(batchNormBiasLRScale > 0 && batchNormBiasLRScale.isFinite, "batchNormBiasLRScale", "must be positive, got \(batchNormBiasLRScale)")
+        check(whiteningBiasEpochs.map { $0 >= 0 } ?? true, "whiteningBiasEpochs", "must be >= 0, got \(whiteningBiasEpochs ?? 0)")
         check(lookaheadEvery >= 0, "lookaheadEvery", "must be >= 0 (0: off), got \(lookaheadEvery)")
         check(schedule.kind != .triangle || (schedule.pctStart > 0 && schedule.pctStart < 1), "schedule.pctStart",
               "must be in (0, 1) for the triangle schedule, got \(schedule.pctStart)")
@@ -163,7 +167,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         case schedule, labelSmoothing, earlyStoppingPatience, maxGradNorm, seed, validationFraction, stratify, augmentation
         case dataFormat, data, testData, limit, testLimit, imageChannels, imageSize, workers
         case device, runsDirectory, name, logEvery, evaluateTest, testTimeFlip
-        case testTimeTranslate, batchNormBiasLRScale, lookaheadEvery
+        case testTimeTranslate, batchNormBiasLRScale, lookaheadEvery, whiteningBiasEpochs
     }
 
     /// Missing keys keep their defaults, so a config file holds only what it changes.
@@ -191,5 +195,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         testTimeTranslate = try get(.testTimeTranslate, d.testTimeTranslate)
         batchNormBiasLRScale = try get(.batchNormBiasLRScale, d.batchNormBiasLRScale)
         lookaheadEvery = try get(.lookaheadEvery, d.lookaheadEvery)
+        whiteningBiasEpochs = try c.decodeIfPresent(Int.self, forKey: .whiteningBiasEpochs)
     }
 }

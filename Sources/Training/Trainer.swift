@@ -389,6 +389,12 @@ public final class Trainer {
     /// One epoch of training, then validation; nil when a stop request ended it (latest is written).
     func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
+        if let last = config.whiteningBiasEpochs {
+            // A function of the epoch alone, so a resumed run freezes it at the same point.
+            for case let whiten as PatchWhitening in model.network.flattened().map(\.layer) {
+                whiten.bias?.learningRateScale = epoch <= last ? 1 : 0
+            }
+        }
         let steps = trainLoader.batchesPerEpoch
         let skip = min(resumeStepInEpoch, steps)
         resumeStepInEpoch = 0

@@ -78,6 +78,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing in [0, 1).") var labelSmoothing: Double?
     @Option(name: .customLong("bn-bias-lr-scale"), help: "Learning-rate multiplier of the BatchNorm biases; their weight decay is divided by it (airbench: 64).") var bnBiasLRScale: Double?
     @Option(help: "Lookahead/EMA of the weights every K steps (0: off; airbench: 5).") var lookahead: Int?
+    @Option(name: .customLong("whitening-bias-epochs"), help: "Train the whitening layer's bias (fast model) for this many epochs, then freeze it (airbench: 3).") var whiteningBiasEpochs: Int?
     @Option(name: .customLong("early-stopping"), help: "Stop after this many epochs without validation-loss improvement.") var earlyStopping: Int?
     @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this value.") var clipGradNorm: Double?
     @Option(help: "Random seed (initialisation, split, shuffling, augmentation, dropout).") var seed: UInt64?
@@ -154,6 +155,7 @@ struct Train: ParsableCommand {
         if let v = labelSmoothing { c.labelSmoothing = v }
         if let v = bnBiasLRScale { c.batchNormBiasLRScale = v }
         if let v = lookahead { c.lookaheadEvery = v }
+        if let v = whiteningBiasEpochs { c.whiteningBiasEpochs = v }
         if let v = earlyStopping { c.earlyStoppingPatience = v }
         if let v = clipGradNorm { c.maxGradNorm = v }
         if let v = seed { c.seed = v }
@@ -207,7 +209,7 @@ struct Train: ParsableCommand {
         "momentum": "--momentum", "labelSmoothing": "--label-smoothing", "validationFraction": "--val-split",
         "limit": "--limit", "schedule.patience": "--plateau-patience", "schedule.factor": "--plateau-factor",
         "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "batchNormBiasLRScale": "--bn-bias-lr-scale",
-        "lookaheadEvery": "--lookahead", "schedule.pctStart": "--pct-start", "schedule.warmupStart": "--warmup-start", "imageSize": "--image-size", "imageChannels": "--channels",
+        "lookaheadEvery": "--lookahead", "whiteningBiasEpochs": "--whitening-bias-epochs", "schedule.pctStart": "--pct-start", "schedule.warmupStart": "--warmup-start", "imageSize": "--image-size", "imageChannels": "--channels",
     ]
 
     func run() throws {

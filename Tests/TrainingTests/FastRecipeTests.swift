@@ -197,4 +197,31 @@ import Testing
         bad.batchNormBiasLRScale = 0
         #expect(Set(bad.problems().map(\.key)) == ["lookaheadEvery", "batchNormBiasLRScale"])
     }
+
+    @Test func whiteningBiasTrainsForItsEpochsThenFreezes() throws {
+        var rng = SeededRNG(seed: 3)
+        let n = 64
+        let pixels = (0..<n * 3 * 32 * 32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let labels = (0..<n).map { Int32($0 % 10) }
+        let train = try ImageDataset(pixels: pixels, labels: labels, classNames: (0..<10).map { "c\($0)" }, channels: 3, height: 32, width: 32)
+        let data = TrainingData(train: train, split: try train.split(validationFraction: 0.25, seed: 1), test: nil)
+        var c = TrainConfig()
+        Recipe.fast.apply(to: &c)
+        c.batchSize = 16
+        c.epochs = 3
+        c.whiteningBiasEpochs = 1
+        c.lookaheadEvery = 0
+        c.workers = 0
+        let trainer = try Trainer(config: c, data: data, backend: backend, runDirectory: nil)
+        trainer.showProgress = false
+        trainer.log = { _ in }
+        let bias = trainer.model.parameters.first { $0.name == "whiten.bias" }!.parameter
+        let steps = trainer.trainLoader.batchesPerEpoch
+        var seen: [Int: [Float]] = [0: try backend.floats(bias.value)]
+        trainer.afterStep = { step in seen[step] = try? self.backend.floats(bias.value) }
+        _ = try trainer.run()
+        #expect(seen[1] != seen[0], "the bias trains in epoch 1")
+        #expect(seen[steps] != seen[steps - 1])
+        #expect(seen[steps + 1] == seen[steps] && seen[3 * steps] == seen[steps], "frozen from epoch 2 on")
+    }
 }

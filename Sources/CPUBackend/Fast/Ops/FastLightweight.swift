@@ -183,22 +183,105 @@ extension FastCPU {
     }
 }
 
-/// GELU forward (dy == nil: y = gelu(x)) or backward (y = dy * gelu'(x)) over a range, in Float.
-/// Phi(v) = erfc(-v / sqrt 2) / 2 (no cancellation for negative v).
+/// GELU forward (dy == nil: y = gelu(x)) or backward (y = dy * gelu'(x)) over a range, 16 floats at a
+/// time (`SIMDMath`): Phi(v) = 1/2 ± (1/2 - erfc(|v| / sqrt 2) / 2), the sign of v's (erfc of a
+/// non-negative argument: no cancellation for either sign). Against libm's scalar erfcf and expf it
+/// made the `fast` model's training step 1.24x and its inference 1.10x faster (docs/models.md).
 struct GELUTask: ParallelRangeTask {
     let x: UnsafePointer<Float>, dy: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>
     func run(_ range: Range<Int>) {
+        var i = range.lowerBound
+        let end = range.upperBound
+        let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
         if let dy {
-            for i in range {
-                let v = x[i]
-                let d = 0.5 * erfcf(-v * 0.70710678) + v * 0.39894228 * expf(-0.5 * v * v)
-                y[i] = dy[i] * d
+            let dr = UnsafeRawPointer(dy)
+            while i &+ 16 <= end {
+                let o = i &* 4
+                let v = xr.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                let g = dr.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                yr.storeBytes(of: g * SIMDMath.geluDerivative(v), toByteOffset: o, as: SIMD16<Float>.self)
+                i &+= 16
             }
         } else {
-            for i in range {
-                let v = x[i]
-                y[i] = v * 0.5 * erfcf(-v * 0.70710678)
+            while i &+ 16 <= end {
+                let o = i &* 4
+                let v = xr.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                yr.storeBytes(of: SIMDMath.gelu(v), toByteOffset: o, as: SIMD16<Float>.self)
+                i &+= 16
             }
         }
+        guard i < end else { return }
+        // The tail, through the same vector code (padded with zeros).
+        var v = SIMD16<Float>(repeating: 0), g = SIMD16<Float>(repeating: 0)
+        for j in i..<end { v[j - i] = x[j]; if let dy { g[j - i] = dy[j] } }
+        let out = dy == nil ? SIMDMath.gelu(v) : g * SIMDMath.geluDerivative(v)
+        for j in i..<end { y[j] = out[j - i] }
+    }
+}
+
+/// Transcendental functions on 16 floats at a time, for the fast CPU paths.
+enum SIMDMath {
+    typealias V = SIMD16<Float>
+    typealias U = SIMD16<UInt32>
+
+    /// exp(x): Cephes' expf (Cody-Waite reduction by ln 2, degree-6 polynomial; about 2 ulp). x is
+    /// clamped to [-87.3, 88.3], so results under 2^-126 come out near 1e-38 instead of 0.
+    @inline(__always)
+    static func exp(_ x: V) -> V {
+        // Clamped with compare-and-blend (`clamped(lowerBound:upperBound:)` compiles to per-lane scalar code).
+        var x = x
+        x.replace(with: 88.3, where: x .> 88.3)
+        x.replace(with: -87.3, where: x .< -87.3)
+        // k = round(x / ln 2): adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+        let magic = V(repeating: 12_582_912)
+        let biased = x * 1.442_695_04 + magic
+        let k = biased - magic
+        let r = x - k * 0.693_359_375 + k * 2.121_944_4e-4
+        var p = V(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + r + 1
+        // 2^k: biased's bits are 0x4B40_0000 + k; k + 127 goes to the exponent field.
+        let bits = (unsafeBitCast(biased, to: U.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: V.self)
+    }
+
+    /// erfc(z) for z >= 0 (Numerical Recipes' erfcc: fractional error under 1.2e-7 in exact arithmetic).
+    @inline(__always)
+    static func erfcNonNegative(_ z: V) -> V {
+        let t = 1 / (1 + 0.5 * z)
+        var p = V(repeating: 0.170_872_77)
+        p = p * t - 0.822_152_23
+        p = p * t + 1.488_515_87
+        p = p * t - 1.135_203_98
+        p = p * t + 0.278_868_07
+        p = p * t - 0.186_288_06
+        p = p * t + 0.096_784_18
+        p = p * t + 0.374_091_96
+        p = p * t + 1.000_023_68
+        p = p * t - 1.265_512_23
+        return t * exp(p - z * z)
+    }
+
+    /// Phi(v), the standard normal CDF: 1/2 + sign(v) (1/2 - erfc(|v| / sqrt 2) / 2).
+    @inline(__always)
+    static func normalCDF(_ v: V) -> V {
+        let bits = unsafeBitCast(v, to: U.self)
+        let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: V.self) * 0.707_106_78
+        let half = 0.5 - 0.5 * erfcNonNegative(a)
+        return 0.5 + unsafeBitCast(unsafeBitCast(half, to: U.self) | (bits & 0x8000_0000), to: V.self)
+    }
+
+    /// v * Phi(v) (NaN and -inf give NaN, as the reference).
+    @inline(__always)
+    static func gelu(_ v: V) -> V { v * normalCDF(v) }
+
+    /// Phi(v) + v * phi(v); `+ (v - v)` keeps a NaN or infinite v NaN, as the reference's.
+    @inline(__always)
+    static func geluDerivative(_ v: V) -> V {
+        normalCDF(v) + v * 0.398_942_28 * exp(-0.5 * v * v) + (v - v)
     }
 }

@@ -18,7 +18,7 @@ struct Models: ParsableCommand {
     /// Test accuracy measured with each model's recipe, and where the figure comes from.
     static let measured: [ModelKind: String] = [
         .optimized: "71.74% (guide recipe, seed 42; README)",
-        .fast: "88.79% (fast recipe, seed 42, 27 min on 2 CPU cores; docs/models.md)",
+        .fast: "89.00% (fast recipe, seed 42, 21 min on 2 CPU cores; docs/models.md)",
     ]
 
     func run() throws {

@@ -30,10 +30,11 @@ public struct EvaluationResult: Sendable {
 }
 
 /// Evaluates `model` (eval mode) on `indices` of `dataset`: loss, accuracy, top-k, confusion matrix.
-/// With `flipTTA`, class probabilities are averaged over the image and its horizontal mirror. With
+/// With `flipTTA`, the logits are averaged over the image and its horizontal mirror. With
 /// `translateTTA`, the image's views (itself, or itself and its mirror) weigh half and the same views
 /// of the image shifted one pixel down-right and one pixel up-left (reflect padding) a quarter each:
-/// airbench's test-time augmentation (level 2 with the flip), six forward passes per batch.
+/// airbench's test-time augmentation (level 2 with the flip), six forward passes per batch. As in
+/// airbench, the views' logits are averaged and the probabilities are the softmax of that mean.
 public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil, normalization: Normalization,
                      batchSize: Int = 256, flipTTA: Bool = false, translateTTA: Bool = false, topK: [Int] = [1, 5],
                      workers: Int = 2) throws -> EvaluationResult {
@@ -49,19 +50,25 @@ public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil,
     var labels: [Int] = []
     var lossSum = 0.0
     for batch in loader.batches(epoch: 0) {
-        // The mean of the probabilities over the image and (flipTTA) its mirror.
+        // The mean of the logits over the image and (flipTTA) its mirror.
         func views(_ images: HostTensor) throws -> [Float] {
-            var p = try runner.probabilities(images: images)
+            var z = try runner.logits(images: images)
             if flipTTA {
-                let q = try runner.probabilities(images: flipped(images))
-                for i in p.indices { p[i] = 0.5 * (p[i] + q[i]) }
+                let q = try runner.logits(images: flipped(images))
+                for i in z.indices { z[i] = 0.5 * (z[i] + q[i]) }
             }
-            return p
+            return z
         }
-        var p = try views(batch.images)
-        if translateTTA {
-            let a = try views(translated(batch.images, dy: 1, dx: 1)), b = try views(translated(batch.images, dy: -1, dx: -1))
-            for i in p.indices { p[i] = 0.5 * p[i] + 0.25 * (a[i] + b[i]) }
+        var p: [Float]
+        if flipTTA || translateTTA {
+            var z = try views(batch.images)
+            if translateTTA {
+                let a = try views(translated(batch.images, dy: 1, dx: 1)), b = try views(translated(batch.images, dy: -1, dx: -1))
+                for i in z.indices { z[i] = 0.5 * z[i] + 0.25 * (a[i] + b[i]) }
+            }
+            p = softmaxRows(z, classes: k)
+        } else {
+            p = try runner.probabilities(images: batch.images)
         }
         for (r, l) in batch.labels.enumerated() {
             lossSum -= log(Double(max(p[r * k + Int(l)], 1e-12)))
@@ -88,6 +95,19 @@ public func evaluate(model: Model, dataset: ImageDataset, indices: [Int]? = nil,
         return (0..<k).sorted { row[i * k + $0] > row[i * k + $1] }.prefix(3).map { ClassProbability(index: $0, probability: row[i * k + $0]) }
     }
     return result
+}
+
+/// The softmax of each row of `logits` (rows of `classes`), in Double.
+func softmaxRows(_ logits: [Float], classes k: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: logits.count)
+    for r in 0..<(logits.count / k) {
+        let row = logits[(r * k)..<((r + 1) * k)]
+        let m = Double(row.max() ?? 0)
+        var e = row.map { exp(Double($0) - m) }
+        let sum = e.reduce(0, +)
+        for j in 0..<k { e[j] /= sum; out[r * k + j] = Float(e[j]) }
+    }
+    return out
 }
 
 /// A class index and the probability the model gave it.

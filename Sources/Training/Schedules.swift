@@ -7,7 +7,8 @@ import Foundation
 public enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     case constant, plateau, cosine, onecycle, step
     /// Linear warmup from lr·warmupStart to lr over the first pctStart of the steps, then linear
-    /// decay to 0 at the last step (airbench's triangular schedule: warmupStart 0.2, pctStart 0.2).
+    /// decay to lr·endFraction at the last step (airbench94's triangle: warmupStart 0.2, pctStart 0.23,
+    /// endFraction 0.07).
     case triangle
 }
 
@@ -26,10 +27,12 @@ public struct ScheduleConfig: Codable, Sendable, Equatable {
     public var warmupStart: Double = 0.1
     /// One-cycle: peak = lr * maxFactor ... here `lr` is the peak; starts at lr/25, ends at lr/1e4 (PyTorch defaults).
     public var pctStart: Double = 0.3
+    /// Triangle: the learning rate at the last step, as a fraction of lr.
+    public var endFraction: Double = 0
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case kind, factor, patience, threshold, minLR, stepSize, gamma, warmupEpochs, warmupStart, pctStart
+        case kind, factor, patience, threshold, minLR, stepSize, gamma, warmupEpochs, warmupStart, pctStart, endFraction
     }
     /// Missing keys keep their defaults.
     public init(from decoder: any Decoder) throws {
@@ -45,6 +48,7 @@ public struct ScheduleConfig: Codable, Sendable, Equatable {
         warmupEpochs = try c.decodeIfPresent(Double.self, forKey: .warmupEpochs) ?? d.warmupEpochs
         warmupStart = try c.decodeIfPresent(Double.self, forKey: .warmupStart) ?? d.warmupStart
         pctStart = try c.decodeIfPresent(Double.self, forKey: .pctStart) ?? d.pctStart
+        endFraction = try c.decodeIfPresent(Double.self, forKey: .endFraction) ?? d.endFraction
     }
 }
 
@@ -84,7 +88,8 @@ public struct LRSchedule: Codable, Sendable, Equatable {
             if t < peak {
                 lr = baseLR * (config.warmupStart + (1 - config.warmupStart) * t / peak)
             } else {
-                lr = baseLR * max(0, (total - t) / max(total - peak, 1))
+                let left = max(0, (total - t) / max(total - peak, 1))   // 1 at the peak, 0 at the last step
+                lr = baseLR * (config.endFraction + (1 - config.endFraction) * left)
             }
         case .onecycle:
             // torch.optim.lr_scheduler.OneCycleLR with cos annealing: initial = max/25, final = initial/1e4.

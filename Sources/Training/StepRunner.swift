@@ -106,6 +106,13 @@ public final class StepRunner {
         return logits
     }
 
+    /// The model's outputs (N, K) for a batch, on the host.
+    public func logits(images: HostTensor) throws -> [Float] {
+        let x = try imageCache.tensor(images.shape, on: backend)
+        try backend.write(images.values, to: x)
+        return try backend.floats(try model.forward(x, training: false))
+    }
+
     /// Class probabilities (N, K) for a batch, on the host.
     public func probabilities(images: HostTensor) throws -> [Float] {
         let x = try imageCache.tensor(images.shape, on: backend)

@@ -112,6 +112,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         check(schedule.kind != .triangle || (schedule.pctStart > 0 && schedule.pctStart < 1), "schedule.pctStart",
               "must be in (0, 1) for the triangle schedule, got \(schedule.pctStart)")
         check(schedule.warmupStart >= 0 && schedule.warmupStart <= 1, "schedule.warmupStart", "must be in [0, 1], got \(schedule.warmupStart)")
+        check(schedule.endFraction >= 0 && schedule.endFraction <= 1, "schedule.endFraction", "must be in [0, 1], got \(schedule.endFraction)")
         check(imageSize >= 4, "imageSize", "must be >= 4, got \(imageSize)")
         check(imageChannels == 1 || imageChannels == 3, "imageChannels", "must be 1 or 3, got \(imageChannels)")
         return out

@@ -75,6 +75,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("warmup-epochs"), help: "Linear LR warmup over this many epochs (fractions allowed).") var warmupEpochs: Double?
     @Option(name: .customLong("warmup-start"), help: "Warmup starts at lr times this (warmup and triangle schedules).") var warmupStart: Double?
     @Option(name: .customLong("pct-start"), help: "Share of the steps spent rising to the peak (onecycle, triangle).") var pctStart: Double?
+    @Option(name: .customLong("end-fraction"), help: "Triangle schedule: the learning rate at the last step, as a fraction of --lr (0 to 1; airbench94: 0.07).") var endFraction: Double?
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing in [0, 1).") var labelSmoothing: Double?
     @Option(name: .customLong("bn-bias-lr-scale"), help: "Learning-rate multiplier of the BatchNorm biases; their weight decay is divided by it (airbench: 64).") var bnBiasLRScale: Double?
     @Option(help: "Lookahead/EMA of the weights every K steps (0: off; airbench: 5).") var lookahead: Int?
@@ -152,6 +153,7 @@ struct Train: ParsableCommand {
         if let v = warmupEpochs { c.schedule.warmupEpochs = v }
         if let v = warmupStart { c.schedule.warmupStart = v }
         if let v = pctStart { c.schedule.pctStart = v }
+        if let v = endFraction { c.schedule.endFraction = v }
         if let v = labelSmoothing { c.labelSmoothing = v }
         if let v = bnBiasLRScale { c.batchNormBiasLRScale = v }
         if let v = lookahead { c.lookaheadEvery = v }
@@ -209,7 +211,7 @@ struct Train: ParsableCommand {
         "momentum": "--momentum", "labelSmoothing": "--label-smoothing", "validationFraction": "--val-split",
         "limit": "--limit", "schedule.patience": "--plateau-patience", "schedule.factor": "--plateau-factor",
         "maxGradNorm": "--clip-grad-norm", "workers": "--workers", "batchNormBiasLRScale": "--bn-bias-lr-scale",
-        "lookaheadEvery": "--lookahead", "whiteningBiasEpochs": "--whitening-bias-epochs", "schedule.pctStart": "--pct-start", "schedule.warmupStart": "--warmup-start", "imageSize": "--image-size", "imageChannels": "--channels",
+        "lookaheadEvery": "--lookahead", "whiteningBiasEpochs": "--whitening-bias-epochs", "schedule.pctStart": "--pct-start", "schedule.warmupStart": "--warmup-start", "schedule.endFraction": "--end-fraction", "imageSize": "--image-size", "imageChannels": "--channels",
     ]
 
     func run() throws {

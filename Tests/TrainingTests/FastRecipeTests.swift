@@ -97,7 +97,62 @@ import Testing
         var bad = TrainConfig()
         bad.schedule = c
         bad.schedule.pctStart = 1
-        #expect(bad.problems().map(\.key) == ["schedule.pctStart"])
+        bad.schedule.endFraction = 1.5
+        #expect(bad.problems().map(\.key) == ["schedule.pctStart", "schedule.endFraction"])
+    }
+
+    /// airbench94's knots: triangle(steps, start=0.2, end=0.07, peak=0.23), i.e. np.interp over
+    /// [0, int(0.23 steps), steps] -> [0.2, 1, 0.07].
+    @Test func triangleScheduleEndsAtItsEndFraction() {
+        var c = ScheduleConfig()
+        c.kind = .triangle
+        c.warmupStart = 0.2
+        c.pctStart = 0.23
+        c.endFraction = 0.07
+        let s = LRSchedule(config: c, baseLR: 1.5, epochs: 10, stepsPerEpoch: 48)   // 480 steps, peak at int(110.4) = 110
+        #expect(abs(s.lr(step: 0) - 1.5 * 0.2) < 1e-12)
+        #expect(abs(s.lr(step: 55) - 1.5 * 0.6) < 1e-12)
+        #expect(abs(s.lr(step: 110) - 1.5) < 1e-12)
+        #expect(abs(s.lr(step: 295) - 1.5 * (0.07 + 0.93 * 0.5)) < 1e-12)
+        #expect(abs(s.lr(step: 480) - 1.5 * 0.07) < 1e-12)
+        #expect(abs(s.lr(step: 479) - 1.5 * (0.07 + 0.93 / 370)) < 1e-12)
+    }
+
+    /// Flip + translate TTA averages the six views' logits with weights 1/4 (unshifted, mirror) and
+    /// 1/8 (each shift, mirror), then takes the softmax, as airbench's infer_mirror_translate.
+    @Test func testTimeAugmentationAveragesTheViewsLogits() throws {
+        let m = try ModelZoo.make("lite", backend: backend, seed: 7)
+        var rng = SeededRNG(seed: 8)
+        let n = 6, k = 10
+        let data = try ImageDataset(pixels: (0..<n * 3 * 32 * 32).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                                    labels: (0..<n).map { Int32($0 % k) }, classNames: (0..<k).map { "c\($0)" },
+                                    channels: 3, height: 32, width: 32)
+        let r = try evaluate(model: m, dataset: data, normalization: .half, batchSize: n, flipTTA: true, translateTTA: true, topK: [1])
+        var aug = AugmentationConfig.none
+        aug.normalization = .half
+        let loader = try BatchLoader(dataset: data, indices: nil, batchSize: n, shuffle: false, augmentation: aug, seed: 0, workers: 0)
+        var images: HostTensor?
+        for b in loader.batches(epoch: 0) { images = b.images }
+        let x = try #require(images)
+        let runner = try StepRunner(model: m, optimizer: nil)
+        func mirrored(_ v: HostTensor) throws -> [Float] {
+            zip(try runner.logits(images: v), try runner.logits(images: flipped(v))).map { 0.5 * ($0 + $1) }
+        }
+        let z0 = try mirrored(x), z1 = try mirrored(translated(x, dy: 1, dx: 1)), z2 = try mirrored(translated(x, dy: -1, dx: -1))
+        var loss = 0.0
+        for i in 0..<n {
+            let z = (0..<k).map { Double(0.5 * z0[i * k + $0] + 0.25 * (z1[i * k + $0] + z2[i * k + $0])) }
+            let best = z.indices.max { z[$0] < z[$1] }!
+            #expect(r.predictions[i] == best, "image \(i)")
+            let m = z.max()!, lse = m + log(z.map { exp($0 - m) }.reduce(0, +))
+            loss += lse - z[i % k]
+            let p = exp(z[best] - lse)
+            #expect(abs(Double(r.top3[i][0].probability) - p) < 1e-5)
+        }
+        #expect(abs(r.loss - loss / Double(n)) < 1e-5)
+        // Plain evaluation is not the same number: the views matter.
+        let plain = try evaluate(model: m, dataset: data, normalization: .half, batchSize: n, topK: [1])
+        #expect(abs(plain.loss - r.loss) > 1e-6)
     }
 
     /// Host simulation of lookahead over plain SGD with fixed gradients.
@@ -186,6 +241,9 @@ import Testing
         #expect(c.model == .fast && c.batchSize == 1024 && c.optimizer == .sgd && c.nesterov && c.momentum == 0.85)
         #expect(abs(c.learningRate - 1.5) < 1e-12 && c.batchNormBiasLRScale == 64 && c.lookaheadEvery == 5)
         #expect(c.schedule.kind == .triangle && c.augmentation.alternatingFlip && c.testTimeFlip && c.testTimeTranslate)
+        #expect(c.schedule.warmupStart == 0.2 && c.schedule.pctStart == 0.23 && c.schedule.endFraction == 0.07)
+        // airbench's decay step per SGD step, lr · weightDecay = 0.0153 / (1 + 1/0.15) ≈ 0.002 of each weight.
+        #expect(abs(c.learningRate * c.weightDecay - 0.0153 / (1 + 1 / 0.15)) < 1e-12)
         #expect(c.labelSmoothing == 0.2 && c.augmentation.cropPadding == 2 && c.augmentation.paddingMode == .reflect)
         // The new settings survive the config file.
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("fast-recipe-\(UInt32.random(in: 0...UInt32.max)).json")
